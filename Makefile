@@ -1,0 +1,32 @@
+# Jifen: `make run` starts the demo site, a Celery worker and beat; `make test` runs the suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+PORT ?= 8000
+# The demo runs with DEBUG on unless the environment says otherwise.
+RUN_ENV := DEBUG=$${DEBUG:-true} PATH="$(BIN):$$PATH"
+
+.PHONY: install run test lint clean
+
+$(VENV)/.installed: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(RUN_ENV) python manage.py migrate --noinput
+	$(RUN_ENV) python manage.py demo_setup
+	@echo "Starting web (http://127.0.0.1:$(PORT)), worker and beat; Ctrl-C stops all three."
+	$(RUN_ENV) honcho start --port $(PORT)
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf var/celery var/test var/*.sqlite3* var/celerybeat-schedule*

@@ -1,0 +1,108 @@
+"""The demo community site: sign-in, posts, comments, shares, and the user's points page."""
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from apps.community import services
+from apps.community.forms import CommentForm, PostForm, SignupForm
+from apps.community.models import Post
+from apps.ledger.selectors import balance_of, recent_entries
+from apps.rules.selectors import current_progress_for
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    posts = Post.objects.select_related("author")[:30]
+    return render(request, "community/home.html", {"posts": posts, "form": PostForm()})
+
+
+def signup(request: HttpRequest) -> HttpResponse:
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        login(request, user)
+        messages.success(request, _("Welcome, %(name)s!") % {"name": user.username})
+        return redirect("home")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+@require_POST
+def checkin(request: HttpRequest) -> JsonResponse:
+    """签到. Answers {"code": 0} on the day's first sign-in, {"code": 1} after that."""
+    if not request.user.is_authenticated:
+        return JsonResponse({"code": 401, "message": _("Please log in first.")}, status=401)
+    done = services.checkin_create(user=request.user)
+    if done is None:
+        return JsonResponse({"code": 1, "message": _("You have already signed in today.")})
+    return JsonResponse({"code": 0, "message": _("Signed in for %(day)s.") % {"day": done.day}, "day": str(done.day)})
+
+
+@login_required
+@require_POST
+def post_create(request: HttpRequest) -> HttpResponse:
+    form = PostForm(request.POST)
+    if not form.is_valid():
+        posts = Post.objects.select_related("author")[:30]
+        return render(request, "community/home.html", {"posts": posts, "form": form}, status=400)
+    post = services.post_create(author=request.user, **form.cleaned_data)
+    return redirect("post-detail", post_id=post.pk)
+
+
+@require_GET
+def post_detail(request: HttpRequest, post_id: int) -> HttpResponse:
+    post = get_object_or_404(Post.objects.select_related("author"), pk=post_id)
+    context = {
+        "post": post,
+        "comments": post.comments.select_related("author"),
+        "share_count": post.shares.count(),
+        "form": CommentForm(),
+    }
+    return render(request, "community/post_detail.html", context)
+
+
+@login_required
+@require_POST
+def comment_create(request: HttpRequest, post_id: int) -> HttpResponse:
+    post = get_object_or_404(Post, pk=post_id)
+    form = CommentForm(request.POST)
+    if not form.is_valid():
+        context = {"post": post, "comments": post.comments.select_related("author"), "form": form}
+        return render(request, "community/post_detail.html", context, status=400)
+    services.comment_create(post=post, author=request.user, body=form.cleaned_data["body"])
+    return redirect("post-detail", post_id=post.pk)
+
+
+@login_required
+@require_POST
+def post_share(request: HttpRequest, post_id: int) -> HttpResponse:
+    post = get_object_or_404(Post, pk=post_id)
+    services.post_share(post=post, user=request.user)
+    messages.success(request, _("Thanks for sharing!"))
+    return redirect("post-detail", post_id=post.pk)
+
+
+@login_required
+@require_POST
+def post_delete(request: HttpRequest, post_id: int) -> HttpResponse:
+    post = get_object_or_404(Post, pk=post_id)
+    if post.author_id != request.user.pk:
+        return HttpResponseForbidden(_("You can only delete your own posts."))
+    services.post_delete(post=post)
+    messages.success(request, _("Post deleted."))
+    return redirect("home")
+
+
+@login_required
+@require_GET
+def my_points(request: HttpRequest) -> HttpResponse:
+    context = {
+        "balance": balance_of(user_id=request.user.pk),
+        "progress": current_progress_for(user_id=request.user.pk),
+        "entries": recent_entries(user_id=request.user.pk, limit=20),
+    }
+    return render(request, "community/my_points.html", context)

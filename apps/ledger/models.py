@@ -1,0 +1,131 @@
+"""The points ledger: one Account per user and its append-only ScoreRecords."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
+
+
+class LedgerImmutableError(Exception):
+    """Raised on any attempt to change or remove a ledger entry."""
+
+
+class Account(models.Model):
+    """The seed's profile: a user's points balance.
+
+    `balance` and `last_seq` change only in `ledger_post_entry`, under this row's lock, together
+    with the entry that explains the change.
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="points_account")
+    balance = models.BigIntegerField(_("balance"), default=0)
+    last_seq = models.PositiveBigIntegerField(default=0, editable=False)
+    last_activity_at = models.DateTimeField(_("last activity"), null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("account")
+        verbose_name_plural = _("accounts")
+        indexes = [models.Index(fields=["balance"], name="account_balance")]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.balance})"
+
+
+class ScoreRecordQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise LedgerImmutableError("Ledger entries are never updated; post a correcting entry instead.")
+
+    def delete(self):
+        raise LedgerImmutableError("Ledger entries are never deleted; post a correcting entry instead.")
+
+    update.queryset_only = True
+    delete.queryset_only = True
+
+
+class ScoreRecord(models.Model):
+    """积分记录: one append-only ledger entry."""
+
+    class Kind(models.TextChoices):
+        AWARD = "award", _("award")
+        ADJUSTMENT = "adjustment", _("adjustment")
+        REVERSAL = "reversal", _("reversal")
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="score_records")
+    serial_number = models.CharField(_("serial number"), max_length=40, unique=True)
+    seq = models.PositiveBigIntegerField(_("sequence"))
+    trade_amount = models.BigIntegerField(_("amount"))
+    amount_before_trade = models.BigIntegerField(_("balance before"))
+    amount_after_trade = models.BigIntegerField(_("balance after"))
+    business_type = models.CharField(_("for"), max_length=255, blank=True)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    score_info = models.ForeignKey("rules.UserScoreInfo", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    rule = models.ForeignKey("rules.ScoreRule", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    completion = models.ForeignKey(
+        "tasks.UserTaskRecord", null=True, blank=True, on_delete=models.PROTECT, related_name="score_records"
+    )
+    reverses = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversed_by")
+    location = models.CharField(max_length=64, blank=True)
+    country = models.CharField(max_length=8, blank=True)
+    lang_type = models.CharField(_("language"), max_length=35, blank=True)
+    idempotency_key = models.CharField(max_length=128, unique=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+
+    objects = ScoreRecordQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("ledger entry")
+        verbose_name_plural = _("ledger entries")
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "seq"], name="scorerecord_seq_unique"),
+            models.CheckConstraint(
+                condition=Q(amount_after_trade=F("amount_before_trade") + F("trade_amount")),
+                name="scorerecord_after_is_before_plus_amount",
+            ),
+        ]
+        indexes = [models.Index(fields=["user", "-created_at"], name="scorerecord_user_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.serial_number} {self.trade_amount:+d}"
+
+    def save(self, *args, **kwargs) -> None:
+        # Append-only: an entry is written once, by ledger_post_entry, and never again.
+        if not self._state.adding:
+            raise LedgerImmutableError("Ledger entries are never updated; post a correcting entry instead.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise LedgerImmutableError("Ledger entries are never deleted; post a correcting entry instead.")
+
+
+class Adjustment(models.Model):
+    """An operator's manual credit or debit, posted at once or after a second operator approves."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending approval")
+        POSTED = "posted", _("posted")
+        REJECTED = "rejected", _("rejected")
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="adjustments")
+    amount = models.BigIntegerField(_("amount"), help_text=_("Positive credits, negative debits."))
+    reason = models.CharField(_("reason"), max_length=500)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.PENDING)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    entry = models.OneToOneField(ScoreRecord, null=True, blank=True, on_delete=models.PROTECT, related_name="adjustment")
+    # The form carries this token, so submitting the same form twice creates one adjustment.
+    request_token = models.UUIDField(unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("adjustment")
+        verbose_name_plural = _("adjustments")
+        ordering = ["-created_at"]
+        constraints = [models.CheckConstraint(condition=~Q(amount=0), name="adjustment_amount_nonzero")]
+
+    def __str__(self) -> str:
+        return f"{self.amount:+d} for {self.user} ({self.status})"

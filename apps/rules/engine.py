@@ -1,0 +1,156 @@
+"""The rule engine: what one completion means for one rule, decided from plain data.
+
+Nothing here touches the database. `rules.services` reads the user's progress under row locks,
+asks `evaluate` for a decision per rule, and applies the decisions in one transaction; the same
+functions serve the dry run and the tests.
+"""
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from apps.rules.periods import NONE, next_period_start, period_bounds
+
+COUNT, STREAK = "count", "streak"
+
+
+class Reason(StrEnum):
+    """Why a rule did or did not count a completion, and did or did not award."""
+
+    AWARDED = "awarded"
+    COUNTED = "counted"  # counted toward N, no award at this step
+    NOT_ACTIVE = "not_active"
+    OUTSIDE_WINDOW = "outside_window"
+    DUPLICATE_OBJECT = "duplicate_object"  # can_repeat is off and this business id already counted
+    LIMIT_REACHED = "limit_reached"  # award_limit_per_period awards already in this period
+    CAP_REACHED = "cap_reached"  # number_limit_all recipients already exist
+    PERIOD_ALREADY_COUNTED = "period_already_counted"  # streak: this period already counts
+    LATE_EVENT = "late_event"  # streak: older than the last counted period
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    id: int
+    code: str
+    kind: str
+    period: str
+    required: int
+    points: int
+    award_limit: int | None = None
+    recipient_cap: int | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    can_repeat: bool = True
+    active: bool = True
+    object_points: Mapping[str, int] = field(default_factory=dict)
+
+    def amount_for(self, business_id: str) -> int:
+        return self.object_points.get(business_id, self.points)
+
+    def in_window(self, at: datetime) -> bool:
+        return (self.start_time is None or self.start_time <= at) and (self.end_time is None or at < self.end_time)
+
+
+@dataclass(frozen=True)
+class Completion:
+    occurred_at: datetime
+    business_id: str = ""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the engine needs to know about one user and one rule before this completion.
+
+    For count rules, `count`, `awards` and `object_seen` describe the period of the completion.
+    For streak rules, `last_period_start` and `streak` describe the latest counted period, and
+    `awards` is for the completion's period (0 when that period has not counted yet).
+    """
+
+    count: int = 0
+    awards: int = 0
+    object_seen: bool = False
+    last_period_start: datetime | None = None
+    streak: int = 0
+    is_recipient: bool = False
+    recipients: int = 0
+
+
+@dataclass(frozen=True)
+class Decision:
+    rule_id: int
+    rule_code: str
+    reason: Reason
+    counted: bool
+    period_start: datetime
+    deadline: datetime | None
+    progress: int = 0  # count (count rules) or streak length (streak rules) after this completion
+    points: int = 0  # awarded now; 0 unless reason is AWARDED
+    takes_recipient_place: bool = False
+
+    @property
+    def awarded(self) -> bool:
+        return self.reason is Reason.AWARDED
+
+    def capped(self) -> "Decision":
+        """The same decision, after the database refused the last recipient place."""
+        return Decision(**{**asdict(self), "reason": Reason.CAP_REACHED, "points": 0, "takes_recipient_place": False})
+
+    def as_record(self) -> dict:
+        """A JSON-ready summary kept on the completion, for operators asking "why no points?"."""
+        return {
+            "rule": self.rule_code,
+            "rule_id": self.rule_id,
+            "counted": self.counted,
+            "reason": str(self.reason),
+            "progress": self.progress,
+            "points": self.points,
+        }
+
+
+def evaluate(rule: RuleSpec, completion: Completion, progress: Progress, tz: ZoneInfo) -> Decision:
+    """Decide what `completion` means for `rule`, given the user's `progress` before it."""
+    start, deadline = period_bounds(rule.period, completion.occurred_at, tz)
+
+    def decided(reason: Reason, *, counted: bool = False, value: int = 0) -> Decision:
+        return Decision(rule.id, rule.code, reason, counted, start, deadline, progress=value)
+
+    if not rule.active:
+        return decided(Reason.NOT_ACTIVE)
+    if not rule.in_window(completion.occurred_at):
+        return decided(Reason.OUTSIDE_WINDOW)
+
+    if rule.kind == STREAK:
+        if rule.period == NONE:
+            raise ValueError(f"rule {rule.code}: a streak needs a period")
+        last = progress.last_period_start
+        if last is not None and start < last:
+            return decided(Reason.LATE_EVENT, value=progress.streak)
+        if last is not None and start == last:
+            return decided(Reason.PERIOD_ALREADY_COUNTED, value=progress.streak)
+        continues = last is not None and next_period_start(rule.period, last, tz) == start
+        value = progress.streak + 1 if continues else 1
+    else:
+        if not rule.can_repeat and progress.object_seen:
+            return decided(Reason.DUPLICATE_OBJECT, value=progress.count)
+        value = progress.count + 1
+
+    if value % rule.required:
+        return decided(Reason.COUNTED, counted=True, value=value)
+    if rule.award_limit is not None and progress.awards >= rule.award_limit:
+        return decided(Reason.LIMIT_REACHED, counted=True, value=value)
+    takes_place = rule.recipient_cap is not None and not progress.is_recipient
+    if takes_place and progress.recipients >= rule.recipient_cap:
+        return decided(Reason.CAP_REACHED, counted=True, value=value)
+    return Decision(
+        rule.id,
+        rule.code,
+        Reason.AWARDED,
+        True,
+        start,
+        deadline,
+        progress=value,
+        points=rule.amount_for(completion.business_id),
+        takes_recipient_place=takes_place,
+    )

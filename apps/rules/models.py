@@ -1,0 +1,190 @@
+"""What a task is worth (ScoreRule), per-object amounts, and per-user progress."""
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
+
+from apps.tasks.soft_delete import SoftDeleteModel
+
+
+class ScoreRule(SoftDeleteModel):
+    """积分规则表: how completions of one task type turn into points."""
+
+    class Status(models.TextChoices):
+        EDITING = "editing", _("editing")
+        ACTIVE = "active", _("active")
+        RETIRED = "retired", _("retired")
+
+    class Kind(models.TextChoices):
+        COUNT = "count", _("count")
+        STREAK = "streak", _("streak")
+
+    class Period(models.TextChoices):
+        DAY = "day", _("day")
+        WEEK = "week", _("week")
+        MONTH = "month", _("month")
+        YEAR = "year", _("year")
+        NONE = "none", _("none (lifetime)")
+
+    # The fields that decide awards; once a rule is active they cannot change (SPEC §4).
+    FROZEN_FIELDS = (
+        "task_type",
+        "kind",
+        "statistical_period",
+        "required_number_of_times",
+        "points",
+        "award_limit_per_period",
+        "number_limit_all",
+        "start_time",
+        "can_repeat",
+    )
+
+    task_type = models.SlugField(_("task type"), max_length=64, db_index=True)
+    score_type = models.SlugField(_("rule code"), max_length=64)
+    score_desc = models.CharField(_("description"), max_length=255, blank=True)
+    kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices, default=Kind.COUNT)
+    points = models.PositiveIntegerField(_("points"))
+    statistical_period = models.CharField(_("period"), max_length=8, choices=Period.choices, default=Period.DAY)
+    required_number_of_times = models.PositiveIntegerField(_("required number of times (N)"), default=1)
+    award_limit_per_period = models.PositiveIntegerField(
+        _("award limit per period"), null=True, blank=True, help_text=_("Empty: no limit.")
+    )
+    number_limit_all = models.PositiveIntegerField(
+        _("recipient cap"), null=True, blank=True, help_text=_("Most distinct users who may ever get this award. Empty: no cap.")
+    )
+    start_time = models.DateTimeField(_("start time"), null=True, blank=True)
+    end_time = models.DateTimeField(_("end time"), null=True, blank=True)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.EDITING)
+    can_repeat = models.BooleanField(
+        _("can repeat"), default=True, help_text=_("Off: the same business object counts once per user and period.")
+    )
+    # Kept by a conditional UPDATE under the row lock, so the cap holds with any number of workers.
+    recipients_count = models.PositiveIntegerField(_("recipients"), default=0, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords()
+
+    class Meta(SoftDeleteModel.Meta):
+        verbose_name = _("score rule")
+        verbose_name_plural = _("score rules")
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["score_type"], condition=Q(deleted_at__isnull=True), name="scorerule_code_unique_live"),
+            models.CheckConstraint(condition=Q(points__gt=0), name="scorerule_points_positive"),
+            models.CheckConstraint(condition=Q(required_number_of_times__gte=1), name="scorerule_n_at_least_one"),
+            models.CheckConstraint(
+                condition=~Q(kind="streak", statistical_period="none"), name="scorerule_streak_needs_period"
+            ),
+            models.CheckConstraint(
+                condition=Q(start_time__isnull=True) | Q(end_time__isnull=True) | Q(end_time__gt=F("start_time")),
+                name="scorerule_window_ordered",
+            ),
+            models.CheckConstraint(
+                condition=Q(number_limit_all__isnull=True) | Q(recipients_count__lte=F("number_limit_all")),
+                name="scorerule_cap_respected",
+            ),
+        ]
+        indexes = [models.Index(fields=["task_type", "status"], name="scorerule_task_status")]
+
+    def __str__(self) -> str:
+        return self.score_type
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if self.points is not None and self.points <= 0:
+            errors["points"] = _("Points must be a positive whole number.")
+        if self.required_number_of_times is not None and self.required_number_of_times < 1:
+            errors["required_number_of_times"] = _("N must be at least 1.")
+        if self.kind == self.Kind.STREAK and self.statistical_period == self.Period.NONE:
+            errors["statistical_period"] = _("A streak needs a period (day, week, month or year).")
+        if self.start_time and self.end_time and self.end_time <= self.start_time:
+            errors["end_time"] = _("The end time must be after the start time.")
+        if errors:
+            raise ValidationError(errors)
+
+
+class ScoreRuleObjectPoints(models.Model):
+    """A different amount for one business object (sharing this blog is worth more)."""
+
+    rule = models.ForeignKey(ScoreRule, on_delete=models.CASCADE, related_name="object_points")
+    business_id = models.CharField(_("business id"), max_length=255)
+    points = models.PositiveIntegerField(_("points"))
+
+    class Meta:
+        verbose_name = _("per-object points")
+        verbose_name_plural = _("per-object points")
+        constraints = [
+            models.UniqueConstraint(fields=["rule", "business_id"], name="objectpoints_unique"),
+            models.CheckConstraint(condition=Q(points__gt=0), name="objectpoints_points_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule.score_type}[{self.business_id}] = {self.points}"
+
+
+class UserScoreInfo(SoftDeleteModel):
+    """用户积分信息表: one user's progress on one rule in one period."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="score_infos")
+    achievement_type = models.ForeignKey(ScoreRule, on_delete=models.PROTECT, related_name="progress", verbose_name=_("rule"))
+    period_start = models.DateTimeField(_("period start"))
+    deadline = models.DateTimeField(_("deadline"), null=True, blank=True, help_text=_("End of the period; empty for lifetime rules."))
+    required_number = models.PositiveIntegerField(_("required number"))
+    achievement_amount_now = models.PositiveIntegerField(_("progress"), default=0)
+    achieved = models.BooleanField(_("achieved"), default=False)
+    awards_in_period = models.PositiveIntegerField(_("awards in period"), default=0)
+    streak_length = models.PositiveIntegerField(_("streak"), default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(SoftDeleteModel.Meta):
+        verbose_name = _("progress")
+        verbose_name_plural = _("progress")
+        ordering = ["-period_start", "achievement_type_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "achievement_type", "period_start"], name="scoreinfo_one_per_period"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}/{self.achievement_type_id}@{self.period_start:%Y-%m-%d}: {self.achievement_amount_now}/{self.required_number}"
+
+
+class CountedCompletion(models.Model):
+    """A completion that a rule counted, in the period row it counted in.
+
+    The unique constraints are what make counting exactly-once: a completion is counted at most
+    once per rule, and under `can_repeat = false` a business id at most once per user, rule and
+    period (`dedupe_key` is the business id then, NULL otherwise). A reversal frees both.
+    """
+
+    rule = models.ForeignKey(ScoreRule, on_delete=models.PROTECT, related_name="+")
+    score_info = models.ForeignKey(UserScoreInfo, on_delete=models.PROTECT, related_name="counted")
+    completion = models.ForeignKey("tasks.UserTaskRecord", on_delete=models.PROTECT, related_name="counted")
+    dedupe_key = models.CharField(max_length=255, null=True, blank=True)
+    reversed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["rule", "completion"], name="counted_once_per_rule"),
+            models.UniqueConstraint(
+                fields=["score_info", "dedupe_key"],
+                condition=Q(reversed_at__isnull=True, dedupe_key__isnull=False),
+                name="counted_object_once_per_period",
+            ),
+        ]
+
+
+class RuleRecipient(models.Model):
+    """A user who has received a capped rule's award; the place is kept once won."""
+
+    rule = models.ForeignKey(ScoreRule, on_delete=models.PROTECT, related_name="recipients")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["rule", "user"], name="recipient_once_per_rule")]

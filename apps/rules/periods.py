@@ -1,0 +1,54 @@
+"""Calendar periods in the site's time zone.
+
+A period is [start, end) between two local midnights, so a day across a DST change is 23 or
+25 hours long and is still one day. Weeks start on Monday. The `none` period is one period that
+began at the epoch and never ends.
+"""
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+DAY, WEEK, MONTH, YEAR, NONE = "day", "week", "month", "year", "none"
+LIFETIME_START = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _first_day(period: str, day: date) -> date:
+    if period == DAY:
+        return day
+    if period == WEEK:
+        return day - timedelta(days=day.weekday())
+    if period == MONTH:
+        return day.replace(day=1)
+    if period == YEAR:
+        return day.replace(month=1, day=1)
+    raise ValueError(f"unknown period {period!r}")
+
+
+def _next_first_day(period: str, first: date) -> date:
+    if period == DAY:
+        return first + timedelta(days=1)
+    if period == WEEK:
+        return first + timedelta(days=7)
+    if period == MONTH:
+        return date(first.year + first.month // 12, first.month % 12 + 1, 1)
+    if period == YEAR:
+        return date(first.year + 1, 1, 1)
+    raise ValueError(f"unknown period {period!r}")
+
+
+def _local_midnight(day: date, tz: ZoneInfo) -> datetime:
+    # zoneinfo picks the offset in force at that wall-clock time (fold=0: the first occurrence).
+    return datetime(day.year, day.month, day.day, tzinfo=tz)
+
+
+def period_bounds(period: str, at: datetime, tz: ZoneInfo) -> tuple[datetime, datetime | None]:
+    """Return (start, end) of the period that contains the aware datetime `at`; end is None for `none`."""
+    if period == NONE:
+        return LIFETIME_START, None
+    first = _first_day(period, at.astimezone(tz).date())
+    return _local_midnight(first, tz), _local_midnight(_next_first_day(period, first), tz)
+
+
+def next_period_start(period: str, start: datetime, tz: ZoneInfo) -> datetime | None:
+    """Return the start of the period after the one that starts at `start` (None for `none`)."""
+    return period_bounds(period, start, tz)[1]

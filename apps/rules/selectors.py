@@ -1,0 +1,97 @@
+"""Reads for the rule engine and for the pages that show progress."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.utils import timezone
+
+from apps.rules.engine import RuleSpec
+from apps.rules.models import ScoreRule, ScoreRuleObjectPoints, UserScoreInfo
+from apps.rules.periods import next_period_start, period_bounds
+
+
+def active_rules_for(*, task_type: str) -> list[ScoreRule]:
+    """Active rules of one task type, in the fixed order in which they are evaluated (by id)."""
+    return list(ScoreRule.objects.filter(task_type=task_type, status=ScoreRule.Status.ACTIVE).order_by("id"))
+
+
+def object_points_for(*, rules: list[ScoreRule], business_id: str) -> dict[int, int]:
+    """{rule id: points} for the rules that give `business_id` its own amount."""
+    if not rules:
+        return {}
+    rows = ScoreRuleObjectPoints.objects.filter(rule__in=rules, business_id=business_id)
+    return dict(rows.values_list("rule_id", "points"))
+
+
+def rule_spec(rule: ScoreRule, *, object_points: dict[str, int] | None = None) -> RuleSpec:
+    return RuleSpec(
+        id=rule.pk,
+        code=rule.score_type,
+        kind=rule.kind,
+        period=rule.statistical_period,
+        required=rule.required_number_of_times,
+        points=rule.points,
+        award_limit=rule.award_limit_per_period,
+        recipient_cap=rule.number_limit_all,
+        start_time=rule.start_time,
+        end_time=rule.end_time,
+        can_repeat=rule.can_repeat,
+        active=rule.status == ScoreRule.Status.ACTIVE,
+        object_points=object_points or {},
+    )
+
+
+@dataclass(frozen=True)
+class RuleProgress:
+    """One active rule as a user sees it in its current period."""
+
+    rule: ScoreRule
+    period_start: datetime
+    deadline: datetime | None
+    progress: int
+    required: int
+    achieved: bool
+    awards: int
+
+    @property
+    def percent(self) -> int:
+        """How far toward the next award (the next multiple of N), 100 right at a multiple."""
+        if self.progress == 0:
+            return 0
+        step = self.progress % self.required or self.required
+        return round(100 * step / self.required)
+
+
+def current_progress_for(*, user_id: int, at: datetime | None = None) -> list[RuleProgress]:
+    """The user's progress on every active rule, in the period that contains `at` (default now)."""
+    at = at or timezone.now()
+    tz = ZoneInfo(settings.TIME_ZONE)
+    rules = list(ScoreRule.objects.filter(status=ScoreRule.Status.ACTIVE).order_by("task_type", "id"))
+    infos = UserScoreInfo.objects.filter(user_id=user_id, achievement_type__in=rules)
+    rows = []
+    for rule in rules:
+        start, deadline = period_bounds(rule.statistical_period, at, tz)
+        if rule.kind == ScoreRule.Kind.STREAK:
+            latest = infos.filter(achievement_type=rule, streak_length__gt=0).order_by("-period_start").first()
+            alive = latest is not None and (
+                latest.period_start == start or next_period_start(rule.statistical_period, latest.period_start, tz) == start
+            )
+            progress = latest.streak_length if alive else 0
+            current = latest if latest is not None and latest.period_start == start else None
+        else:
+            current = infos.filter(achievement_type=rule, period_start=start).first()
+            progress = current.achievement_amount_now if current else 0
+        rows.append(
+            RuleProgress(
+                rule=rule,
+                period_start=start,
+                deadline=deadline,
+                progress=progress,
+                required=rule.required_number_of_times,
+                achieved=bool(current and current.achieved),
+                awards=current.awards_in_period if current else 0,
+            )
+        )
+    return rows

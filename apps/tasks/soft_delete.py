@@ -1,0 +1,22 @@
+"""Soft delete for the seed's tables that have `deleted_at`."""
+
+from django.db import models
+
+
+class LiveManager(models.Manager):
+    """Rows that have not been soft-deleted."""
+
+    def get_queryset(self) -> models.QuerySet:
+        return super().get_queryset().filter(deleted_at__isnull=True)
+
+
+class SoftDeleteModel(models.Model):
+    deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = LiveManager()
+    all_objects = models.Manager()
+
+    class Meta:
+        abstract = True
+        # Related lookups and the admin's history must still reach soft-deleted rows.
+        base_manager_name = "all_objects"

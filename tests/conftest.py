@@ -1,0 +1,35 @@
+import os
+
+import pytest
+from django.db import connection
+
+from apps.tracking.routing import route_table_clear
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_route_table():
+    route_table_clear()
+    yield
+    route_table_clear()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip tests whose service is not configured here, saying which variable would enable them."""
+    broker = os.environ.get("CELERY_BROKER_URL", "")
+    database = os.environ.get("DATABASE_URL", "")
+    for item in items:
+        if "postgres" in item.keywords and not database.startswith(("postgres://", "postgresql://")):
+            item.add_marker(pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://..."))
+        if "redis" in item.keywords and not broker.startswith("redis://"):
+            item.add_marker(pytest.mark.skip(reason="needs Redis: set CELERY_BROKER_URL=redis://..."))
+
+
+def database_url_for_workers() -> str:
+    """The URL of the database the tests are using, for worker processes to share it."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
