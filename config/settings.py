@@ -23,7 +23,7 @@ SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
-    SECRET_KEY = "django-insecure-development-only-key-do-not-use-in-production-0123456789"
+    SECRET_KEY = "django-insecure-development-only-key-do-not-use-in-production-0123456789"  # noqa: S105
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
@@ -157,7 +157,7 @@ if env_bool("BEHIND_TLS_PROXY", False):
 # --- Celery ---------------------------------------------------------------------------------
 
 _celery_dir = VAR_DIR / "celery"
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://localhost//")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for _sub in ("queue", "processed", "control"):
         (_celery_dir / _sub).mkdir(parents=True, exist_ok=True)
@@ -208,7 +208,10 @@ LOGGING = {
 }
 
 CELERY_BEAT_SCHEDULE = {
-    "flush-outbox": {"task": "apps.tracking.tasks.flush_outbox", "schedule": env_float("JIFEN_OUTBOX_FLUSH_S", 10.0, minimum=1.0)},
+    "flush-outbox": {
+        "task": "apps.tracking.tasks.flush_outbox",
+        "schedule": env_float("JIFEN_OUTBOX_FLUSH_S", 10.0, minimum=1.0),
+    },
 }
 # The queue the tracking tasks use; separate deployments (or test runs) sharing a Redis use their own.
 CELERY_TASK_DEFAULT_QUEUE = env_str("JIFEN_QUEUE", "jifen")

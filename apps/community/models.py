@@ -18,6 +18,9 @@ class CheckIn(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "day"], name="checkin_once_a_day")]
 
+    def __str__(self) -> str:
+        return f"{self.user} {self.day}"
+
 
 class Post(models.Model):
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="posts")
@@ -41,8 +44,14 @@ class Comment(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
 
+    def __str__(self) -> str:
+        return f"{self.author} on {self.post_id}"
+
 
 class Share(models.Model):
     post = models.ForeignKey(Post, on_delete=models.CASCADE, related_name="shares")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="shares")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} shared {self.post_id}"

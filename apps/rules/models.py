@@ -73,12 +73,12 @@ class ScoreRule(SoftDeleteModel):
         verbose_name_plural = _("score rules")
         ordering = ["id"]
         constraints = [
-            models.UniqueConstraint(fields=["score_type"], condition=Q(deleted_at__isnull=True), name="scorerule_code_unique_live"),
+            models.UniqueConstraint(
+                fields=["score_type"], condition=Q(deleted_at__isnull=True), name="scorerule_code_unique_live"
+            ),
             models.CheckConstraint(condition=Q(points__gt=0), name="scorerule_points_positive"),
             models.CheckConstraint(condition=Q(required_number_of_times__gte=1), name="scorerule_n_at_least_one"),
-            models.CheckConstraint(
-                condition=~Q(kind="streak", statistical_period="none"), name="scorerule_streak_needs_period"
-            ),
+            models.CheckConstraint(condition=~Q(kind="streak", statistical_period="none"), name="scorerule_streak_needs_period"),
             models.CheckConstraint(
                 condition=Q(start_time__isnull=True) | Q(end_time__isnull=True) | Q(end_time__gt=F("start_time")),
                 name="scorerule_window_ordered",
@@ -132,7 +132,9 @@ class UserScoreInfo(SoftDeleteModel):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="score_infos")
     achievement_type = models.ForeignKey(ScoreRule, on_delete=models.PROTECT, related_name="progress", verbose_name=_("rule"))
     period_start = models.DateTimeField(_("period start"))
-    deadline = models.DateTimeField(_("deadline"), null=True, blank=True, help_text=_("End of the period; empty for lifetime rules."))
+    deadline = models.DateTimeField(
+        _("deadline"), null=True, blank=True, help_text=_("End of the period; empty for lifetime rules.")
+    )
     required_number = models.PositiveIntegerField(_("required number"))
     achievement_amount_now = models.PositiveIntegerField(_("progress"), default=0)
     achieved = models.BooleanField(_("achieved"), default=False)
@@ -150,7 +152,8 @@ class UserScoreInfo(SoftDeleteModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user_id}/{self.achievement_type_id}@{self.period_start:%Y-%m-%d}: {self.achievement_amount_now}/{self.required_number}"
+        progress = f"{self.achievement_amount_now}/{self.required_number}"
+        return f"{self.user_id}/{self.achievement_type_id}@{self.period_start:%Y-%m-%d}: {progress}"
 
 
 class CountedCompletion(models.Model):
@@ -178,6 +181,9 @@ class CountedCompletion(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.rule_id}: completion {self.completion_id}"
+
 
 class RuleRecipient(models.Model):
     """A user who has received a capped rule's award; the place is kept once won."""
@@ -188,3 +194,6 @@ class RuleRecipient(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["rule", "user"], name="recipient_once_per_rule")]
+
+    def __str__(self) -> str:
+        return f"{self.rule_id}: user {self.user_id}"

@@ -34,19 +34,28 @@ class TaskConfig(SoftDeleteModel):
         _("path regex"), max_length=500, help_text=_("Must match the whole request path, e.g. ^/posts/(?P<post_id>\\d+)/share/$")
     )
     id_group_name = models.CharField(
-        _("business id group"), max_length=64, blank=True, help_text=_("Named group of the regex that holds the business object's id.")
+        _("business id group"),
+        max_length=64,
+        blank=True,
+        help_text=_("Named group of the regex that holds the business object's id."),
     )
     priority = models.IntegerField(_("priority"), default=0, help_text=_("When several configs match, the highest wins."))
     success_status_min = models.PositiveSmallIntegerField(_("lowest success status"), default=200)
     success_status_max = models.PositiveSmallIntegerField(_("highest success status"), default=299)
     success_json_field = models.CharField(
-        _("success JSON field"), max_length=64, blank=True, help_text=_("Optional: a top-level field of a JSON response, e.g. code.")
+        _("success JSON field"),
+        max_length=64,
+        blank=True,
+        help_text=_("Optional: a top-level field of a JSON response, e.g. code."),
     )
     success_json_value = models.CharField(
         _("success JSON value"), max_length=255, blank=True, help_text=_("The value that field must have, e.g. 0.")
     )
     reverses = models.SlugField(
-        _("reverses task type"), max_length=64, blank=True, help_text=_("The task type this task undoes (e.g. deleting a post undoes post).")
+        _("reverses task type"),
+        max_length=64,
+        blank=True,
+        help_text=_("The task type this task undoes (e.g. deleting a post undoes post)."),
     )
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.EDITING)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -84,9 +93,9 @@ class TaskConfig(SoftDeleteModel):
                 errors["id_group_name"] = _("The regex has no named group %(name)s.") % {"name": self.id_group_name}
         if self.reverses and self.reverses == self.task_type:
             errors["reverses"] = _("A task cannot reverse itself.")
-        if self.success_status_min is not None and self.success_status_max is not None:
-            if self.success_status_min > self.success_status_max:
-                errors["success_status_max"] = _("Must not be lower than the lowest success status.")
+        low, high = self.success_status_min, self.success_status_max
+        if low is not None and high is not None and low > high:
+            errors["success_status_max"] = _("Must not be lower than the lowest success status.")
         if bool(self.success_json_field) != bool(self.success_json_value):
             errors["success_json_value"] = _("Give both the JSON field and its value, or neither.")
         if errors:

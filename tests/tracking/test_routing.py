@@ -101,9 +101,7 @@ def captured(monkeypatch):
 
 @pytest.fixture
 def site_configs(db):
-    TaskConfigFactory(
-        task_type="sign-in", interface_name=r"^/checkin/$", success_json_field="code", success_json_value="0"
-    )
+    TaskConfigFactory(task_type="sign-in", interface_name=r"^/checkin/$", success_json_field="code", success_json_value="0")
     TaskConfigFactory(
         task_type="share",
         interface_name=r"^/posts/(?P<post_id>\d+)/share/$",

@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand
 
 from apps.tasks.models import TaskConfig
 
-DEMO_PASSWORD = "demo12345"
+DEMO_PASSWORD = "demo12345"  # noqa: S105 - the demo users' published password
 FIXTURE = settings.BASE_DIR / "fixtures" / "demo.json"
 
 
