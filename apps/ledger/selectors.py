@@ -1,6 +1,11 @@
 """Reads of balances and ledger history."""
 
-from django.db.models import QuerySet
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from django.db import connection
+from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum, Value, Window
+from django.db.models.functions import Coalesce, Lag
 
 from apps.ledger.models import Account, ScoreRecord
 
@@ -11,3 +16,121 @@ def balance_of(*, user_id: int) -> int:
 
 def recent_entries(*, user_id: int, limit: int = 20) -> QuerySet[ScoreRecord]:
     return ScoreRecord.objects.filter(user_id=user_id).select_related("rule").order_by("-id")[:limit]
+
+
+@dataclass(frozen=True)
+class LedgerProblem:
+    invariant: int  # the SPEC §5 invariant that fails
+    account_id: int | None
+    detail: str
+
+    def __str__(self) -> str:
+        where = f"account {self.account_id}: " if self.account_id is not None else ""
+        return f"invariant {self.invariant}: {where}{self.detail}"
+
+
+def _chain_problems() -> Iterator[LedgerProblem]:
+    """Invariant 1, entry by entry: seq gapless from 1, before = previous after, after = before + amount."""
+    window = {"partition_by": [F("account_id")], "order_by": F("seq").asc()}
+    rows = (
+        ScoreRecord.objects.annotate(
+            prev_seq=Window(Lag("seq"), **window), prev_after=Window(Lag("amount_after_trade"), **window)
+        )
+        .filter(
+            Q(prev_seq__isnull=True, seq__gt=1)
+            | Q(prev_seq__isnull=True) & ~Q(amount_before_trade=0)
+            | Q(prev_seq__isnull=False) & ~Q(seq=F("prev_seq") + 1)
+            | Q(prev_seq__isnull=False) & ~Q(amount_before_trade=F("prev_after"))
+            | ~Q(amount_after_trade=F("amount_before_trade") + F("trade_amount"))
+        )
+        .order_by("account_id", "seq")
+        .values(
+            "account_id",
+            "serial_number",
+            "seq",
+            "prev_seq",
+            "amount_before_trade",
+            "prev_after",
+            "trade_amount",
+            "amount_after_trade",
+        )
+    )
+    for row in rows:
+        yield LedgerProblem(
+            1,
+            row["account_id"],
+            f"entry {row['serial_number']} (seq {row['seq']}, previous seq {row['prev_seq']}): before {row['amount_before_trade']}, "
+            f"previous after {row['prev_after']}, amount {row['trade_amount']}, after {row['amount_after_trade']}",
+        )
+
+
+def _balance_problems() -> Iterator[LedgerProblem]:
+    """Invariant 1, per account: balance = sum of amounts, last_seq = number of entries."""
+    accounts = Account.objects.annotate(
+        total=Coalesce(Sum("entries__trade_amount"), Value(0)),
+        entries_count=Count("entries"),
+        top_seq=Coalesce(Max("entries__seq"), Value(0)),
+    ).filter(~Q(balance=F("total")) | ~Q(last_seq=F("entries_count")) | ~Q(last_seq=F("top_seq")))
+    for account in accounts:
+        yield LedgerProblem(
+            1,
+            account.pk,
+            f"balance {account.balance} but entries sum to {account.total}; last_seq {account.last_seq}, "
+            f"{account.entries_count} entries, highest seq {account.top_seq}",
+        )
+
+
+def _append_only_problems() -> Iterator[LedgerProblem]:
+    """Invariant 2: on PostgreSQL the trigger that refuses UPDATE and DELETE is in place."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'ledger_scorerecord'::regclass "
+            "AND tgname = 'ledger_scorerecord_append_only' AND tgenabled <> 'D'"
+        )
+        if cursor.fetchone()[0] != 1:
+            yield LedgerProblem(2, None, "the append-only trigger on ledger_scorerecord is missing or disabled")
+
+
+def _double_award_problems() -> Iterator[LedgerProblem]:
+    """Invariant 3: at most one award per (completion, rule), one reversal per award."""
+    doubled = (
+        ScoreRecord.objects.filter(kind=ScoreRecord.Kind.AWARD, completion__isnull=False)
+        .values("completion_id", "rule_id")
+        .annotate(n=Count("id"), account_id=Min("account_id"))
+        .filter(n__gt=1)
+    )
+    for row in doubled:
+        yield LedgerProblem(
+            3, row["account_id"], f"completion {row['completion_id']} awarded {row['n']} times by rule {row['rule_id']}"
+        )
+    reversed_twice = (
+        ScoreRecord.objects.filter(reverses__isnull=False)
+        .values("reverses_id")
+        .annotate(n=Count("id"), account_id=Min("account_id"))
+    )
+    for row in reversed_twice.filter(n__gt=1):
+        yield LedgerProblem(3, row["account_id"], f"entry {row['reverses_id']} reversed {row['n']} times")
+
+
+def _cap_problems() -> Iterator[LedgerProblem]:
+    """Invariant 4: no capped rule has more distinct recipients than number_limit_all."""
+    from apps.rules.models import RuleRecipient, ScoreRule
+
+    capped = ScoreRule.all_objects.filter(number_limit_all__isnull=False)
+    for rule in capped:
+        users = ScoreRecord.objects.filter(rule=rule, kind=ScoreRecord.Kind.AWARD).values("user_id").distinct().count()
+        places = RuleRecipient.objects.filter(rule=rule).count()
+        if users > rule.number_limit_all or places > rule.number_limit_all:
+            yield LedgerProblem(
+                4,
+                None,
+                f"rule {rule.score_type} has {users} awarded users and {places} places for a cap of {rule.number_limit_all}",
+            )
+
+
+def ledger_problems() -> list[LedgerProblem]:
+    """Check SPEC §5 invariants 1–4 over the whole ledger; an empty list means all hold."""
+    checks = (_chain_problems, _balance_problems, _append_only_problems, _double_award_problems, _cap_problems)
+    return [problem for check in checks for problem in check()]
