@@ -59,8 +59,9 @@ def _chain_problems() -> Iterator[LedgerProblem]:
         yield LedgerProblem(
             1,
             row["account_id"],
-            f"entry {row['serial_number']} (seq {row['seq']}, previous seq {row['prev_seq']}): before {row['amount_before_trade']}, "
-            f"previous after {row['prev_after']}, amount {row['trade_amount']}, after {row['amount_after_trade']}",
+            f"entry {row['serial_number']} (seq {row['seq']}, previous seq {row['prev_seq']}): "
+            f"before {row['amount_before_trade']}, previous after {row['prev_after']}, "
+            f"amount {row['trade_amount']}, after {row['amount_after_trade']}",
         )
 
 
