@@ -7,6 +7,8 @@ from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from apps.tasks.lifecycle import frozen_field_errors, status_change_error
+from apps.tasks.models import TaskConfig
 from apps.tasks.soft_delete import SoftDeleteModel
 
 
@@ -41,6 +43,7 @@ class ScoreRule(SoftDeleteModel):
         "start_time",
         "can_repeat",
     )
+    STATUS_ORDER = (Status.EDITING, Status.ACTIVE, Status.RETIRED)
 
     task_type = models.SlugField(_("task type"), max_length=64, db_index=True)
     score_type = models.SlugField(_("rule code"), max_length=64)
@@ -103,6 +106,12 @@ class ScoreRule(SoftDeleteModel):
             errors["statistical_period"] = _("A streak needs a period (day, week, month or year).")
         if self.start_time and self.end_time and self.end_time <= self.start_time:
             errors["end_time"] = _("The end time must be after the start time.")
+        if self.task_type and not TaskConfig.objects.filter(task_type=self.task_type).exists():
+            errors["task_type"] = _("No task config has the task type %(type)s.") % {"type": self.task_type}
+        errors.update(frozen_field_errors(self, frozen=self.FROZEN_FIELDS, draft_status=self.Status.EDITING))
+        status_error = status_change_error(self, order=self.STATUS_ORDER)
+        if status_error:
+            errors["status"] = status_error
         if errors:
             raise ValidationError(errors)
 

@@ -37,12 +37,18 @@ def _next_first_day(period: str, first: date) -> date:
 
 
 def _local_midnight(day: date, tz: ZoneInfo) -> datetime:
-    # zoneinfo picks the offset in force at that wall-clock time (fold=0: the first occurrence).
-    return datetime(day.year, day.month, day.day, tzinfo=tz)
+    """The first instant of `day` in `tz`, in UTC.
+
+    fold=0 takes a repeated midnight's first occurrence, and a skipped midnight (a DST gap, as in
+    America/Santiago) at the offset before the change, which is the instant the day begins.
+    Returning UTC makes the bound a plain instant: an aware time inside a gap or fold never
+    compares equal to one in another zone (PEP 495), which would break period equality.
+    """
+    return datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(UTC)
 
 
 def period_bounds(period: str, at: datetime, tz: ZoneInfo) -> tuple[datetime, datetime | None]:
-    """Return (start, end) of the period that contains the aware datetime `at`; end is None for `none`."""
+    """Return (start, end), in UTC, of the period that contains the aware datetime `at`; end is None for `none`."""
     if period == NONE:
         return LIFETIME_START, None
     first = _first_day(period, at.astimezone(tz).date())

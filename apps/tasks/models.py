@@ -9,6 +9,7 @@ from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from apps.tasks.lifecycle import frozen_field_errors, status_change_error
 from apps.tasks.soft_delete import SoftDeleteModel
 
 
@@ -26,6 +27,21 @@ class TaskConfig(SoftDeleteModel):
         PUT = "PUT", "PUT"
         PATCH = "PATCH", "PATCH"
         DELETE = "DELETE", "DELETE"
+
+    # What decides routing; fixed once the config is in use (only the description may change).
+    FROZEN_FIELDS = (
+        "task_type",
+        "method",
+        "interface_name",
+        "id_group_name",
+        "priority",
+        "success_status_min",
+        "success_status_max",
+        "success_json_field",
+        "success_json_value",
+        "reverses",
+    )
+    STATUS_ORDER = (Status.EDITING, Status.IN_USE, Status.DEPRECATED)
 
     task_type = models.SlugField(_("task type"), max_length=64)
     task_desc = models.CharField(_("description"), max_length=255, blank=True)
@@ -98,6 +114,10 @@ class TaskConfig(SoftDeleteModel):
             errors["success_status_max"] = _("Must not be lower than the lowest success status.")
         if bool(self.success_json_field) != bool(self.success_json_value):
             errors["success_json_value"] = _("Give both the JSON field and its value, or neither.")
+        errors.update(frozen_field_errors(self, frozen=self.FROZEN_FIELDS, draft_status=self.Status.EDITING))
+        status_error = status_change_error(self, order=self.STATUS_ORDER)
+        if status_error:
+            errors["status"] = status_error
         if errors:
             raise ValidationError(errors)
 

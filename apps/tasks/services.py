@@ -1,10 +1,12 @@
 """Writes for task configs and completions."""
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from django.db import IntegrityError, transaction
 
+from apps.tasks.lifecycle import Actor, copy_fields, free_copy_code, save_with_history, transition, update_fields
 from apps.tasks.models import TaskConfig, UserTaskRecord
 
 
@@ -45,3 +47,47 @@ def completion_record(
         if UserTaskRecord.all_objects.filter(event_id=event_id).exists():
             return None
         raise
+
+
+_COPIED_FIELDS = (
+    "task_desc",
+    "method",
+    "interface_name",
+    "id_group_name",
+    "priority",
+    "success_status_min",
+    "success_status_max",
+    "success_json_field",
+    "success_json_value",
+    "reverses",
+)
+
+
+def task_config_create(*, actor: Actor = None, **fields: Any) -> TaskConfig:
+    """Create a task config (`editing` unless `status` says otherwise); raise ValidationError if invalid."""
+    return save_with_history(TaskConfig(**fields), actor=actor, reason="created")
+
+
+def task_config_update(*, config: TaskConfig, actor: Actor = None, **changes: Any) -> TaskConfig:
+    """Change a config; raise ValidationError, storing nothing, on a frozen field of one in use."""
+    return update_fields(config, changes=changes, actor=actor)
+
+
+def task_config_put_in_use(*, config: TaskConfig, actor: Actor = None) -> TaskConfig:
+    """editing → in_use: requests matching it count from the next route-table refresh on."""
+    return transition(config, source=TaskConfig.Status.EDITING, target=TaskConfig.Status.IN_USE, actor=actor)
+
+
+def task_config_deprecate(*, config: TaskConfig, actor: Actor = None) -> TaskConfig:
+    """in_use → deprecated: its requests stop counting."""
+    return transition(config, source=TaskConfig.Status.IN_USE, target=TaskConfig.Status.DEPRECATED, actor=actor)
+
+
+def task_config_copy_as_draft(*, config: TaskConfig, actor: Actor = None) -> TaskConfig:
+    """A new `editing` config with the same settings, under a new task type."""
+    return task_config_create(
+        actor=actor,
+        task_type=free_copy_code(TaskConfig, "task_type", config.task_type),
+        status=TaskConfig.Status.EDITING,
+        **copy_fields(config, _COPIED_FIELDS),
+    )

@@ -1,0 +1,21 @@
+"""Writes of the rules app: applying the engine's decisions (scoring) and the rule workflow."""
+
+from apps.rules.services.scoring import completion_evaluate, completion_reverse, site_timezone
+from apps.rules.services.workflow import (
+    score_rule_activate,
+    score_rule_copy_as_draft,
+    score_rule_create,
+    score_rule_retire,
+    score_rule_update,
+)
+
+__all__ = [
+    "completion_evaluate",
+    "completion_reverse",
+    "score_rule_activate",
+    "score_rule_copy_as_draft",
+    "score_rule_create",
+    "score_rule_retire",
+    "score_rule_update",
+    "site_timezone",
+]

@@ -1,0 +1,112 @@
+"""The authoring workflow shared by TaskConfig and ScoreRule (SPEC §4).
+
+Both go from a draft (`editing`) to live (`in_use` / `active`) to retired (`deprecated` /
+`retired`), never back; while live or retired, the fields that decide behaviour are frozen.
+Every save records its author for django-simple-history.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.utils.translation import gettext as _
+
+Actor = AbstractBaseUser | None
+
+
+def frozen_field_errors(instance: models.Model, *, frozen: Sequence[str], draft_status: str) -> dict[str, str]:
+    """{field: message} for each frozen field that differs from the stored row, once past draft."""
+    if instance.pk is None:
+        return {}
+    stored = type(instance).all_objects.filter(pk=instance.pk).values("status", *frozen).first()
+    if stored is None or stored["status"] == draft_status:
+        return {}
+    status_label = type(instance).Status(stored["status"]).label
+    return {
+        name: _(
+            "%(name)s cannot change while %(object)s is %(status)s: retire it and activate a new one "
+            "(copy as draft) to change it."
+        )
+        % {"name": instance._meta.get_field(name).verbose_name, "object": instance, "status": status_label}
+        for name in frozen
+        if getattr(instance, name) != stored[name]
+    }
+
+
+def status_change_error(instance: models.Model, *, order: Sequence[str]) -> str | None:
+    """A message if the status moves anywhere but one step forward along `order`."""
+    if instance.pk is None:
+        return None
+    stored = type(instance).all_objects.filter(pk=instance.pk).values_list("status", flat=True).first()
+    if stored is None or stored == instance.status:
+        return None
+    if order.index(instance.status) != order.index(stored) + 1:
+        labels = type(instance).Status
+        return _("Status cannot go from %(old)s to %(new)s.") % {
+            "old": labels(stored).label,
+            "new": labels(instance.status).label,
+        }
+    return None
+
+
+def save_with_history(instance: models.Model, *, actor: Actor, reason: str) -> models.Model:
+    """Validate fully (frozen fields included) and save, recording author and reason in history."""
+    instance.full_clean()
+    instance._history_user = actor
+    instance._change_reason = reason
+    instance.save()
+    return instance
+
+
+def update_fields(instance: models.Model, *, changes: dict[str, Any], actor: Actor) -> models.Model:
+    """Apply `changes` and save; raise ValidationError if any is refused, leaving row and instance as they were."""
+    names = {field.name for field in instance._meta.fields if field.editable}
+    unknown = set(changes) - names
+    if unknown:
+        raise ValidationError(_("Unknown or read-only fields: %(names)s") % {"names": ", ".join(sorted(unknown))})
+    before = {name: getattr(instance, name) for name in changes}
+    for name, value in changes.items():
+        setattr(instance, name, value)
+    try:
+        return save_with_history(instance, actor=actor, reason="changed")
+    except ValidationError:
+        for name, value in before.items():
+            setattr(instance, name, value)
+        raise
+
+
+def transition(instance: models.Model, *, source: str, target: str, actor: Actor) -> models.Model:
+    """Move `instance` from status `source` to `target` under a row lock; ValidationError otherwise."""
+    model = type(instance)
+    with transaction.atomic():
+        locked = model.objects.select_for_update().get(pk=instance.pk)
+        if locked.status != source:
+            raise ValidationError(
+                _("%(object)s is %(status)s; only one that is %(source)s can become %(target)s.")
+                % {
+                    "object": locked,
+                    "status": locked.get_status_display(),
+                    "source": model.Status(source).label,
+                    "target": model.Status(target).label,
+                }
+            )
+        locked.status = target
+        save_with_history(locked, actor=actor, reason=f"{source} → {target}")
+    instance.refresh_from_db()
+    return instance
+
+
+def free_copy_code(model: type[models.Model], field: str, base: str) -> str:
+    """`base-copy`, or `base-copy-2`, … : the first code no live row of `model` uses."""
+    taken = set(model.objects.filter(**{f"{field}__startswith": base}).values_list(field, flat=True))
+    for n in range(1, 1000):
+        code = (f"{base}-copy" if n == 1 else f"{base}-copy-{n}")[:64]
+        if code not in taken:
+            return code
+    raise ValidationError(_("Too many copies of %(code)s.") % {"code": base})
+
+
+def copy_fields(instance: models.Model, names: Sequence[str]) -> dict[str, Any]:
+    return {name: getattr(instance, name) for name in names}
