@@ -7,7 +7,7 @@ functions serve the dry run and the tests.
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -50,7 +50,10 @@ class RuleSpec:
         return self.object_points.get(business_id, self.points)
 
     def in_window(self, at: datetime) -> bool:
-        return (self.start_time is None or self.start_time <= at) and (self.end_time is None or at < self.end_time)
+        # Compare instants: two times in one zone compare by wall clock, wrong in a repeated hour.
+        at = at.astimezone(UTC)
+        starts = self.start_time is None or self.start_time.astimezone(UTC) <= at
+        return starts and (self.end_time is None or at < self.end_time.astimezone(UTC))
 
 
 @dataclass(frozen=True)

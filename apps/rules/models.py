@@ -134,6 +134,17 @@ class ScoreRuleObjectPoints(models.Model):
     def __str__(self) -> str:
         return f"{self.rule.score_type}[{self.business_id}] = {self.points}"
 
+    def clean(self) -> None:
+        # Per-object amounts decide awards like `points` does, so they freeze with the rule.
+        rule = ScoreRule.all_objects.filter(pk=self.rule_id).first()
+        if rule is not None and rule.status != ScoreRule.Status.EDITING:
+            raise ValidationError(
+                _("Per-object amounts of %(rule)s cannot change while it is %(status)s: copy it as a draft instead.")
+                % {"rule": rule.score_type, "status": rule.get_status_display()}
+            )
+        if self.points is not None and self.points <= 0:
+            raise ValidationError({"points": _("Points must be a positive whole number.")})
+
 
 class UserScoreInfo(SoftDeleteModel):
     """用户积分信息表: one user's progress on one rule in one period."""

@@ -45,9 +45,12 @@ class Route:
             json_value=config.success_json_value,
         )
 
+    def status_ok(self, status: int) -> bool:
+        return self.status_min <= status <= self.status_max
+
     def succeeded(self, status: int, json_body: object = None) -> bool:
         """Whether a response with `status` (and, if configured, `json_body`) completes the task."""
-        if not self.status_min <= status <= self.status_max:
+        if not self.status_ok(status):
             return False
         if not self.json_field:
             return True

@@ -1,0 +1,85 @@
+"""ScoreRule and per-object points rows in rule sheets (django-import-export)."""
+
+from import_export import fields, resources, widgets
+
+from apps.rules.models import ScoreRule, ScoreRuleObjectPoints
+from apps.tasks.sheets import ChoiceWidget, FlagWidget, TextWidget, WholeNumberWidget
+
+
+class ScoreRuleResource(resources.ModelResource):
+    score_type = fields.Field(attribute="score_type", column_name="score_type", widget=TextWidget())
+    task_type = fields.Field(attribute="task_type", column_name="task_type", widget=TextWidget())
+    score_desc = fields.Field(attribute="score_desc", column_name="score_desc", widget=TextWidget())
+    kind = fields.Field(attribute="kind", column_name="kind", widget=ChoiceWidget(ScoreRule.Kind.choices, default="count"))
+    points = fields.Field(attribute="points", column_name="points", widget=WholeNumberWidget())
+    statistical_period = fields.Field(
+        attribute="statistical_period", column_name="statistical_period", widget=ChoiceWidget(ScoreRule.Period.choices)
+    )
+    required_number_of_times = fields.Field(
+        attribute="required_number_of_times", column_name="required_number_of_times", widget=WholeNumberWidget()
+    )
+    award_limit_per_period = fields.Field(
+        attribute="award_limit_per_period", column_name="award_limit_per_period", widget=WholeNumberWidget()
+    )
+    number_limit_all = fields.Field(attribute="number_limit_all", column_name="number_limit_all", widget=WholeNumberWidget())
+    start_time = fields.Field(attribute="start_time", column_name="start_time", widget=widgets.DateTimeWidget())
+    end_time = fields.Field(attribute="end_time", column_name="end_time", widget=widgets.DateTimeWidget())
+    can_repeat = fields.Field(attribute="can_repeat", column_name="can_repeat", widget=FlagWidget(default=True))
+    status = fields.Field(attribute="status", column_name="status", widget=ChoiceWidget(ScoreRule.Status.choices, default="editing"))
+
+    class Meta:
+        model = ScoreRule
+        fields = (
+            "score_type",
+            "task_type",
+            "score_desc",
+            "kind",
+            "points",
+            "statistical_period",
+            "required_number_of_times",
+            "award_limit_per_period",
+            "number_limit_all",
+            "start_time",
+            "end_time",
+            "can_repeat",
+            "status",
+        )
+        import_id_fields = ("score_type",)
+        clean_model_instances = True
+        use_transactions = True
+        skip_unchanged = True
+        report_skipped = True
+
+    def before_import_row(self, row, **kwargs):
+        if "required_number_of_times" in row and str(row["required_number_of_times"] or "").strip() == "":
+            row["required_number_of_times"] = 1
+
+    def before_save_instance(self, instance, row, **kwargs):
+        instance._history_user = kwargs.get("user")
+        instance._change_reason = "imported"
+
+
+class RuleCodeWidget(widgets.ForeignKeyWidget):
+    def __init__(self):
+        super().__init__(ScoreRule, field="score_type")
+
+    def clean(self, value, row=None, **kwargs):
+        try:
+            return super().clean(value, row, **kwargs)
+        except ScoreRule.DoesNotExist:
+            raise ValueError(f"no rule with score_type {value!r}") from None
+
+
+class ObjectPointsResource(resources.ModelResource):
+    score_type = fields.Field(attribute="rule", column_name="score_type", widget=RuleCodeWidget())
+    business_id = fields.Field(attribute="business_id", column_name="business_id", widget=TextWidget())
+    points = fields.Field(attribute="points", column_name="points", widget=WholeNumberWidget())
+
+    class Meta:
+        model = ScoreRuleObjectPoints
+        fields = ("score_type", "business_id", "points")
+        import_id_fields = ("score_type", "business_id")
+        clean_model_instances = True
+        use_transactions = True
+        skip_unchanged = True
+        report_skipped = True

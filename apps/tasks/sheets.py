@@ -1,0 +1,113 @@
+"""Spreadsheet plumbing shared by the rule-sheet resources: safe text cells, strict XLSX reading."""
+
+from io import BytesIO
+
+import tablib
+from django.utils.translation import gettext as _
+from import_export import widgets
+from import_export.formats import base_formats
+
+# A cell that a spreadsheet would run as a formula (CSV/formula injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+class SheetError(ValueError):
+    """The file as a whole cannot be read; the message says why."""
+
+
+class TextWidget(widgets.CharWidget):
+    """Text cells: empty means "", and formula-like text is refused."""
+
+    def clean(self, value, row=None, **kwargs):
+        text = "" if value is None else str(value).strip()
+        if text.startswith(FORMULA_PREFIXES):
+            raise ValueError(_("Looks like a spreadsheet formula; start the text with another character."))
+        return text
+
+
+class ChoiceWidget(TextWidget):
+    """Enum cells hold the stored values (`day`, `streak`, `in_use`, …)."""
+
+    def __init__(self, choices, *, default: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.values = [value for value, _label in choices]
+        self.default = default
+
+    def clean(self, value, row=None, **kwargs):
+        text = super().clean(value, row, **kwargs)
+        if text == "" and self.default is not None:
+            return self.default
+        if text not in self.values:
+            raise ValueError(_("%(value)r is not one of: %(values)s") % {"value": text, "values": ", ".join(self.values)})
+        return text
+
+
+class WholeNumberWidget(widgets.IntegerWidget):
+    """Integer cells; empty means none. 5.0 from a spreadsheet is 5, but 5.5 is refused."""
+
+    def clean(self, value, row=None, **kwargs):
+        if value is None or str(value).strip() == "":
+            return None
+        try:
+            number = float(str(value).strip())
+        except ValueError:
+            raise ValueError(_("%(value)r is not a whole number") % {"value": value}) from None
+        if not number.is_integer():
+            raise ValueError(_("%(value)r is not a whole number") % {"value": value})
+        return int(number)
+
+
+class FlagWidget(widgets.BooleanWidget):
+    """true/false cells; empty takes the field's default."""
+
+    def __init__(self, default: bool, **kwargs):
+        super().__init__(**kwargs)
+        self.default = default
+
+    def clean(self, value, row=None, **kwargs):
+        if value is None or str(value).strip() == "":
+            return self.default
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes"):
+            return True
+        if text in ("0", "false", "no"):
+            return False
+        raise ValueError(_("%(value)r is not true or false") % {"value": value})
+
+
+class StrictXLSX(base_formats.XLSX):
+    """XLSX that refuses formula cells instead of silently reading their cached values."""
+
+    def create_dataset(self, in_stream):
+        import openpyxl
+
+        try:
+            book = openpyxl.load_workbook(BytesIO(in_stream), read_only=True, data_only=False)
+        except Exception as exc:  # openpyxl raises many types for a damaged file
+            raise SheetError(_("Not a readable XLSX file (%(error)s).") % {"error": exc}) from None
+        rows = book.active.iter_rows()
+        try:
+            headers = [cell.value for cell in next(rows)]
+        except StopIteration:
+            raise SheetError(_("The sheet is empty.")) from None
+        dataset = tablib.Dataset(headers=[str(h).strip() if h is not None else "" for h in headers])
+        for number, row in enumerate(rows, start=2):
+            values = []
+            for cell in row:
+                if cell.data_type == "f":
+                    raise SheetError(_("Row %(row)s, column %(column)s holds a formula.") % {"row": number, "column": cell.column_letter})
+                values.append(cell.value)
+            if any(value not in (None, "") for value in values):
+                dataset.append(values + [None] * (len(headers) - len(values)))
+        return dataset
+
+
+FORMATS = {".csv": base_formats.CSV, ".xlsx": StrictXLSX, ".json": base_formats.JSON}
+
+
+def format_for(path: str) -> base_formats.Format:
+    """The sheet format named by the file's extension; SheetError for any other."""
+    for extension, fmt in FORMATS.items():
+        if path.lower().endswith(extension):
+            return fmt()
+    raise SheetError(_("Unknown file type; use .csv, .xlsx or .json."))
