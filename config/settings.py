@@ -215,3 +215,7 @@ CELERY_BEAT_SCHEDULE = {
 }
 # The queue the tracking tasks use; separate deployments (or test runs) sharing a Redis use their own.
 CELERY_TASK_DEFAULT_QUEUE = env_str("JIFEN_QUEUE", "jifen")
+
+# Rule sheets: a cell that starts like a formula is neutralised on export.
+IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = True
+IMPORT_EXPORT_USE_TRANSACTIONS = True

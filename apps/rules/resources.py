@@ -3,10 +3,10 @@
 from import_export import fields, resources, widgets
 
 from apps.rules.models import ScoreRule, ScoreRuleObjectPoints
-from apps.tasks.sheets import ChoiceWidget, FlagWidget, TextWidget, WholeNumberWidget
+from apps.tasks.sheets import ChoiceWidget, FlagWidget, MomentWidget, SheetResourceMixin, TextWidget, WholeNumberWidget
 
 
-class ScoreRuleResource(resources.ModelResource):
+class ScoreRuleResource(SheetResourceMixin, resources.ModelResource):
     score_type = fields.Field(attribute="score_type", column_name="score_type", widget=TextWidget())
     task_type = fields.Field(attribute="task_type", column_name="task_type", widget=TextWidget())
     score_desc = fields.Field(attribute="score_desc", column_name="score_desc", widget=TextWidget())
@@ -22,10 +22,12 @@ class ScoreRuleResource(resources.ModelResource):
         attribute="award_limit_per_period", column_name="award_limit_per_period", widget=WholeNumberWidget()
     )
     number_limit_all = fields.Field(attribute="number_limit_all", column_name="number_limit_all", widget=WholeNumberWidget())
-    start_time = fields.Field(attribute="start_time", column_name="start_time", widget=widgets.DateTimeWidget())
-    end_time = fields.Field(attribute="end_time", column_name="end_time", widget=widgets.DateTimeWidget())
+    start_time = fields.Field(attribute="start_time", column_name="start_time", widget=MomentWidget())
+    end_time = fields.Field(attribute="end_time", column_name="end_time", widget=MomentWidget())
     can_repeat = fields.Field(attribute="can_repeat", column_name="can_repeat", widget=FlagWidget(default=True))
-    status = fields.Field(attribute="status", column_name="status", widget=ChoiceWidget(ScoreRule.Status.choices, default="editing"))
+    status = fields.Field(
+        attribute="status", column_name="status", widget=ChoiceWidget(ScoreRule.Status.choices, default="editing")
+    )
 
     class Meta:
         model = ScoreRule
@@ -53,10 +55,7 @@ class ScoreRuleResource(resources.ModelResource):
     def before_import_row(self, row, **kwargs):
         if "required_number_of_times" in row and str(row["required_number_of_times"] or "").strip() == "":
             row["required_number_of_times"] = 1
-
-    def before_save_instance(self, instance, row, **kwargs):
-        instance._history_user = kwargs.get("user")
-        instance._change_reason = "imported"
+        super().before_import_row(row, **kwargs)
 
 
 class RuleCodeWidget(widgets.ForeignKeyWidget):
@@ -70,7 +69,7 @@ class RuleCodeWidget(widgets.ForeignKeyWidget):
             raise ValueError(f"no rule with score_type {value!r}") from None
 
 
-class ObjectPointsResource(resources.ModelResource):
+class ObjectPointsResource(SheetResourceMixin, resources.ModelResource):
     score_type = fields.Field(attribute="rule", column_name="score_type", widget=RuleCodeWidget())
     business_id = fields.Field(attribute="business_id", column_name="business_id", widget=TextWidget())
     points = fields.Field(attribute="points", column_name="points", widget=WholeNumberWidget())

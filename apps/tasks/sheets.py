@@ -1,8 +1,13 @@
 """Spreadsheet plumbing shared by the rule-sheet resources: safe text cells, strict XLSX reading."""
 
+from datetime import date, datetime, time
 from io import BytesIO
+from zoneinfo import ZoneInfo
 
 import tablib
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 from import_export import widgets
 from import_export.formats import base_formats
@@ -57,6 +62,33 @@ class WholeNumberWidget(widgets.IntegerWidget):
         return int(number)
 
 
+class MomentWidget(widgets.DateTimeWidget):
+    """Date-time cells: ISO 8601 (with or without offset), or a date for its midnight; empty means none.
+
+    A naive time is read in settings.TIME_ZONE; on the autumn DST change a repeated wall-clock
+    time means its first occurrence (fold=0).
+    """
+
+    def clean(self, value, row=None, **kwargs):
+        if value is None or (isinstance(value, str) and value.strip() == ""):
+            return None
+        if isinstance(value, datetime):
+            moment = value
+        elif isinstance(value, date):
+            moment = datetime(value.year, value.month, value.day)
+        else:
+            text = str(value).strip()
+            try:
+                moment = parse_datetime(text) or (datetime.combine(parse_date(text), time()) if parse_date(text) else None)
+            except ValueError:
+                moment = None
+            if moment is None:
+                raise ValueError(_("%(value)r is not a date and time (use e.g. 2026-12-01 08:00, or ISO 8601)") % {"value": text})
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=ZoneInfo(settings.TIME_ZONE))
+        return moment
+
+
 class FlagWidget(widgets.BooleanWidget):
     """true/false cells; empty takes the field's default."""
 
@@ -73,6 +105,33 @@ class FlagWidget(widgets.BooleanWidget):
         if text in ("0", "false", "no"):
             return False
         raise ValueError(_("%(value)r is not true or false") % {"value": value})
+
+    def render(self, value, obj=None, **kwargs):
+        return "" if value is None else ("true" if value else "false")
+
+
+class SheetResourceMixin:
+    """What every rule-sheet resource does: checked id columns, and history with author."""
+
+    def before_import_row(self, row, **kwargs):
+        # The id columns are read before the row's other fields, outside the per-column error
+        # handling; check them here so their errors name the column like every other.
+        errors = {}
+        for name in self._meta.import_id_fields:
+            field = self.fields[name]
+            try:
+                value = field.clean(row)
+            except ValueError as exc:
+                errors[field.column_name] = str(exc)
+            else:
+                if value in (None, ""):
+                    errors[field.column_name] = _("This column is required.")
+        if errors:
+            raise ValidationError(errors)
+
+    def before_save_instance(self, instance, row, **kwargs):
+        instance._history_user = kwargs.get("user")
+        instance._change_reason = "imported"
 
 
 class StrictXLSX(base_formats.XLSX):
@@ -95,7 +154,9 @@ class StrictXLSX(base_formats.XLSX):
             values = []
             for cell in row:
                 if cell.data_type == "f":
-                    raise SheetError(_("Row %(row)s, column %(column)s holds a formula.") % {"row": number, "column": cell.column_letter})
+                    raise SheetError(
+                        _("Row %(row)s, column %(column)s holds a formula.") % {"row": number, "column": cell.column_letter}
+                    )
                 values.append(cell.value)
             if any(value not in (None, "") for value in values):
                 dataset.append(values + [None] * (len(headers) - len(values)))

@@ -19,3 +19,7 @@ __all__ = [
     "score_rule_update",
     "site_timezone",
 ]
+
+from apps.rules.services.sheets import SheetReport, sheet_export, sheet_import  # noqa: E402
+
+__all__ += ["SheetReport", "sheet_export", "sheet_import"]

@@ -1,0 +1,21 @@
+"""`manage.py export_rules --resource tasks|rules|object-points FILE`."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from apps.rules.services.sheets import RESOURCES, sheet_export
+from apps.tasks.sheets import SheetError
+
+
+class Command(BaseCommand):
+    help = "Export a rule sheet as CSV, XLSX or JSON (by the file's extension)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("file")
+        parser.add_argument("--resource", choices=sorted(RESOURCES), default="rules")
+
+    def handle(self, *args, file: str, resource: str, **options) -> None:
+        try:
+            rows = sheet_export(resource=resource, path=file)
+        except (SheetError, OSError) as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(self.style.SUCCESS(f"{resource}: {rows} row(s) written to {file}"))

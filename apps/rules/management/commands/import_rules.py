@@ -1,0 +1,28 @@
+"""`manage.py import_rules --resource tasks|rules|object-points FILE [--dry-run]`."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from apps.rules.services.sheets import RESOURCES, sheet_import
+from apps.tasks.sheets import SheetError
+
+
+class Command(BaseCommand):
+    help = "Import a rule sheet (CSV, XLSX or JSON, by extension). Any bad row: nothing is applied."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("file")
+        parser.add_argument("--resource", choices=sorted(RESOURCES), default="rules")
+        parser.add_argument("--dry-run", action="store_true", help="validate and report only")
+
+    def handle(self, *args, file: str, resource: str, dry_run: bool, **options) -> None:
+        try:
+            report = sheet_import(resource=resource, path=file, dry_run=dry_run)
+        except SheetError as exc:
+            raise CommandError(str(exc)) from None
+        counts = ", ".join(f"{kind} {count}" for kind, count in sorted(report.counts.items())) or "no rows"
+        if report.errors:
+            for error in report.errors:
+                self.stderr.write(error)
+            raise CommandError(f"{len(report.errors)} error(s): nothing was applied ({counts})")
+        verb = "would apply" if dry_run else "applied"
+        self.stdout.write(self.style.SUCCESS(f"{resource}: {verb}: {counts}"))

@@ -1,0 +1,110 @@
+"""Rule sheets: TaskConfigs, ScoreRules and per-object points in and out of CSV, XLSX and JSON.
+
+Import is all or nothing: every row is validated the way the admin validates a form (frozen
+fields of active rules included), and if any row is bad, nothing of the sheet is applied and
+each bad row and column is named.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import NON_FIELD_ERRORS
+from django.utils.translation import gettext as _
+from import_export.results import RowResult
+
+from apps.rules.resources import ObjectPointsResource, ScoreRuleResource
+from apps.tasks.resources import TaskConfigResource
+from apps.tasks.sheets import SheetError, format_for
+
+RESOURCES = {"tasks": TaskConfigResource, "rules": ScoreRuleResource, "object-points": ObjectPointsResource}
+
+
+@dataclass
+class SheetReport:
+    """What an import did (or, on a dry run or with errors, would have done)."""
+
+    applied: bool = False
+    counts: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+def _resource(name: str):
+    try:
+        return RESOURCES[name]()
+    except KeyError:
+        raise SheetError(
+            _("Unknown sheet %(name)s; use one of: %(names)s") % {"name": name, "names": ", ".join(RESOURCES)}
+        ) from None
+
+
+def _row_label(number: int, is_json: bool) -> str:
+    # Sheet rows count the header as row 1; JSON items count from 1.
+    return _("item %(n)s") % {"n": number} if is_json else _("row %(n)s") % {"n": number + 1}
+
+
+def sheet_read(*, path: str | Path, content: bytes | None = None):
+    """The file's rows as a tablib Dataset; SheetError when the file cannot be read at all."""
+    fmt = format_for(str(path))
+    if content is None:
+        try:
+            content = Path(path).read_bytes()
+        except OSError as exc:
+            raise SheetError(_("Cannot read %(path)s: %(error)s") % {"path": path, "error": exc.strerror}) from None
+    if not fmt.is_binary():
+        try:
+            content = content.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise SheetError(_("The file is not UTF-8 text.")) from None
+    try:
+        return fmt.create_dataset(content)
+    except SheetError:
+        raise
+    except Exception as exc:  # tablib and its parsers raise many types for a malformed file
+        raise SheetError(
+            _("The file could not be read as %(format)s: %(error)s") % {"format": fmt.get_title(), "error": exc}
+        ) from None
+
+
+def sheet_import(
+    *, resource: str, path: str | Path, content: bytes | None = None, dry_run: bool = False, actor: AbstractBaseUser | None = None
+) -> SheetReport:
+    """Validate and, unless `dry_run` or any row is bad, apply a rule sheet in one transaction."""
+    handler = _resource(resource)
+    dataset = sheet_read(path=path, content=content)
+    missing = [name for name in handler._meta.import_id_fields if name not in (dataset.headers or [])]
+    if missing:
+        raise SheetError(_("The sheet has no column %(columns)s.") % {"columns": ", ".join(missing)})
+    result = handler.import_data(
+        dataset, dry_run=True, raise_errors=False, use_transactions=True, rollback_on_validation_errors=True, user=actor
+    )
+    report = SheetReport(counts={kind: count for kind, count in result.totals.items() if count})
+    is_json = str(path).lower().endswith(".json")
+    for error in result.base_errors:
+        report.errors.append(str(error.error))
+    for number, errors in result.row_errors():
+        for error in errors:
+            report.errors.append(f"{_row_label(number, is_json)}: {error.error}")
+    for invalid in result.invalid_rows:
+        for column, messages in invalid.error_dict.items():
+            where = "" if column == NON_FIELD_ERRORS else _(", column %(column)s") % {"column": column}
+            for message in messages:
+                report.errors.append(f"{_row_label(invalid.number, is_json)}{where}: {message}")
+    if report.errors or dry_run:
+        return report
+    result = handler.import_data(
+        dataset, dry_run=False, raise_errors=True, use_transactions=True, rollback_on_validation_errors=True, user=actor
+    )
+    report.applied = True
+    report.counts = {kind: count for kind, count in result.totals.items() if count and kind != RowResult.IMPORT_TYPE_ERROR}
+    return report
+
+
+def sheet_export(*, resource: str, path: str | Path) -> int:
+    """Write every live row of the sheet to `path` in the format of its extension; return the row count."""
+    handler = _resource(resource)
+    fmt = format_for(str(path))
+    dataset = handler.export()
+    data = fmt.export_data(dataset)
+    Path(path).write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+    return len(dataset)

@@ -1,0 +1,215 @@
+"""Rule sheets through `import_rules` / `export_rules` (SPEC §7, G8)."""
+
+import io
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import openpyxl
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from apps.rules.models import ScoreRule, ScoreRuleObjectPoints
+from apps.tasks.models import TaskConfig
+from tests.factories import ScoreRuleFactory, TaskConfigFactory
+
+pytestmark = pytest.mark.django_db
+
+RULE_HEADER = (
+    "score_type,task_type,score_desc,kind,points,statistical_period,required_number_of_times,"
+    "award_limit_per_period,number_limit_all,start_time,end_time,can_repeat,status\n"
+)
+
+
+def write(tmp_path, name: str, text: str):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def import_rules(path: str, resource: str = "rules", *extra: str) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    call_command("import_rules", path, "--resource", resource, *extra, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def refused(path: str, resource: str = "rules") -> str:
+    err = io.StringIO()
+    with pytest.raises(CommandError, match="nothing was applied|could not be read|formula|Unknown file type"):
+        call_command("import_rules", path, "--resource", resource, stderr=err, stdout=io.StringIO())
+    return err.getvalue()
+
+
+@pytest.fixture
+def post_task():
+    return TaskConfigFactory(task_type="post", interface_name=r"^/posts/$")
+
+
+def test_a_sheet_creates_rules_in_any_status_with_empty_cells_as_none(tmp_path, post_task, settings):
+    settings.TIME_ZONE = "Asia/Shanghai"
+    path = write(
+        tmp_path,
+        "rules.csv",
+        RULE_HEADER
+        + "post-each,post,Each post,count,5,day,1,10,,2026-12-01 00:00:00,,true,active\n"
+        + "first-post,post,First post,count,10,none,,1,100,,,,editing\n",
+    )
+    out, _ = import_rules(path)
+    assert "applied: new 2" in out
+    each = ScoreRule.objects.get(score_type="post-each")
+    assert (each.status, each.points, each.award_limit_per_period, each.number_limit_all) == ("active", 5, 10, None)
+    assert each.start_time == datetime(2026, 12, 1, tzinfo=ZoneInfo("Asia/Shanghai"))
+    first = ScoreRule.objects.get(score_type="first-post")
+    assert (first.required_number_of_times, first.can_repeat, first.status) == (1, True, "editing")
+    assert first.history.latest().history_change_reason == "imported"
+
+
+def test_one_bad_row_applies_nothing_and_names_row_and_column(tmp_path, post_task):
+    path = write(
+        tmp_path,
+        "rules.csv",
+        RULE_HEADER
+        + "good,post,Fine,count,5,day,1,,,,,true,active\n"
+        + "bad-period,post,Oops,count,5,fortnight,1,,,,,true,active\n"
+        + "bad-points,post,Oops,count,-3,day,1,,,,,true,active\n",
+    )
+    errors = refused(path)
+    assert "row 3, column statistical_period: 'fortnight' is not one of: day, week, month, year, none" in errors
+    assert "row 4, column points" in errors
+    assert not ScoreRule.objects.exists()
+
+
+def test_frozen_field_of_an_active_rule_is_refused(tmp_path, post_task):
+    ScoreRuleFactory(task_type="post", score_type="post-each", points=5, status="active")
+    path = write(tmp_path, "rules.csv", RULE_HEADER + "post-each,post,Each post,count,50,day,1,,,,,true,active\n")
+    errors = refused(path)
+    assert "row 2, column points: points cannot change while post-each is active" in errors
+    assert ScoreRule.objects.get().points == 5
+
+
+def test_retiring_through_a_sheet_is_allowed(tmp_path, post_task):
+    ScoreRuleFactory(task_type="post", score_type="post-each", points=5, status="active")
+    path = write(tmp_path, "rules.csv", RULE_HEADER + "post-each,post,,count,5,day,1,,,,,true,retired\n")
+    import_rules(path)
+    assert ScoreRule.objects.get().status == "retired"
+
+
+@pytest.mark.parametrize(
+    ("row", "column", "message"),
+    [
+        ('=HYPERLINK("http://x"),post,x,count,5,day,1,,,,,true,editing', "score_type", "formula"),
+        ("r,post,+cmd|' /C calc'!A0,count,5,day,1,,,,,true,editing", "score_desc", "formula"),
+        ("r,post," + "x" * 300 + ",count,5,day,1,,,,,true,editing", "score_desc", "at most 255 characters"),
+        ("r,post,x,count,5.5,day,1,,,,,true,editing", "points", "not a whole number"),
+        ("r,nope,x,count,5,day,1,,,,,true,editing", "task_type", "No task config has the task type nope"),
+        ("r,post,x,streak,5,none,1,,,,,true,editing", "statistical_period", "streak needs a period"),
+        ("r,post,x,count,5,day,1,,,,,maybe,editing", "can_repeat", "not true or false"),
+        ("r,post,x,count,5,day,1,,,2026-13-45,,true,editing", "start_time", ""),
+        ("r,post,x,count,5,day,1,,,2026-12-02,2026-12-01,true,editing", "end_time", "after the start time"),
+    ],
+)
+def test_bad_values_are_refused_with_a_clear_message(tmp_path, post_task, row, column, message):
+    errors = refused(write(tmp_path, "rules.csv", RULE_HEADER + row + "\n"))
+    assert f"row 2, column {column}" in errors
+    assert message in errors
+    assert not ScoreRule.objects.exists()
+
+
+def test_dry_run_applies_nothing(tmp_path, post_task):
+    path = write(tmp_path, "rules.csv", RULE_HEADER + "post-each,post,Each post,count,5,day,1,,,,,true,active\n")
+    out, _ = import_rules(path, "rules", "--dry-run")
+    assert "would apply: new 1" in out
+    assert not ScoreRule.objects.exists()
+
+
+def test_tasks_sheet_round_trips_through_every_format(tmp_path):
+    TaskConfigFactory(task_type="sign-in", interface_name=r"^/checkin/$", success_json_field="code", success_json_value="0")
+    TaskConfigFactory(task_type="share", interface_name=r"^/posts/(?P<id>\d+)/share/$", id_group_name="id", priority=3)
+    for extension in ("csv", "xlsx", "json"):
+        path = str(tmp_path / f"tasks.{extension}")
+        call_command("export_rules", path, "--resource", "tasks", stdout=io.StringIO())
+        out, _ = import_rules(path, "tasks")
+        assert "skip 2" in out, extension
+    assert TaskConfig.objects.count() == 2
+
+
+def test_tasks_sheet_with_a_bad_regex_names_it(tmp_path):
+    header = "task_type,task_desc,method,interface_name,id_group_name,priority,status,reverses\n"
+    path = write(tmp_path, "tasks.csv", header + "share,Share,post,^/posts/(?P<id>\\d+/share/$,id,0,in_use,\n")
+    errors = refused(path, "tasks")
+    assert "row 2, column interface_name: Not a valid regular expression" in errors
+    assert not TaskConfig.objects.exists()
+
+
+def test_tasks_sheet_creates_configs_with_method_in_any_case(tmp_path):
+    header = "task_type,task_desc,method,interface_name,id_group_name,priority,status,reverses\n"
+    path = write(
+        tmp_path,
+        "tasks.csv",
+        header + "post,Post,post,^/posts/$,,,in_use,\npost-delete,Delete,POST,^/posts/(?P<id>\\d+)/delete/$,id,5,editing,post\n",
+    )
+    import_rules(path, "tasks")
+    assert list(TaskConfig.objects.order_by("task_type").values_list("task_type", "method", "priority", "reverses")) == [
+        ("post", "POST", 0, ""),
+        ("post-delete", "POST", 5, "post"),
+    ]
+
+
+def test_object_points_for_a_draft_rule_and_refused_for_an_active_one(tmp_path, post_task):
+    ScoreRuleFactory(task_type="post", score_type="draft-rule", status="editing")
+    ScoreRuleFactory(task_type="post", score_type="live-rule", status="active")
+    header = "score_type,business_id,points\n"
+    import_rules(write(tmp_path, "op.csv", header + "draft-rule,42,20\n"), "object-points")
+    assert ScoreRuleObjectPoints.objects.get().points == 20
+    errors = refused(write(tmp_path, "op2.csv", header + "live-rule,42,20\nno-such-rule,1,2\n"), "object-points")
+    assert "cannot change while it is active" in errors
+    assert "row 3, column score_type: no rule with score_type 'no-such-rule'" in errors
+    assert ScoreRuleObjectPoints.objects.count() == 1
+
+
+def test_broken_xlsx_gets_a_clear_error(tmp_path, post_task):
+    path = tmp_path / "rules.xlsx"
+    path.write_bytes(b"PK\x03\x04 this is not a workbook")
+    with pytest.raises(CommandError, match="Not a readable XLSX file"):
+        import_rules(str(path))
+
+
+def test_formula_cells_in_xlsx_are_refused(tmp_path, post_task):
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(RULE_HEADER.strip().split(","))
+    sheet.append(["r", "post", "x", "count", "=2+3", "day", 1, None, None, None, None, True, "editing"])
+    path = tmp_path / "rules.xlsx"
+    book.save(path)
+    with pytest.raises(CommandError, match="Row 2, column E holds a formula"):
+        import_rules(str(path))
+    assert not ScoreRule.objects.exists()
+
+
+def test_xlsx_with_real_datetimes_and_numbers(tmp_path, post_task, settings):
+    settings.TIME_ZONE = "Europe/Berlin"
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(RULE_HEADER.strip().split(","))
+    sheet.append(["r", "post", "x", "count", 5, "day", 2, 3, None, datetime(2026, 10, 25, 2, 30), None, False, "active"])
+    path = tmp_path / "rules.xlsx"
+    book.save(path)
+    import_rules(str(path))
+    rule = ScoreRule.objects.get()
+    assert (rule.points, rule.required_number_of_times, rule.award_limit_per_period, rule.can_repeat) == (5, 2, 3, False)
+    # 02:30 happens twice in Berlin that night; a naive time means the first (CEST, UTC+2).
+    assert rule.start_time == datetime(2026, 10, 25, 0, 30, tzinfo=ZoneInfo("UTC"))
+
+
+def test_malformed_json_and_unknown_extension(tmp_path):
+    with pytest.raises(CommandError, match="could not be read"):
+        import_rules(write(tmp_path, "rules.json", "[{not json"))
+    with pytest.raises(CommandError, match="Unknown file type"):
+        import_rules(write(tmp_path, "rules.txt", "x"))
+
+
+def test_export_escapes_formulas(tmp_path, post_task):
+    ScoreRule.objects.create(task_type="post", score_type="r", points=1, score_desc="=1+1")
+    path = tmp_path / "rules.csv"
+    call_command("export_rules", str(path), "--resource", "rules", stdout=io.StringIO())
+    assert ",=1+1," not in path.read_text()
