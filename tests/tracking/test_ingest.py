@@ -1,0 +1,119 @@
+"""`manage.py ingest_events` (SPEC §2): JSON Lines through the same pipeline as the middleware."""
+
+import io
+import json
+import uuid
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from apps.ledger.models import Account, ScoreRecord
+from apps.tasks.models import TaskConfig, UserTaskRecord
+from apps.tracking import services
+from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def line(n: int, **fields) -> str:
+    return json.dumps({"event_id": str(uuid.UUID(int=n)), "user": "alice", "occurred_at": "2026-11-20T09:00:00", **fields})
+
+
+def ingest(tmp_path, lines: list[str], *extra: str) -> tuple[str, str]:
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out, err = io.StringIO(), io.StringIO()
+    call_command("ingest_events", str(path), *extra, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def site():
+    UserFactory(username="alice")
+    TaskConfigFactory(task_type="sign-in", interface_name=r"^/checkin/$")
+    TaskConfigFactory(task_type="share", interface_name=r"^/posts/(?P<post_id>\d+)/share/$", id_group_name="post_id")
+    TaskConfigFactory(task_type="old", interface_name=r"^/old/$", status=TaskConfig.Status.DEPRECATED)
+    ScoreRuleFactory(task_type="sign-in", score_type="daily", points=1, award_limit_per_period=1)
+    ScoreRuleFactory(task_type="share", score_type="share", points=3)
+
+
+def test_events_are_processed_in_order_and_again_change_nothing(tmp_path, site):
+    lines = [
+        line(1, task_type="sign-in"),
+        line(2, task_type="sign-in", occurred_at="2026-11-21T09:00:00"),
+        line(3, method="post", path="/posts/7/share/"),
+    ]
+    out, _ = ingest(tmp_path, lines)
+    assert "processed 3" in out
+    assert Account.objects.get().balance == 5
+    assert UserTaskRecord.objects.get(task__task_type="share").business_id == "7"
+    out, _ = ingest(tmp_path, lines)
+    assert "duplicate 3" in out
+    assert ScoreRecord.objects.count() == 3
+
+
+def test_naive_times_are_local(tmp_path, site, settings):
+    settings.TIME_ZONE = "Asia/Shanghai"
+    ingest(tmp_path, [line(1, task_type="sign-in", occurred_at="2026-11-20T00:30:00")])
+    assert UserTaskRecord.objects.get().occurred_at == datetime(2026, 11, 20, 0, 30, tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+def test_not_completions_are_skipped_not_bad(tmp_path, site):
+    out, _ = ingest(
+        tmp_path,
+        [
+            line(1, task_type="old"),
+            line(2, task_type="never-heard-of"),
+            line(3, method="GET", path="/posts/7/share/"),
+            line(4, method="POST", path="/posts/7/share/", status=500),
+        ],
+    )
+    assert "line 1: skipped: task 'old' is not in use" in out
+    assert "line 2: skipped: task 'never-heard-of' is unknown" in out
+    assert "line 3: skipped: GET /posts/7/share/ routes to no task in use" in out
+    assert "line 4: skipped: status 500 is not a success for task 'share'" in out
+    assert "skipped 4" in out
+    assert not UserTaskRecord.objects.exists()
+
+
+def test_bad_lines_are_named_skipped_and_fail_the_command(tmp_path, site):
+    lines = [
+        line(1, task_type="sign-in"),
+        "{not json",
+        line(3, user="mallory", task_type="sign-in"),
+        line(4, occurred_at="yesterday", task_type="sign-in"),
+        json.dumps({"user": "alice", "occurred_at": "2026-11-20T09:00:00", "task_type": "sign-in"}),
+        line(6),
+        line(7, method="POST", path="/checkin/", status="ok"),
+        "[1, 2]",
+    ]
+    with pytest.raises(CommandError, match="7 bad line"):
+        ingest(tmp_path, lines)
+    assert ScoreRecord.objects.count() == 1  # the good line still went through
+
+
+def test_bad_lines_messages(tmp_path, site):
+    err = io.StringIO()
+    path = tmp_path / "e.jsonl"
+    path.write_text("{not json\n" + line(2, user="mallory", task_type="sign-in") + "\n", encoding="utf-8")
+    with pytest.raises(CommandError):
+        call_command("ingest_events", str(path), stdout=io.StringIO(), stderr=err)
+    assert "line 1: not valid JSON" in err.getvalue()
+    assert "line 2: user: no user named 'mallory'" in err.getvalue()
+
+
+def test_async_enqueues_through_the_broker(tmp_path, site, monkeypatch):
+    sent = []
+    monkeypatch.setattr(services, "_publish", sent.append)
+    out, _ = ingest(tmp_path, [line(1, task_type="sign-in")], "--async")
+    assert "enqueued 1" in out
+    assert sent[0]["task_type"] == "sign-in"
+    assert not UserTaskRecord.objects.exists()
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(CommandError, match="cannot read"):
+        call_command("ingest_events", str(tmp_path / "nope.jsonl"))
