@@ -1,16 +1,32 @@
 from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
+from apps.rules import services
 from apps.rules.models import ScoreRule, ScoreRuleObjectPoints, UserScoreInfo
+from apps.tasks.admin_actions import FrozenFieldsMixin, workflow_action
 
 
 class ObjectPointsInline(admin.TabularInline):
+    """Per-object amounts freeze with the rule once it is active."""
+
     model = ScoreRuleObjectPoints
     extra = 0
 
+    def _editable(self, obj) -> bool:
+        return obj is None or obj.status == ScoreRule.Status.EDITING
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return self._editable(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return self._editable(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self._editable(obj) and super().has_delete_permission(request, obj)
+
 
 @admin.register(ScoreRule)
-class ScoreRuleAdmin(SimpleHistoryAdmin):
+class ScoreRuleAdmin(FrozenFieldsMixin, SimpleHistoryAdmin):
     list_display = (
         "score_type",
         "task_type",
@@ -27,6 +43,11 @@ class ScoreRuleAdmin(SimpleHistoryAdmin):
     search_fields = ("score_type", "score_desc", "task_type")
     readonly_fields = ("recipients_count",)
     inlines = [ObjectPointsInline]
+    actions = [
+        workflow_action(services.score_rule_activate, keyword="rule", name="activate", description="Activate"),
+        workflow_action(services.score_rule_retire, keyword="rule", name="retire", description="Retire"),
+        workflow_action(services.score_rule_copy_as_draft, keyword="rule", name="copy_as_draft", description="Copy as draft"),
+    ]
 
 
 @admin.register(UserScoreInfo)

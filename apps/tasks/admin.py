@@ -1,14 +1,21 @@
 from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
+from apps.tasks import services
+from apps.tasks.admin_actions import FrozenFieldsMixin, workflow_action
 from apps.tasks.models import TaskConfig, UserTaskRecord
 
 
 @admin.register(TaskConfig)
-class TaskConfigAdmin(SimpleHistoryAdmin):
+class TaskConfigAdmin(FrozenFieldsMixin, SimpleHistoryAdmin):
     list_display = ("task_type", "method", "interface_name", "id_group_name", "priority", "status", "reverses", "updated_at")
     list_filter = ("status", "method")
     search_fields = ("task_type", "task_desc", "interface_name")
+    actions = [
+        workflow_action(services.task_config_put_in_use, keyword="config", name="put_in_use", description="Put in use"),
+        workflow_action(services.task_config_deprecate, keyword="config", name="deprecate", description="Deprecate"),
+        workflow_action(services.task_config_copy_as_draft, keyword="config", name="copy_as_draft", description="Copy as draft"),
+    ]
 
 
 @admin.register(UserTaskRecord)
