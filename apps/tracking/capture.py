@@ -37,12 +37,14 @@ def first_language(request: HttpRequest) -> str:
 
 
 def event_from_request(request: HttpRequest, response: HttpResponse) -> Event | None:
-    """The event this request completes, or None (anonymous, untracked, or unsuccessful)."""
-    user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
-        return None
+    """The event this request completes, or None (untracked, anonymous, or unsuccessful)."""
+    # Route first: for the many untracked requests this is a dict lookup, and it spares loading
+    # the session-backed user that the view may never have touched.
     found = route_table().match(request.method or "", request.path)
     if found is None:
+        return None
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
         return None
     route = found.route
     body = _json_body(response) if route.json_field else None

@@ -191,3 +191,66 @@ class TestMiddleware:
         config.save()
         client.post(reverse("checkin"))
         assert captured == []
+
+
+class TestFirstSegmentIndex:
+    @pytest.mark.parametrize(
+        ("pattern", "segment"),
+        [
+            (r"^/posts/(?P<id>\d+)/share/$", "posts"),
+            (r"^/checkin/$", "checkin"),
+            (r"/checkin/", "checkin"),
+            (r"^/posts/?$", "posts"),
+            (r"^/posts$", "posts"),
+            (r"^/$", ""),
+            (r"^/posts?/$", None),
+            (r"^/po(st|ll)/$", None),
+            (r"^/a/|^/b/", None),
+            (r"(?i)^/posts/$", None),
+            (r"^/(?i:posts)/$", None),
+            (r"^/posts\.json$", None),
+            (r"^.*/share/$", None),
+            (r"^/a{2}/$", None),
+        ],
+    )
+    def test_first_segment(self, pattern, segment):
+        from apps.tracking.routing import first_segment
+
+        assert first_segment(pattern) == segment
+
+    def test_wildcard_and_segment_routes_keep_one_priority_order(self):
+        table = RouteTable(
+            [
+                make_route(1, r"^/posts/\d+/$", priority=1),
+                make_route(2, r"^.*/\d+/$", priority=5),
+                make_route(3, r"^/posts/\d+/$", priority=9),
+                make_route(4, r"^/other/\d+/$", priority=0),
+            ]
+        )
+        assert table.match("POST", "/posts/1/").route.config_id == 3
+        assert table.match("POST", "/other/1/").route.config_id == 2
+        assert table.match("POST", "/nowhere/1/").route.config_id == 2
+        assert table.match("POST", "/nowhere/") is None
+
+    def test_index_agrees_with_a_plain_scan(self):
+        import random
+
+        rng = random.Random(7)
+        patterns = [
+            r"^/posts/(?P<id>\d+)/$",
+            r"^/posts/$",
+            r"^/p(os)?ts/$",
+            r"^/(?P<s>\w+)/x/$",
+            r"^/a/b/?$",
+            r"^/posts$",
+            r"^/$",
+        ]
+        routes = [make_route(i, p, priority=rng.randint(0, 3), group="id" if "id" in p else "") for i, p in enumerate(patterns)]
+        table = RouteTable(routes)
+        paths = ["/posts/1/", "/posts/", "/pts/", "/posts", "/a/b", "/a/b/", "/q/x/", "/", "/posts/x/", ""]
+        for path in paths:
+            expected = next(
+                (r for r in sorted(routes, key=lambda r: (-r.priority, r.config_id)) if r.regex.fullmatch(path)), None
+            )
+            found = table.match("POST", path)
+            assert (found.route if found else None) == expected, path
