@@ -194,6 +194,22 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 JIFEN_COUNTRY_HEADER = env_str("JIFEN_COUNTRY_HEADER", "HTTP_CF_IPCOUNTRY")
 # Take the client address from X-Forwarded-For (only behind a proxy that sets it).
 JIFEN_TRUST_X_FORWARDED_FOR = env_bool("JIFEN_TRUST_X_FORWARDED_FOR", False)
+# The web process's hand-off to Redis: its timeout (connect and reply), and how long the circuit
+# breaker then skips the broker (events go to the outbox meanwhile).
+JIFEN_HANDOFF_TIMEOUT_S = env_float("JIFEN_HANDOFF_TIMEOUT_S", 0.1, minimum=0.001)
+JIFEN_BREAKER_OPEN_S = env_float("JIFEN_BREAKER_OPEN_S", 5.0, minimum=0.0)
+# Workers: events per batch (one transaction), how long one drain task keeps draining, how long a
+# claimed batch may stay unfinished before the sweeper puts it back (longer than any batch takes),
+# and how many tries a failing event gets before it is parked for an operator.
+JIFEN_BATCH_SIZE = env_int("JIFEN_BATCH_SIZE", 100, minimum=1)
+JIFEN_DRAIN_BUDGET_S = env_float("JIFEN_DRAIN_BUDGET_S", 10.0, minimum=0.1)
+JIFEN_BATCH_VISIBILITY_S = env_float("JIFEN_BATCH_VISIBILITY_S", 300.0, minimum=1.0)
+JIFEN_MAX_ATTEMPTS = env_int("JIFEN_MAX_ATTEMPTS", 3, minimum=1)
+# A pending wake-up expires after this long, so a lost one cannot stall the inbox.
+JIFEN_WAKE_TTL_MS = env_int("JIFEN_WAKE_TTL_MS", 5000, minimum=100)
+# /healthz turns 503 when the oldest unprocessed event or the last worker heartbeat is older than this.
+JIFEN_HEALTH_MAX_EVENT_AGE_S = env_float("JIFEN_HEALTH_MAX_EVENT_AGE_S", 300.0, minimum=1.0)
+JIFEN_HEALTH_MAX_HEARTBEAT_AGE_S = env_float("JIFEN_HEALTH_MAX_HEARTBEAT_AGE_S", 60.0, minimum=1.0)
 # How often a process checks whether the TaskConfig route table changed.
 JIFEN_ROUTES_REFRESH_S = env_float("JIFEN_ROUTES_REFRESH_S", 1.0, minimum=0.0)
 
@@ -212,7 +228,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.tracking.tasks.flush_outbox",
         "schedule": env_float("JIFEN_OUTBOX_FLUSH_S", 10.0, minimum=1.0),
     },
+    "sweep-inbox": {"task": "apps.tracking.tasks.sweep_inbox", "schedule": env_float("JIFEN_SWEEP_S", 10.0, minimum=1.0)},
+    "heartbeat": {"task": "apps.tracking.tasks.heartbeat", "schedule": 10.0},
 }
+CELERY_TASK_STORE_ERRORS_EVEN_IF_IGNORED = True
 # The queue the tracking tasks use; separate deployments (or test runs) sharing a Redis use their own.
 CELERY_TASK_DEFAULT_QUEUE = env_str("JIFEN_QUEUE", "jifen")
 

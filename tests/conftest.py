@@ -33,3 +33,29 @@ def database_url_for_workers() -> str:
         return f"sqlite:///{db['NAME']}"
     auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
     return f"postgres://{auth}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_handoff():
+    from apps.tracking.handoff import handoff_reset
+
+    handoff_reset()
+    yield
+    handoff_reset()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Remove this run's Redis keys (its queue name is unique to the run)."""
+    broker = os.environ.get("CELERY_BROKER_URL", "")
+    if not broker.startswith("redis://"):
+        return
+    import redis
+
+    queue = os.environ["JIFEN_QUEUE"]
+    try:
+        client = redis.Redis.from_url(broker, socket_connect_timeout=1, socket_timeout=2)
+        keys = list(client.scan_iter(match=f"{queue}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    except redis.RedisError:
+        pass

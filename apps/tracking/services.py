@@ -1,17 +1,24 @@
 """Moving events from the web process to the workers, and processing them there."""
 
 import logging
+import time
+import uuid
+from collections import Counter
 from enum import StrEnum
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import OperationalError, transaction
+from django.db.models import F
+from django.utils import timezone
 
 from apps.ledger.services import EntryMeta, account_lock
 from apps.rules.services import completion_evaluate, completion_reverse
 from apps.tasks.models import TaskConfig
 from apps.tasks.services import completion_record
-from apps.tracking.events import Event
-from apps.tracking.models import OutboxEvent
+from apps.tracking.events import Event, EventError
+from apps.tracking.handoff import HandoffUnavailable, handoff, uses_inbox, worker_inbox
+from apps.tracking.models import FailedEvent, Heartbeat, OutboxEvent
 
 logger = logging.getLogger(__name__)
 
@@ -25,75 +32,215 @@ class Outcome(StrEnum):
     UNKNOWN_USER = "unknown_user"
 
 
-def _publish(payload: dict) -> None:
-    from apps.tracking.tasks import process_event
-
-    process_event.apply_async(args=[payload], retry=False)
-
-
 def event_dispatch(*, event: Event) -> None:
-    """Hand the event to the broker; if the broker fails, keep it in the outbox instead."""
+    """Hand the event to the workers; if the broker cannot take it, keep it in the outbox instead."""
     payload = event.to_payload()
     try:
-        _publish(payload)
-    except Exception as exc:
-        logger.warning("broker unavailable, event %s for user %s kept in the outbox: %s", event.event_id, event.user_id, exc)
+        handoff().send([payload])
+    except HandoffUnavailable as exc:
+        logger.warning("event %s for user %s kept in the outbox: %s", event.event_id, event.user_id, exc)
         OutboxEvent.objects.get_or_create(event_id=event.event_id, defaults={"payload": payload, "last_error": str(exc)[:2000]})
 
 
 def outbox_flush(*, limit: int = OUTBOX_BATCH) -> int:
-    """Publish waiting outbox events, oldest first; return how many went out.
+    """Hand waiting outbox events to the workers, oldest first; return how many went.
 
-    A row is deleted in the same transaction that published it. If the commit fails after the
-    publish, the event goes out again later, and processing skips it by its event_id.
+    The rows are deleted in the transaction that handed them over. If that commit fails after
+    the hand-off, the events go again later and processing skips them by their event_id.
     """
-    sent = 0
     with transaction.atomic():
         rows = list(OutboxEvent.objects.select_for_update(skip_locked=True).order_by("created_at", "id")[:limit])
-        for row in rows:
-            try:
-                _publish(row.payload)
-            except Exception as exc:
-                OutboxEvent.objects.filter(pk=row.pk).update(attempts=row.attempts + 1, last_error=str(exc)[:2000])
-                logger.warning("outbox: broker still unavailable after %d events: %s", sent, exc)
-                break
-            row.delete()
-            sent += 1
-    return sent
+        if not rows:
+            return 0
+        try:
+            handoff().send([row.payload for row in rows])
+        except HandoffUnavailable as exc:
+            OutboxEvent.objects.filter(pk__in=[row.pk for row in rows]).update(
+                attempts=F("attempts") + 1, last_error=str(exc)[:2000]
+            )
+            logger.warning("outbox: %d events still waiting: %s", len(rows), exc)
+            return 0
+        OutboxEvent.objects.filter(pk__in=[row.pk for row in rows]).delete()
+    return len(rows)
+
+
+def _event_apply(*, event: Event, config: TaskConfig) -> Outcome:
+    """Record and score one event. The caller holds the transaction and the user's account lock."""
+    meta = EntryMeta(location=event.location, country=event.country, lang_type=event.lang_type)
+    account = account_lock(user_id=event.user_id)  # already held: this just returns the row
+    record = completion_record(
+        config=config,
+        user_id=event.user_id,
+        event_id=event.event_id,
+        occurred_at=event.occurred_at,
+        business_id=event.business_id,
+        method=event.method,
+        path=event.path,
+        status_code=event.status,
+        location=event.location,
+        country=event.country,
+        lang_type=event.lang_type,
+    )
+    if record is None:
+        return Outcome.DUPLICATE
+    if config.reverses:
+        completion_reverse(record=record, account=account, meta=meta)
+    decisions = completion_evaluate(record=record, account=account, meta=meta)
+    record.decisions = [decision.as_record() for decision in decisions]
+    record.save(update_fields=["decisions", "updated_at"])
+    return Outcome.PROCESSED
+
+
+def _screen(events: list[Event]) -> tuple[list[tuple[Event, TaskConfig]], Counter]:
+    """Split off events whose task or user does not exist; return the rest with their configs."""
+    configs = {c.task_type: c for c in TaskConfig.objects.filter(task_type__in={e.task_type for e in events})}
+    users = set(get_user_model().objects.filter(pk__in={e.user_id for e in events}).values_list("pk", flat=True))
+    ready, counts = [], Counter()
+    for event in events:
+        if event.task_type not in configs:
+            logger.warning(
+                "event %s for user %s names unknown task type %r; skipped", event.event_id, event.user_id, event.task_type
+            )
+            counts[str(Outcome.UNKNOWN_TASK)] += 1
+        elif event.user_id not in users:
+            logger.warning("event %s names unknown user %s; skipped", event.event_id, event.user_id)
+            counts[str(Outcome.UNKNOWN_USER)] += 1
+        else:
+            ready.append((event, configs[event.task_type]))
+    return ready, counts
 
 
 def event_process(*, event: Event) -> Outcome:
     """Record the completion and apply every rule to it, in one transaction, exactly once."""
-    config = TaskConfig.objects.filter(task_type=event.task_type).first()
-    if config is None:
-        logger.warning("event %s for user %s names unknown task type %r; skipped", event.event_id, event.user_id, event.task_type)
-        return Outcome.UNKNOWN_TASK
-    if not get_user_model().objects.filter(pk=event.user_id).exists():
-        logger.warning("event %s names unknown user %s; skipped", event.event_id, event.user_id)
-        return Outcome.UNKNOWN_USER
-    meta = EntryMeta(location=event.location, country=event.country, lang_type=event.lang_type)
+    ready, counts = _screen([event])
+    if not ready:
+        return Outcome(next(iter(counts)))
     with transaction.atomic():
         # The account lock comes first: it serializes all of this user's events, so progress,
         # recipients and balance are read and written by one worker at a time.
-        account = account_lock(user_id=event.user_id)
-        record = completion_record(
-            config=config,
-            user_id=event.user_id,
-            event_id=event.event_id,
-            occurred_at=event.occurred_at,
-            business_id=event.business_id,
-            method=event.method,
-            path=event.path,
-            status_code=event.status,
-            location=event.location,
-            country=event.country,
-            lang_type=event.lang_type,
-        )
-        if record is None:
-            return Outcome.DUPLICATE
-        if config.reverses:
-            completion_reverse(record=record, account=account, meta=meta)
-        decisions = completion_evaluate(record=record, account=account, meta=meta)
-        record.decisions = [decision.as_record() for decision in decisions]
-        record.save(update_fields=["decisions", "updated_at"])
-    return Outcome.PROCESSED
+        account_lock(user_id=event.user_id)
+        return _event_apply(event=event, config=ready[0][1])
+
+
+def event_park(*, payload: dict, error: str, attempts: int) -> FailedEvent:
+    """Set a failing event aside for an operator, so the rest keep flowing (G7)."""
+    event_id = payload.get("event_id") if isinstance(payload, dict) else None
+    try:
+        event_id = uuid.UUID(str(event_id)) if event_id else None
+    except ValueError:
+        event_id = None
+    logger.error(
+        "event %s for user %s (task %s) parked after %d attempt(s): %s",
+        event_id,
+        payload.get("user_id") if isinstance(payload, dict) else None,
+        payload.get("task_type") if isinstance(payload, dict) else None,
+        attempts,
+        error,
+    )
+    if event_id is None:
+        return FailedEvent.objects.create(payload=payload, error=error, attempts=attempts)
+    parked, _ = FailedEvent.objects.update_or_create(
+        event_id=event_id,
+        defaults={"payload": payload, "error": error, "attempts": attempts, "status": FailedEvent.Status.FAILED},
+    )
+    return parked
+
+
+def _process_alone(event: Event, payload: dict) -> str:
+    """Try one event on its own up to JIFEN_MAX_ATTEMPTS times, then park it."""
+    error = ""
+    for attempt in range(1, settings.JIFEN_MAX_ATTEMPTS + 1):
+        try:
+            return str(event_process(event=event))
+        except OperationalError:
+            raise  # the database is unwell, not the event: the whole batch comes back later
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            logger.warning("event %s for user %s failed (attempt %d): %s", event.event_id, event.user_id, attempt, error)
+    event_park(payload=payload, error=error, attempts=settings.JIFEN_MAX_ATTEMPTS)
+    return "parked"
+
+
+def events_process_batch(*, payloads: list[dict]) -> Counter:
+    """Process a batch in one transaction; if that fails, each event alone, parking the poison ones.
+
+    Locks are taken in one fixed order, every account of the batch by ascending user id before
+    any other write, so concurrent batches cannot deadlock. Returns outcome counts.
+    """
+    counts: Counter = Counter()
+    events: list[tuple[Event, dict]] = []
+    for payload in payloads:
+        try:
+            events.append((Event.from_payload(payload), payload))
+        except EventError as exc:
+            event_park(payload=payload, error=f"malformed: {exc}", attempts=1)
+            counts["parked"] += 1
+    ready, skipped = _screen([event for event, _ in events])
+    counts += skipped
+    try:
+        with transaction.atomic():
+            for user_id in sorted({event.user_id for event, _ in ready}):
+                account_lock(user_id=user_id)
+            batch_counts = Counter(str(_event_apply(event=event, config=config)) for event, config in ready)
+        return counts + batch_counts
+    except OperationalError:
+        raise
+    except Exception:
+        logger.warning("a batch of %d events failed; processing them one by one", len(ready), exc_info=True)
+    by_id = {event.event_id: payload for event, payload in events}
+    for event, _config in ready:
+        counts[_process_alone(event, by_id[event.event_id])] += 1
+    return counts
+
+
+_inbox = None
+
+
+def _worker_inbox():
+    global _inbox
+    if _inbox is None:
+        _inbox = worker_inbox()
+    return _inbox
+
+
+def inbox_drain() -> Counter:
+    """Claim and process batches until the inbox is empty or the time budget is spent."""
+    inbox = _worker_inbox()
+    inbox.clear_wake()
+    deadline = time.monotonic() + settings.JIFEN_DRAIN_BUDGET_S
+    totals: Counter = Counter()
+    while time.monotonic() < deadline:
+        batch = inbox.claim(limit=settings.JIFEN_BATCH_SIZE)
+        if batch is None:
+            return totals
+        totals += events_process_batch(payloads=batch.payloads)
+        inbox.finish(batch)
+    inbox.wake()  # events are left: another drain task takes over, on any worker
+    return totals
+
+
+def inbox_sweep() -> int:
+    """Put back batches a killed worker left claimed; wake a drain if anything waits. Returns events put back."""
+    if not uses_inbox():
+        return 0
+    inbox = _worker_inbox()
+    restored = inbox.restore_stale(older_than_s=settings.JIFEN_BATCH_VISIBILITY_S)
+    if restored:
+        logger.warning("inbox: %d events of unfinished batches put back", restored)
+    if inbox.client.llen(inbox.key):
+        inbox.wake()
+    return restored
+
+
+def heartbeat_record(*, name: str = "worker") -> None:
+    Heartbeat.objects.update_or_create(name=name, defaults={"seen_at": timezone.now()})
+
+
+def failed_event_retry(*, failed: FailedEvent) -> None:
+    """Send a parked event through the pipeline again (it is skipped if it was processed meanwhile)."""
+    try:
+        handoff().send([failed.payload])
+    except HandoffUnavailable:
+        OutboxEvent.objects.get_or_create(event_id=failed.event_id, defaults={"payload": failed.payload})
+    failed.status = FailedEvent.Status.RETRIED
+    failed.save(update_fields=["status", "updated_at"])

@@ -107,7 +107,12 @@ def test_bad_lines_messages(tmp_path, site):
 
 def test_async_enqueues_through_the_broker(tmp_path, site, monkeypatch):
     sent = []
-    monkeypatch.setattr(services, "_publish", sent.append)
+
+    class Broker:
+        def send(self, payloads):
+            sent.extend(payloads)
+
+    monkeypatch.setattr(services, "handoff", Broker)
     out, _ = ingest(tmp_path, [line(1, task_type="sign-in")], "--async")
     assert "enqueued 1" in out
     assert sent[0]["task_type"] == "sign-in"

@@ -11,6 +11,7 @@ from apps.rules.models import UserScoreInfo
 from apps.tasks.models import UserTaskRecord
 from apps.tracking import services
 from apps.tracking.events import Event
+from apps.tracking.handoff import HandoffUnavailable
 from apps.tracking.models import OutboxEvent
 from apps.tracking.services import Outcome, event_dispatch, event_process, outbox_flush
 from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
@@ -156,15 +157,30 @@ class TestEventPayload:
             Event.from_payload({**payload, **change})
 
 
+class FakeHandoff:
+    """Stands in for the broker: takes events while `up`, else refuses like an open circuit."""
+
+    def __init__(self):
+        self.up = True
+        self.sent: list[dict] = []
+
+    def send(self, payloads):
+        if not self.up:
+            raise HandoffUnavailable("broker down")
+        self.sent.extend(payloads)
+
+
+@pytest.fixture
+def broker(monkeypatch):
+    fake = FakeHandoff()
+    monkeypatch.setattr(services, "handoff", lambda: fake)
+    return fake
+
+
 @pytest.mark.django_db
 class TestOutbox:
-    def test_broker_failure_keeps_the_event_in_the_outbox_until_it_is_back(self, alice, monkeypatch):
-        sent = []
-
-        def down(payload):
-            raise ConnectionError("broker down")
-
-        monkeypatch.setattr(services, "_publish", down)
+    def test_broker_failure_keeps_the_event_in_the_outbox_until_it_is_back(self, alice, broker):
+        broker.up = False
         waiting = event(alice)
         event_dispatch(event=waiting)
         assert OutboxEvent.objects.get().event_id == waiting.event_id
@@ -172,7 +188,12 @@ class TestOutbox:
         assert outbox_flush() == 0
         assert OutboxEvent.objects.get().attempts == 1
 
-        monkeypatch.setattr(services, "_publish", sent.append)
+        broker.up = True
         assert outbox_flush() == 1
         assert OutboxEvent.objects.count() == 0
-        assert [p["event_id"] for p in sent] == [str(waiting.event_id)]
+        assert [p["event_id"] for p in broker.sent] == [str(waiting.event_id)]
+
+    def test_dispatch_while_the_broker_is_up_writes_no_outbox_row(self, alice, broker):
+        event_dispatch(event=event(alice))
+        assert len(broker.sent) == 1
+        assert not OutboxEvent.objects.exists()

@@ -1,0 +1,164 @@
+"""The Redis inbox: one round trip per tracked request, drained in batches by Celery tasks.
+
+A request's event goes into a Redis list with a single EVALSHA, which also wakes the workers:
+if no wake-up is pending it pushes a ready-made Celery message for `drain_inbox` onto the Celery
+queue, so workers stay plain Celery workers and a quiet inbox costs nothing. A worker claims a
+batch by moving events atomically into a batch list that it deletes only after the batch's
+transaction committed; a batch left behind by a killed worker is put back by `sweep_inbox`.
+Processing is idempotent on event_id, so putting a batch back can double nothing.
+"""
+
+import base64
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from functools import cached_property
+
+import redis
+from django.conf import settings
+from django.utils.dateparse import parse_datetime
+from kombu.serialization import dumps as kombu_dumps
+
+# KEYS: inbox, wake flag, celery queue. ARGV: event JSON, wake message JSON, flag TTL (ms).
+_PUSH = """
+redis.call('LPUSH', KEYS[1], ARGV[1])
+if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[3]) then
+    redis.call('LPUSH', KEYS[3], ARGV[2])
+    return 1
+end
+return 0
+"""
+
+# KEYS: inbox, batch list, batch index (zset). ARGV: most events, now (s).
+# The inbox's oldest events are at its right end (LPUSH adds at the left).
+_CLAIM = """
+local items = redis.call('LRANGE', KEYS[1], -tonumber(ARGV[1]), -1)
+if #items == 0 then return items end
+redis.call('LTRIM', KEYS[1], 0, -#items - 1)
+redis.call('RPUSH', KEYS[2], unpack(items))
+redis.call('ZADD', KEYS[3], ARGV[2], KEYS[2])
+return items
+"""
+
+# KEYS: inbox, batch list, batch index. Puts a batch's events back at the inbox's oldest end.
+_RESTORE = """
+local items = redis.call('LRANGE', KEYS[2], 0, -1)
+if #items > 0 then redis.call('RPUSH', KEYS[1], unpack(items)) end
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[3], KEYS[2])
+return #items
+"""
+
+_ID = "00000000-0000-4000-8000-00000000feed"
+
+
+@dataclass(frozen=True)
+class Batch:
+    key: str
+    payloads: list[dict]
+
+
+def _wake_message_template(queue: str, task_name: str) -> str:
+    """The JSON that kombu's Redis transport would LPUSH for `task_name()` on `queue`, with a placeholder id."""
+    from config.celery import app
+
+    headers, properties, body, _ = app.amqp.as_task_v2(_ID, task_name, args=(), kwargs={}, ignore_result=True)
+    content_type, content_encoding, data = kombu_dumps(body, serializer="json")
+    message = {
+        "body": base64.b64encode(data.encode("utf-8") if isinstance(data, str) else data).decode("ascii"),
+        "content-encoding": content_encoding,
+        "content-type": content_type,
+        "headers": headers,
+        "properties": {
+            **properties,
+            "delivery_mode": 2,
+            "priority": 0,
+            "body_encoding": "base64",
+            "delivery_info": {"exchange": queue, "routing_key": queue},
+            "delivery_tag": _ID,
+        },
+    }
+    return json.dumps(message)
+
+
+class RedisInbox:
+    def __init__(self, url: str, *, queue: str, connect_timeout_s: float, socket_timeout_s: float):
+        self.queue = queue
+        self.key = f"{queue}:inbox"
+        self.wake_key = f"{queue}:inbox:wake"
+        self.batches_key = f"{queue}:inbox:batches"
+        self.client = redis.Redis.from_url(
+            url, socket_connect_timeout=connect_timeout_s, socket_timeout=socket_timeout_s, retry_on_timeout=False
+        )
+        self._push = self.client.register_script(_PUSH)
+        self._claim = self.client.register_script(_CLAIM)
+        self._restore = self.client.register_script(_RESTORE)
+
+    @cached_property
+    def _wake_template(self) -> str:
+        return _wake_message_template(self.queue, "apps.tracking.tasks.drain_inbox")
+
+    def _wake_message(self, message_id: str) -> str:
+        return self._wake_template.replace(_ID, message_id)
+
+    def push(self, payload: dict) -> None:
+        """Add one event (one round trip); wake the workers unless a wake-up is already pending."""
+        self._push(
+            keys=[self.key, self.wake_key, self.queue],
+            args=[json.dumps(payload), self._wake_message(payload["event_id"]), settings.JIFEN_WAKE_TTL_MS],
+        )
+
+    def push_many(self, payloads: list[dict]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for payload in payloads:
+            self._push(
+                keys=[self.key, self.wake_key, self.queue],
+                args=[json.dumps(payload), self._wake_message(payload["event_id"]), settings.JIFEN_WAKE_TTL_MS],
+                client=pipe,
+            )
+        pipe.execute()
+
+    def wake(self) -> None:
+        """Push a wake-up whatever the flag says (a drain that stopped with events left, the sweeper)."""
+        self.client.lpush(self.queue, self._wake_message(str(uuid.uuid4())))
+
+    def clear_wake(self) -> None:
+        """Called as a drain starts: events pushed from now on wake another drain."""
+        self.client.delete(self.wake_key)
+
+    def claim(self, *, limit: int) -> Batch | None:
+        key = f"{self.key}:batch:{uuid.uuid4().hex}"
+        items = self._claim(keys=[self.key, key, self.batches_key], args=[limit, time.time()])
+        if not items:
+            return None
+        return Batch(key=key, payloads=[json.loads(item) for item in reversed(items)])
+
+    def finish(self, batch: Batch) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(batch.key)
+        pipe.zrem(self.batches_key, batch.key)
+        pipe.execute()
+
+    def restore_stale(self, *, older_than_s: float) -> int:
+        """Put back the events of batches claimed more than `older_than_s` ago; return how many."""
+        stale = self.client.zrangebyscore(self.batches_key, "-inf", time.time() - older_than_s)
+        return sum(self._restore(keys=[self.key, key.decode(), self.batches_key]) for key in stale)
+
+    def backlog(self) -> int:
+        return self.client.llen(self.key) + sum(self.client.llen(k) for k in self.client.zrange(self.batches_key, 0, -1))
+
+    def oldest_age_s(self) -> float | None:
+        """Seconds since the oldest waiting event occurred (claimed batches included), or None."""
+        candidates = [self.client.lindex(self.key, -1)]
+        candidates += [self.client.lindex(key, 0) for key in self.client.zrange(self.batches_key, 0, 0)]
+        ages = []
+        for raw in candidates:
+            if raw:
+                occurred = parse_datetime(json.loads(raw).get("occurred_at", ""))
+                if occurred:
+                    ages.append(time.time() - occurred.timestamp())
+        return max(ages) if ages else None
+
+    def ping(self) -> bool:
+        return bool(self.client.ping())

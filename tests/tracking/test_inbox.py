@@ -1,0 +1,215 @@
+"""The Redis inbox, batches, poison events, the sweeper and the circuit breaker (SPEC G1-G4, G7)."""
+
+import json
+import socket
+import threading
+import time
+import uuid
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.conf import settings
+
+from apps.ledger.models import ScoreRecord
+from apps.rules.services import scoring
+from apps.tasks.models import UserTaskRecord
+from apps.tracking import services
+from apps.tracking.breaker import CircuitBreaker
+from apps.tracking.events import Event
+from apps.tracking.handoff import Handoff, HandoffUnavailable, worker_inbox
+from apps.tracking.models import FailedEvent
+from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
+
+TZ = ZoneInfo("Asia/Shanghai")
+
+
+def payload(user, business_id: str = "", task_type: str = "post") -> dict:
+    return Event(
+        event_id=uuid.uuid4(),
+        user_id=user.pk,
+        task_type=task_type,
+        occurred_at=datetime(2026, 11, 2, 12, tzinfo=TZ),
+        business_id=business_id,
+    ).to_payload()
+
+
+@pytest.fixture
+def inbox():
+    box = worker_inbox()
+    box.client.delete(box.key, box.wake_key, box.queue, box.batches_key)
+    services._inbox = None
+    yield box
+    for key in box.client.zrange(box.batches_key, 0, -1):
+        box.client.delete(key)
+    box.client.delete(box.key, box.wake_key, box.queue, box.batches_key)
+
+
+@pytest.fixture
+def alice(db):
+    user = UserFactory(username="alice")
+    TaskConfigFactory(task_type="post")
+    ScoreRuleFactory(task_type="post", points=5)
+    return user
+
+
+@pytest.mark.redis
+class TestInbox:
+    def test_push_is_one_event_and_at_most_one_pending_wake_up(self, inbox, alice):
+        for _ in range(3):
+            inbox.push(payload(alice))
+        assert inbox.client.llen(inbox.key) == 3
+        assert inbox.client.llen(inbox.queue) == 1
+        wake = json.loads(inbox.client.lindex(inbox.queue, 0))
+        assert wake["headers"]["task"] == "apps.tracking.tasks.drain_inbox"
+        inbox.clear_wake()
+        inbox.push(payload(alice))
+        assert inbox.client.llen(inbox.queue) == 2
+
+    def test_claim_takes_the_oldest_first_and_finish_forgets_the_batch(self, inbox, alice):
+        sent = [payload(alice) for _ in range(5)]
+        for item in sent:
+            inbox.push(item)
+        batch = inbox.claim(limit=3)
+        assert [p["event_id"] for p in batch.payloads] == [p["event_id"] for p in sent[:3]]
+        assert inbox.backlog() == 5
+        inbox.finish(batch)
+        assert inbox.backlog() == 2
+
+    def test_a_batch_left_by_a_dead_worker_is_put_back(self, inbox, alice):
+        inbox.push(payload(alice))
+        assert inbox.claim(limit=10) is not None
+        assert inbox.client.llen(inbox.key) == 0
+        assert inbox.restore_stale(older_than_s=3600) == 0
+        assert inbox.restore_stale(older_than_s=0) == 1
+        assert inbox.client.llen(inbox.key) == 1
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+class TestDrain:
+    def test_drain_processes_everything_once(self, inbox, alice):
+        for _ in range(7):
+            inbox.push(payload(alice))
+        assert dict(services.inbox_drain()) == {"processed": 7}
+        assert ScoreRecord.objects.count() == 7
+        assert inbox.backlog() == 0
+
+    def test_killed_worker_batch_is_processed_exactly_once_after_the_sweep(self, inbox, alice, settings):
+        settings.JIFEN_BATCH_VISIBILITY_S = 0.0
+        sent = [payload(alice) for _ in range(4)]
+        for item in sent:
+            inbox.push(item)
+        inbox.push(sent[0])  # the same event delivered again
+        half_done = inbox.claim(limit=2)
+        services.events_process_batch(payloads=half_done.payloads[:1])  # then the worker "dies"
+        assert services.inbox_sweep() == 2
+        services.inbox_drain()
+        assert UserTaskRecord.objects.count() == 4
+        assert ScoreRecord.objects.count() == 4
+
+
+@pytest.mark.django_db
+class TestPoison:
+    def test_a_poison_event_is_parked_and_the_rest_flow(self, alice, monkeypatch, caplog):
+        real = scoring.completion_evaluate
+
+        def explode(*, record, account, meta):
+            if record.business_id == "poison":
+                raise ZeroDivisionError("rule blew up")
+            return real(record=record, account=account, meta=meta)
+
+        monkeypatch.setattr(services, "completion_evaluate", explode)
+        batch = [payload(alice, "a"), payload(alice, "poison"), payload(alice, "b")]
+        counts = services.events_process_batch(payloads=batch)
+        assert counts == {"processed": 2, "parked": 1}
+        parked = FailedEvent.objects.get()
+        assert str(parked.event_id) == batch[1]["event_id"]
+        assert parked.attempts == settings.JIFEN_MAX_ATTEMPTS
+        assert "ZeroDivisionError: rule blew up" in parked.error
+        assert ScoreRecord.objects.count() == 2
+        assert f"event {batch[1]['event_id']} for user {alice.pk} (task post) parked" in caplog.text
+
+    def test_an_unreadable_payload_is_parked_at_once(self, alice):
+        counts = services.events_process_batch(payloads=[{"event_id": "x"}, payload(alice)])
+        assert counts == {"processed": 1, "parked": 1}
+        assert FailedEvent.objects.get().error.startswith("malformed: event_id")
+
+    def test_a_parked_event_can_be_sent_again(self, alice, monkeypatch):
+        sent = []
+
+        class Broker:
+            def send(self, payloads):
+                sent.extend(payloads)
+
+        monkeypatch.setattr(services, "handoff", Broker)
+        parked = services.event_park(payload=payload(alice), error="boom", attempts=3)
+        services.failed_event_retry(failed=parked)
+        assert sent == [parked.payload]
+        assert FailedEvent.objects.get().status == FailedEvent.Status.RETRIED
+
+
+class TestCircuitBreaker:
+    def test_opens_on_failure_and_lets_one_probe_through_later(self):
+        breaker = CircuitBreaker(open_s=0.05)
+        assert breaker.allow()
+        breaker.failed()
+        assert not breaker.allow()
+        time.sleep(0.06)
+        assert breaker.allow()
+        assert not breaker.allow()  # only one probe at a time
+        breaker.succeeded()
+        assert breaker.allow()
+
+
+@pytest.fixture
+def black_hole():
+    """A loopback listener that accepts connections and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    accepted = []
+    stop = threading.Event()
+
+    def accept():
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    server.close()
+
+
+def closed_port_url() -> str:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    return f"redis://127.0.0.1:{port}/0"
+
+
+@pytest.mark.parametrize("broken", ["stopped", "black-holed"])
+def test_a_broken_broker_costs_one_timeout_then_nothing(broken, black_hole, settings):
+    settings.CELERY_BROKER_URL = closed_port_url() if broken == "stopped" else black_hole
+    settings.JIFEN_HANDOFF_TIMEOUT_S = 0.1
+    settings.JIFEN_BREAKER_OPEN_S = 60
+    handoff = Handoff()
+    started = time.perf_counter()
+    with pytest.raises(HandoffUnavailable):
+        handoff.send([{"event_id": str(uuid.uuid4()), "occurred_at": "2026-11-02T12:00:00+08:00"}])
+    first = time.perf_counter() - started
+    assert first < 0.5
+    started = time.perf_counter()
+    for _ in range(100):
+        with pytest.raises(HandoffUnavailable, match="circuit open"):
+            handoff.send([{"event_id": str(uuid.uuid4())}])
+    assert (time.perf_counter() - started) / 100 < 0.001
