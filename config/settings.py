@@ -210,6 +210,8 @@ JIFEN_WAKE_TTL_MS = env_int("JIFEN_WAKE_TTL_MS", 5000, minimum=100)
 # /healthz turns 503 when the oldest unprocessed event or the last worker heartbeat is older than this.
 JIFEN_HEALTH_MAX_EVENT_AGE_S = env_float("JIFEN_HEALTH_MAX_EVENT_AGE_S", 300.0, minimum=1.0)
 JIFEN_HEALTH_MAX_HEARTBEAT_AGE_S = env_float("JIFEN_HEALTH_MAX_HEARTBEAT_AGE_S", 60.0, minimum=1.0)
+# How often a worker checks whether the active score rules changed.
+JIFEN_RULES_REFRESH_S = env_float("JIFEN_RULES_REFRESH_S", 0.5, minimum=0.0)
 # How often a process checks whether the TaskConfig route table changed.
 JIFEN_ROUTES_REFRESH_S = env_float("JIFEN_ROUTES_REFRESH_S", 1.0, minimum=0.0)
 

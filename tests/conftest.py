@@ -3,16 +3,19 @@ import os
 import pytest
 from django.db import connection
 
+from apps.rules.selectors import active_rules_clear
 from apps.tracking.routing import route_table_clear
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 @pytest.fixture(autouse=True)
-def _fresh_route_table():
+def _fresh_caches():
     route_table_clear()
+    active_rules_clear()
     yield
     route_table_clear()
+    active_rules_clear()
 
 
 def pytest_collection_modifyitems(config, items):

@@ -17,6 +17,7 @@ os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("JIFEN_VAR_DIR", str(_ROOT / "var" / "test"))
 os.environ.setdefault("JIFEN_ROUTES_REFRESH_S", "0")
+os.environ.setdefault("JIFEN_RULES_REFRESH_S", "0")
 # A queue of this run's own, so a shared Redis never mixes two runs' messages.
 os.environ.setdefault("JIFEN_QUEUE", f"jifen-test-{uuid.uuid4().hex[:12]}")
 

@@ -10,18 +10,46 @@ from django.utils import timezone
 from apps.rules.engine import RuleSpec
 from apps.rules.models import ScoreRule, ScoreRuleObjectPoints, UserScoreInfo
 from apps.rules.periods import next_period_start, period_bounds
+from apps.tasks.stamped_cache import StampedCache
 
 
-def active_rules_for(*, task_type: str) -> list[ScoreRule]:
+@dataclass(frozen=True)
+class ActiveRules:
+    by_task_type: dict[str, tuple[ScoreRule, ...]]
+    with_object_points: frozenset[int]  # ids of active rules that have any per-object amount
+
+
+def _load_active_rules() -> ActiveRules:
+    by_task_type: dict[str, list[ScoreRule]] = {}
+    for rule in ScoreRule.objects.filter(status=ScoreRule.Status.ACTIVE).order_by("id"):
+        by_task_type.setdefault(rule.task_type, []).append(rule)
+    with_points = ScoreRuleObjectPoints.objects.filter(rule__status=ScoreRule.Status.ACTIVE, rule__deleted_at__isnull=True)
+    return ActiveRules(
+        by_task_type={task_type: tuple(rules) for task_type, rules in by_task_type.items()},
+        with_object_points=frozenset(with_points.values_list("rule_id", flat=True).distinct()),
+    )
+
+
+# Workers look rules up per event; the cache makes that a dict lookup, whatever the number of
+# rules in the system (P4). A change reaches every worker within JIFEN_RULES_REFRESH_S.
+_active_rules = StampedCache(ScoreRule, _load_active_rules, lambda: settings.JIFEN_RULES_REFRESH_S)
+
+
+def active_rules_for(*, task_type: str) -> tuple[ScoreRule, ...]:
     """Active rules of one task type, in the fixed order in which they are evaluated (by id)."""
-    return list(ScoreRule.objects.filter(task_type=task_type, status=ScoreRule.Status.ACTIVE).order_by("id"))
+    return _active_rules.get().by_task_type.get(task_type, ())
 
 
-def object_points_for(*, rules: list[ScoreRule], business_id: str) -> dict[int, int]:
+def active_rules_clear() -> None:
+    _active_rules.clear()
+
+
+def object_points_for(*, rules: tuple[ScoreRule, ...], business_id: str) -> dict[int, int]:
     """{rule id: points} for the rules that give `business_id` its own amount."""
-    if not rules:
+    with_points = [rule.pk for rule in rules if rule.pk in _active_rules.get().with_object_points]
+    if not with_points:
         return {}
-    rows = ScoreRuleObjectPoints.objects.filter(rule__in=rules, business_id=business_id)
+    rows = ScoreRuleObjectPoints.objects.filter(rule_id__in=with_points, business_id=business_id)
     return dict(rows.values_list("rule_id", "points"))
 
 

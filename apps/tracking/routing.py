@@ -7,14 +7,12 @@ rebuilds the table if so; a request itself never queries the database to be rout
 
 import json
 import re
-import threading
-import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import Count, Max
 
 from apps.tasks.models import TaskConfig
+from apps.tasks.stamped_cache import StampedCache
 
 
 @dataclass(frozen=True)
@@ -141,37 +139,7 @@ def build_route_table() -> RouteTable:
     return RouteTable([Route.from_config(config) for config in configs])
 
 
-class _CachedTable:
-    """The process's route table, rebuilt when the configs' change stamp moves."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._table: RouteTable | None = None
-        self._stamp: tuple | None = None
-        self._checked_at = 0.0
-
-    def get(self) -> RouteTable:
-        now = time.monotonic()
-        if self._table is not None and now - self._checked_at < settings.JIFEN_ROUTES_REFRESH_S:
-            return self._table
-        with self._lock:
-            if self._table is not None and now - self._checked_at < settings.JIFEN_ROUTES_REFRESH_S:
-                return self._table
-            # Soft deletes and status changes both move updated_at; the count catches hard deletes.
-            stamp = tuple(TaskConfig.all_objects.aggregate(changed=Max("updated_at"), rows=Count("id")).values())
-            if self._table is None or stamp != self._stamp:
-                self._table = build_route_table()
-                self._stamp = stamp
-            self._checked_at = now
-            return self._table
-
-    def clear(self) -> None:
-        with self._lock:
-            self._table = None
-            self._stamp = None
-
-
-_cached = _CachedTable()
+_cached = StampedCache(TaskConfig, build_route_table, lambda: settings.JIFEN_ROUTES_REFRESH_S)
 
 
 def route_table() -> RouteTable:
