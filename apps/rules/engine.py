@@ -45,6 +45,7 @@ class RuleSpec:
     can_repeat: bool = True
     active: bool = True
     object_points: Mapping[str, int] = field(default_factory=dict)
+    recipients_count: int = 0  # places taken when the rule was read (may lag; never runs ahead)
 
     def amount_for(self, business_id: str) -> int:
         return self.object_points.get(business_id, self.points)

@@ -58,3 +58,10 @@ def period_bounds(period: str, at: datetime, tz: ZoneInfo) -> tuple[datetime, da
 def next_period_start(period: str, start: datetime, tz: ZoneInfo) -> datetime | None:
     """Return the start of the period after the one that starts at `start` (None for `none`)."""
     return period_bounds(period, start, tz)[1]
+
+
+def previous_period_start(period: str, start: datetime, tz: ZoneInfo) -> datetime:
+    """Return the start of the period before the one that starts at `start` (itself for `none`)."""
+    if period == NONE:
+        return start
+    return period_bounds(period, start - timedelta(microseconds=1), tz)[0]

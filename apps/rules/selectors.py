@@ -68,6 +68,7 @@ def rule_spec(rule: ScoreRule, *, object_points: dict[str, int] | None = None) -
         can_repeat=rule.can_repeat,
         active=rule.status == ScoreRule.Status.ACTIVE,
         object_points=object_points or {},
+        recipients_count=rule.recipients_count,
     )
 
 

@@ -1,7 +1,7 @@
 """The event: one completed task, as it travels from the web process to a worker (SPEC §2)."""
 
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.utils.dateparse import parse_datetime
@@ -11,7 +11,7 @@ class EventError(ValueError):
     """The payload is not a well-formed event; the message names the field."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Event:
     event_id: uuid.UUID
     user_id: int
@@ -27,10 +27,21 @@ class Event:
 
     def to_payload(self) -> dict:
         """A JSON-ready dict, the form in which events are queued."""
-        payload = asdict(self)
-        payload["event_id"] = str(self.event_id)
-        payload["occurred_at"] = self.occurred_at.isoformat()
-        return payload
+        # Spelled out rather than dataclasses.asdict(), which deep-copies and costs ~10x more on
+        # the request path.
+        return {
+            "event_id": str(self.event_id),
+            "user_id": self.user_id,
+            "task_type": self.task_type,
+            "occurred_at": self.occurred_at.isoformat(),
+            "business_id": self.business_id,
+            "method": self.method,
+            "path": self.path,
+            "status": self.status,
+            "location": self.location,
+            "country": self.country,
+            "lang_type": self.lang_type,
+        }
 
     @classmethod
     def from_payload(cls, payload: dict) -> "Event":

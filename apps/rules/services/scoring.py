@@ -4,14 +4,15 @@ import logging
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
 from apps.ledger.models import Account, ScoreRecord
-from apps.ledger.services import EntryMeta, ledger_post_entry
+from apps.ledger.services import EntryMeta, EntrySpec, ledger_post_entries, ledger_post_entry
 from apps.rules.engine import STREAK, Completion, Decision, Progress, RuleSpec, evaluate
 from apps.rules.models import CountedCompletion, RuleRecipient, ScoreRule, UserScoreInfo
-from apps.rules.periods import period_bounds
+from apps.rules.periods import period_bounds, previous_period_start
 from apps.rules.selectors import active_rules_for, object_points_for, rule_spec
 from apps.tasks.models import UserTaskRecord
 
@@ -22,38 +23,96 @@ def site_timezone() -> ZoneInfo:
     return ZoneInfo(settings.TIME_ZONE)
 
 
-def _progress_for(*, spec: RuleSpec, user_id: int, completion: Completion, tz: ZoneInfo) -> Progress:
-    """Read what the engine needs about this user and rule. Runs under the user's account lock."""
-    start, _ = period_bounds(spec.period, completion.occurred_at, tz)
-    infos = UserScoreInfo.objects.filter(user_id=user_id, achievement_type_id=spec.id)
-    current = infos.filter(period_start=start).first()
-    recipient = spec.recipient_cap is not None and RuleRecipient.objects.filter(rule_id=spec.id, user_id=user_id).exists()
-    recipients = 0
-    if spec.recipient_cap is not None:
-        recipients = ScoreRule.objects.filter(pk=spec.id).values_list("recipients_count", flat=True).get()
-    if spec.kind == STREAK:
-        latest = infos.filter(streak_length__gt=0).order_by("-period_start").first()
-        return Progress(
-            awards=current.awards_in_period if current else 0,
-            last_period_start=latest.period_start if latest else None,
-            streak=latest.streak_length if latest else 0,
-            is_recipient=recipient,
-            recipients=recipients,
+class _UserRuleState:
+    """One user's progress rows for a set of rules, read in one query and written back in bulk.
+
+    Runs under the user's account lock, so nothing else changes these rows meanwhile.
+    """
+
+    def __init__(self, *, user_id: int, specs: list[RuleSpec], completion: Completion, tz: ZoneInfo):
+        self.user_id = user_id
+        self.tz = tz
+        self.starts = {spec.id: period_bounds(spec.period, completion.occurred_at, tz)[0] for spec in specs}
+        # Streaks look one period back (does the streak go on?) and forward (is the event late?).
+        earliest = min(
+            (previous_period_start(spec.period, self.starts[spec.id], tz) if spec.kind == STREAK else self.starts[spec.id])
+            for spec in specs
         )
-    seen = (
-        not spec.can_repeat
-        and current is not None
-        and CountedCompletion.objects.filter(
-            score_info=current, dedupe_key=completion.business_id, reversed_at__isnull=True
-        ).exists()
-    )
-    return Progress(
-        count=current.achievement_amount_now if current else 0,
-        awards=current.awards_in_period if current else 0,
-        object_seen=seen,
-        is_recipient=recipient,
-        recipients=recipients,
-    )
+        rows = UserScoreInfo.objects.filter(user_id=user_id, achievement_type_id__in=self.starts, period_start__gte=earliest)
+        self.rows = {(row.achievement_type_id, row.period_start): row for row in rows}
+        self.created: list[UserScoreInfo] = []
+        self.changed: dict[int, UserScoreInfo] = {}
+        capped = [spec.id for spec in specs if spec.recipient_cap is not None]
+        self.recipient_of = set(
+            RuleRecipient.objects.filter(user_id=user_id, rule_id__in=capped).values_list("rule_id", flat=True) if capped else ()
+        )
+        exclusive = [
+            self.rows[(spec.id, self.starts[spec.id])].pk
+            for spec in specs
+            if not spec.can_repeat and spec.kind != STREAK and (spec.id, self.starts[spec.id]) in self.rows
+        ]
+        self.seen_in = set(
+            CountedCompletion.objects.filter(
+                score_info_id__in=exclusive, dedupe_key=completion.business_id, reversed_at__isnull=True
+            ).values_list("score_info_id", flat=True)
+            if exclusive
+            else ()
+        )
+
+    def progress(self, spec: RuleSpec) -> Progress:
+        current = self.rows.get((spec.id, self.starts[spec.id]))
+        common = {
+            "awards": current.awards_in_period if current else 0,
+            "is_recipient": spec.id in self.recipient_of,
+            # The cached count can only be behind the real one, so a "cap reached" it shows is
+            # real; every award that takes a place is still decided by the conditional UPDATE.
+            "recipients": spec.recipients_count,
+        }
+        if spec.kind == STREAK:
+            counted = [row for (rule_id, _), row in self.rows.items() if rule_id == spec.id and row.streak_length > 0]
+            latest = max(counted, key=lambda row: row.period_start, default=None)
+            return Progress(
+                last_period_start=latest.period_start if latest else None, streak=latest.streak_length if latest else 0, **common
+            )
+        return Progress(
+            count=current.achievement_amount_now if current else 0,
+            object_seen=current is not None and current.pk in self.seen_in,
+            **common,
+        )
+
+    def row_for(self, spec: RuleSpec, decision: Decision) -> UserScoreInfo:
+        key = (spec.id, decision.period_start)
+        row = self.rows.get(key)
+        if row is None:
+            row = UserScoreInfo(
+                user_id=self.user_id,
+                achievement_type_id=spec.id,
+                period_start=decision.period_start,
+                deadline=decision.deadline,
+                required_number=spec.required,
+            )
+            self.rows[key] = row
+            self.created.append(row)
+        elif row.pk is not None:
+            self.changed[row.pk] = row
+        return row
+
+    def save(self) -> None:
+        if self.created:
+            UserScoreInfo.objects.bulk_create(self.created)
+        if self.changed:
+            # One prepared UPDATE run for every changed row: bulk_update's CASE expressions cost
+            # far more Python per row than the database spends on the rows.
+            now = timezone.now()
+            with connection.cursor() as cursor:
+                cursor.executemany(
+                    f"UPDATE {UserScoreInfo._meta.db_table} SET achievement_amount_now = %s, achieved = %s, "  # noqa: S608
+                    "awards_in_period = %s, streak_length = %s, updated_at = %s WHERE id = %s",
+                    [
+                        (row.achievement_amount_now, row.achieved, row.awards_in_period, row.streak_length, now, row.pk)
+                        for row in self.changed.values()
+                    ],
+                )
 
 
 def _take_recipient_place(*, rule_id: int, user_id: int) -> bool:
@@ -70,61 +129,61 @@ def _take_recipient_place(*, rule_id: int, user_id: int) -> bool:
     return bool(won)
 
 
-def _apply(*, decision: Decision, spec: RuleSpec, record: UserTaskRecord, account: Account, meta: EntryMeta) -> Decision:
-    if decision.takes_recipient_place and not _take_recipient_place(rule_id=spec.id, user_id=record.user_id):
-        decision = decision.capped()
-    info, _ = UserScoreInfo.objects.get_or_create(
-        user_id=record.user_id,
-        achievement_type_id=spec.id,
-        period_start=decision.period_start,
-        defaults={"deadline": decision.deadline, "required_number": spec.required},
-    )
-    if spec.kind == STREAK:
-        info.streak_length = decision.progress
-    info.achievement_amount_now = decision.progress
-    info.achieved = info.achieved or decision.progress >= spec.required
-    CountedCompletion.objects.create(
-        rule_id=spec.id,
-        score_info=info,
-        completion=record,
-        dedupe_key=None if spec.can_repeat or spec.kind == STREAK else record.business_id,
-    )
-    if decision.awarded:
-        info.awards_in_period += 1
-        ledger_post_entry(
-            account=account,
-            amount=decision.points,
-            kind=ScoreRecord.Kind.AWARD,
-            idempotency_key=f"award:{record.event_id}:{spec.id}",
-            business_type=spec.code,
-            rule_id=spec.id,
-            completion_id=record.pk,
-            score_info_id=info.pk,
-            meta=meta,
-        )
-    info.save()
-    return decision
-
-
 def completion_evaluate(*, record: UserTaskRecord, account: Account, meta: EntryMeta) -> list[Decision]:
     """Run every active rule of the completion's task over it and apply the decisions.
 
     Must run inside the transaction that holds `account`'s lock and created `record`; returns
-    the decisions in rule order.
+    the decisions in rule order. Reads the user's progress in one query and writes progress,
+    counted completions and ledger entries in one statement each.
     """
-    tz = site_timezone()
     rules = active_rules_for(task_type=record.task.task_type)
+    if not rules:
+        return []
+    tz = site_timezone()
     amounts = object_points_for(rules=rules, business_id=record.business_id)
+    specs = [
+        rule_spec(rule, object_points={record.business_id: amounts[rule.pk]} if rule.pk in amounts else {}) for rule in rules
+    ]
     completion = Completion(occurred_at=record.occurred_at, business_id=record.business_id)
-    decisions = []
-    for rule in rules:
-        points = {record.business_id: amounts[rule.pk]} if rule.pk in amounts else {}
-        spec = rule_spec(rule, object_points=points)
-        decision = evaluate(spec, completion, _progress_for(spec=spec, user_id=record.user_id, completion=completion, tz=tz), tz)
+    state = _UserRuleState(user_id=record.user_id, specs=specs, completion=completion, tz=tz)
+    decisions, counted, awards = [], [], []
+    for spec in specs:
+        decision = evaluate(spec, completion, state.progress(spec), tz)
+        if decision.takes_recipient_place and not _take_recipient_place(rule_id=spec.id, user_id=record.user_id):
+            decision = decision.capped()
         if decision.counted:
-            decision = _apply(decision=decision, spec=spec, record=record, account=account, meta=meta)
+            row = state.row_for(spec, decision)
+            if spec.kind == STREAK:
+                row.streak_length = decision.progress
+            row.achievement_amount_now = decision.progress
+            row.achieved = row.achieved or decision.progress >= spec.required
+            row.awards_in_period += 1 if decision.awarded else 0
+            exclusive = not spec.can_repeat and spec.kind != STREAK
+            counted.append((spec, row, record.business_id if exclusive else None))
+            if decision.awarded:
+                awards.append((spec, row, decision))
         logger.debug("event %s user %s rule %s: %s", record.event_id, record.user_id, spec.code, decision.reason)
         decisions.append(decision)
+    state.save()
+    CountedCompletion.objects.bulk_create(
+        CountedCompletion(rule_id=spec.id, score_info=row, completion=record, dedupe_key=key) for spec, row, key in counted
+    )
+    ledger_post_entries(
+        account=account,
+        entries=[
+            EntrySpec(
+                amount=decision.points,
+                kind=ScoreRecord.Kind.AWARD,
+                idempotency_key=f"award:{record.event_id}:{spec.id}",
+                business_type=spec.code,
+                rule_id=spec.id,
+                completion_id=record.pk,
+                score_info_id=row.pk,
+                meta=meta,
+            )
+            for spec, row, decision in awards
+        ],
+    )
     return decisions
 
 
