@@ -12,6 +12,7 @@ from django.db import OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from apps.ledger.models import Account
 from apps.ledger.services import EntryMeta, account_lock
 from apps.rules.services import completion_evaluate, completion_reverse
 from apps.tasks.models import TaskConfig
@@ -64,10 +65,9 @@ def outbox_flush(*, limit: int = OUTBOX_BATCH) -> int:
     return len(rows)
 
 
-def _event_apply(*, event: Event, config: TaskConfig) -> Outcome:
-    """Record and score one event. The caller holds the transaction and the user's account lock."""
+def _event_apply(*, event: Event, config: TaskConfig, account: Account) -> Outcome:
+    """Record and score one event. The caller holds the transaction and `account`'s lock."""
     meta = EntryMeta(location=event.location, country=event.country, lang_type=event.lang_type)
-    account = account_lock(user_id=event.user_id)  # already held: this just returns the row
     record = completion_record(
         config=config,
         user_id=event.user_id,
@@ -118,8 +118,8 @@ def event_process(*, event: Event) -> Outcome:
     with transaction.atomic():
         # The account lock comes first: it serializes all of this user's events, so progress,
         # recipients and balance are read and written by one worker at a time.
-        account_lock(user_id=event.user_id)
-        return _event_apply(event=event, config=ready[0][1])
+        account = account_lock(user_id=event.user_id)
+        return _event_apply(event=event, config=ready[0][1], account=account)
 
 
 def event_park(*, payload: dict, error: str, attempts: int) -> FailedEvent:
@@ -179,9 +179,10 @@ def events_process_batch(*, payloads: list[dict]) -> Counter:
     counts += skipped
     try:
         with transaction.atomic():
-            for user_id in sorted({event.user_id for event, _ in ready}):
-                account_lock(user_id=user_id)
-            batch_counts = Counter(str(_event_apply(event=event, config=config)) for event, config in ready)
+            accounts = {user_id: account_lock(user_id=user_id) for user_id in sorted({event.user_id for event, _ in ready})}
+            batch_counts = Counter(
+                str(_event_apply(event=event, config=config, account=accounts[event.user_id])) for event, config in ready
+            )
         return counts + batch_counts
     except OperationalError:
         raise
