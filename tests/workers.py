@@ -16,11 +16,12 @@ READY_TIMEOUT_S = 60
 class WorkerProcess:
     """`celery -A config worker` against the test database, its output kept for failure reports."""
 
-    def __init__(self, *, concurrency: int = 1, name: str = "w1"):
+    def __init__(self, *, concurrency: int = 1, name: str = "w1", env: dict[str, str] | None = None):
         env = {
             **os.environ,
             "DATABASE_URL": database_url_for_workers(),
             "DJANGO_SETTINGS_MODULE": "tests.django_settings",
+            **(env or {}),
         }
         self.output: list[str] = []
         self._ready = threading.Event()
