@@ -28,8 +28,11 @@ def account_lock(*, user_id: int) -> Account:
     lock, so one user's events are applied one at a time whatever the number of workers. Callers
     that need several accounts must lock them in ascending user id order.
     """
-    Account.objects.get_or_create(user_id=user_id)
-    return Account.objects.select_for_update().get(user_id=user_id)
+    account = Account.objects.select_for_update().filter(user_id=user_id).first()
+    if account is None:  # first points ever: create, then lock like everyone else
+        Account.objects.get_or_create(user_id=user_id)
+        account = Account.objects.select_for_update().get(user_id=user_id)
+    return account
 
 
 @dataclass(frozen=True)

@@ -177,12 +177,18 @@ def events_process_batch(*, payloads: list[dict]) -> Counter:
             counts["parked"] += 1
     ready, skipped = _screen([event for event, _ in events])
     counts += skipped
+    # Events in ascending user id (stable: each user's events keep their order), and each account
+    # locked when its first event comes: every batch takes its locks in the same global order, so
+    # batches cannot deadlock, and two batches wait for each other only on a user they share.
+    ready.sort(key=lambda item: item[0].user_id)
     try:
         with transaction.atomic():
-            accounts = {user_id: account_lock(user_id=user_id) for user_id in sorted({event.user_id for event, _ in ready})}
-            batch_counts = Counter(
-                str(_event_apply(event=event, config=config, account=accounts[event.user_id])) for event, config in ready
-            )
+            accounts: dict[int, Account] = {}
+            batch_counts: Counter = Counter()
+            for event, config in ready:
+                if event.user_id not in accounts:
+                    accounts[event.user_id] = account_lock(user_id=event.user_id)
+                batch_counts[str(_event_apply(event=event, config=config, account=accounts[event.user_id]))] += 1
         return counts + batch_counts
     except OperationalError:
         raise
@@ -210,10 +216,15 @@ def inbox_drain() -> Counter:
     inbox.clear_wake()
     deadline = time.monotonic() + settings.JIFEN_DRAIN_BUDGET_S
     totals: Counter = Counter()
+    woke_another = False
     while time.monotonic() < deadline:
         batch = inbox.claim(limit=settings.JIFEN_BATCH_SIZE)
         if batch is None:
             return totals
+        if not woke_another and inbox.client.llen(inbox.key):
+            # A backlog: wake one more drain, which does the same, so every worker process joins.
+            inbox.wake()
+            woke_another = True
         totals += events_process_batch(payloads=batch.payloads)
         inbox.finish(batch)
     inbox.wake()  # events are left: another drain task takes over, on any worker

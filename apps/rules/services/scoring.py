@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.ledger.models import Account, ScoreRecord
@@ -33,12 +33,16 @@ class _UserRuleState:
         self.user_id = user_id
         self.tz = tz
         self.starts = {spec.id: period_bounds(spec.period, completion.occurred_at, tz)[0] for spec in specs}
-        # Streaks look one period back (does the streak go on?) and forward (is the event late?).
-        earliest = min(
-            (previous_period_start(spec.period, self.starts[spec.id], tz) if spec.kind == STREAK else self.starts[spec.id])
-            for spec in specs
-        )
-        rows = UserScoreInfo.objects.filter(user_id=user_id, achievement_type_id__in=self.starts, period_start__gte=earliest)
+        # A count rule needs the row of the event's period; a streak also looks one period back
+        # (does the streak go on?) and forward (is the event late?).
+        wanted = Q()
+        for spec in specs:
+            if spec.kind == STREAK:
+                since = previous_period_start(spec.period, self.starts[spec.id], tz)
+                wanted |= Q(achievement_type_id=spec.id, period_start__gte=since)
+            else:
+                wanted |= Q(achievement_type_id=spec.id, period_start=self.starts[spec.id])
+        rows = UserScoreInfo.objects.filter(wanted, user_id=user_id)
         self.rows = {(row.achievement_type_id, row.period_start): row for row in rows}
         self.created: list[UserScoreInfo] = []
         self.changed: dict[int, UserScoreInfo] = {}
@@ -151,6 +155,9 @@ def completion_evaluate(*, record: UserTaskRecord, account: Account, meta: Entry
         decision = evaluate(spec, completion, state.progress(spec), tz)
         if decision.takes_recipient_place and not _take_recipient_place(rule_id=spec.id, user_id=record.user_id):
             decision = decision.capped()
+            # Tell this process's cached rule that the places are gone, so later events of
+            # non-recipients stop at the engine instead of trying the UPDATE again.
+            next(rule for rule in rules if rule.pk == spec.id).recipients_count = spec.recipient_cap
         if decision.counted:
             row = state.row_for(spec, decision)
             if spec.kind == STREAK:
