@@ -26,9 +26,10 @@ from apps.tracking.events import Event
 from apps.tracking.services import event_process
 from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
 
-# Monday 12 October 2026, local time. Three weeks from here cross a month end (31 October) and,
-# in Berlin, the autumn DST change (25 October, 03:00 CEST → 02:00 CET, 02:00-03:00 happens twice).
-FIRST_DAY = date(2026, 10, 12)
+# (first local day, number of days) that events fall on. Every span holds Sunday 25 October 2026,
+# when Berlin's clocks go back (03:00 CEST → 02:00 CET: 02:00-03:00 happens twice); the longest
+# also crosses a month end. Short spans make streaks and shared periods likely.
+SPANS = [(date(2026, 10, 24), 2), (date(2026, 10, 21), 8), (date(2026, 10, 12), 24)]
 TIME_ZONES = ["Asia/Shanghai", "Europe/Berlin"]
 BUSINESS_IDS = ["", "1", "2"]
 REVERSED_TASK, REVERSING_TASK = "t0", "undo"
@@ -60,7 +61,7 @@ class RefEvent:
     user: int  # index into the scenario's users
     task: str
     business_id: str
-    at: datetime  # aware, in the scenario's time zone
+    at: datetime  # in UTC: two aware times in one zone compare by wall clock, which a repeated hour breaks
 
 
 @dataclass
@@ -217,22 +218,22 @@ def weighted(tasks: list[str]) -> list[str]:
 
 
 @st.composite
-def instants(draw, tz: ZoneInfo, days: int) -> datetime:
-    day = FIRST_DAY + timedelta(days=draw(st.integers(0, days - 1)))
+def instants(draw, tz: ZoneInfo, span: tuple[date, int]) -> datetime:
+    """A local time on a day of `span`, as a UTC instant."""
+    day = span[0] + timedelta(days=draw(st.integers(0, span[1] - 1)))
     minute = draw(st.one_of(st.sampled_from(EDGE_MINUTES), st.integers(0, 24 * 60 - 1)))
     wall = datetime(day.year, day.month, day.day, minute // 60, minute % 60, tzinfo=tz, fold=draw(st.integers(0, 1)))
-    # Through UTC and back: an aware time then names one instant, whatever its fold.
-    return wall.astimezone(UTC).astimezone(tz)
+    return wall.astimezone(UTC)
 
 
 @st.composite
-def rules(draw, code: str, tasks: list[str], tz: ZoneInfo, days: int) -> RefRule:
+def rules(draw, code: str, tasks: list[str], tz: ZoneInfo, span: tuple[date, int]) -> RefRule:
     kind = draw(st.sampled_from(["count", "streak"]))
     periods = ["day", "week", "month"] + (["none"] if kind == "count" else [])
     start = end = None
     if draw(st.integers(0, 3)) == 0:  # a window on one rule in four: outside it, a rule is inert
-        start = draw(st.none() | instants(tz, days))
-        end = draw(st.none() | instants(tz, days))
+        start = draw(st.none() | instants(tz, span))
+        end = draw(st.none() | instants(tz, span))
     if start is not None and end is not None and end <= start:
         start, end = end, start + timedelta(hours=draw(st.integers(1, 72)))
     object_points = draw(st.dictionaries(st.sampled_from(["1", "2"]), st.integers(6, 9), max_size=1))
@@ -256,10 +257,10 @@ def rules(draw, code: str, tasks: list[str], tz: ZoneInfo, days: int) -> RefRule
 def scenarios(draw) -> Scenario:
     tz_name = draw(st.sampled_from(TIME_ZONES))
     tz = ZoneInfo(tz_name)
-    days = draw(st.sampled_from([2, 8, 24]))  # short spans make streaks and shared periods likely
+    span = draw(st.sampled_from(SPANS))
     users = draw(st.integers(1, 3))
     tasks = ["t0", "t1"][: draw(st.integers(1, 2))] + ([REVERSING_TASK] if draw(st.booleans()) else [])
-    rule_list = [draw(rules(f"r{i}", tasks, tz, days)) for i in range(draw(st.integers(1, 4)))]
+    rule_list = [draw(rules(f"r{i}", tasks, tz, span)) for i in range(draw(st.integers(1, 4)))]
     size = draw(st.integers(1, 25))  # a uniform length: left to itself, st.lists favours short streams
     raw = draw(
         st.lists(
@@ -268,7 +269,7 @@ def scenarios(draw) -> Scenario:
                 st.integers(0, users - 1),
                 st.sampled_from(weighted(tasks)),
                 st.sampled_from(BUSINESS_IDS),
-                instants(tz, days),
+                instants(tz, span),
             ),
             min_size=size,
             max_size=size,
@@ -339,7 +340,7 @@ def run_scenario(scenario: Scenario) -> None:
                 event_id=uuid.uuid4(),
                 user_id=users[ref.user].pk,
                 task_type=ref.task,
-                occurred_at=ref.at,
+                occurred_at=ref.at.astimezone(tz),  # as the site would send it: local time
                 business_id=ref.business_id,
             )
         )
