@@ -30,3 +30,9 @@ lint: install
 
 clean:
 	rm -rf var/celery var/test var/*.sqlite3* var/celerybeat-schedule*
+
+# SPEC §10 benchmarks that need PostgreSQL, pgbench and Redis (see bench/README.md).
+.PHONY: bench
+bench: install
+	$(BIN)/python bench/p3_throughput.py
+	$(BIN)/python bench/p6_latency.py

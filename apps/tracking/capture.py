@@ -1,8 +1,8 @@
 """Turning a finished request into an event, or into nothing (SPEC §2)."""
 
-import json
 import uuid
 
+import orjson
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -18,8 +18,8 @@ def _json_body(response: HttpResponse) -> object:
     if "json" not in response.get("Content-Type", ""):
         return None
     try:
-        return json.loads(response.content)
-    except ValueError:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
         return None
 
 

@@ -1,0 +1,103 @@
+"""P4: cost per event with 10,000 rules in the system (20 on the event's task type), against 20 rules.
+
+Target: rate with 10,000 rules >= 0.9 x the rate with 20. The same batches of events (fresh users
+each round, so progress is comparable) are processed in-process by `events_process_batch`, in the
+order 20 rules / 10,000 rules / 20 rules, and the middle round is compared with the mean of the
+outer two. Uses DATABASE_URL if set (PostgreSQL), else a scratch SQLite database.
+
+    .venv/bin/python bench/p4_rules.py
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/jifen_bench_p4 .venv/bin/python bench/p4_rules.py
+"""
+
+import time
+import uuid
+from datetime import UTC, datetime
+
+from setup_django import setup
+
+EVENTS_PER_ROUND = 600
+BATCH = 50
+OTHER_RULES = 9_980
+
+
+def main() -> None:
+    setup()
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.utils import timezone
+
+    from apps.rules.models import ScoreRule
+    from apps.tasks.models import TaskConfig
+    from apps.tracking.events import Event
+    from apps.tracking.services import events_process_batch
+
+    TaskConfig.objects.create(task_type="post", method="POST", interface_name=r"^/posts/$", status="in_use")
+    TaskConfig.objects.bulk_create(
+        TaskConfig(task_type=f"other-{n}", method="POST", interface_name=rf"^/other{n}/$", status="in_use") for n in range(100)
+    )
+    now = timezone.now()
+    kinds = [("count", "day", 1, 10), ("count", "week", 3, None), ("count", "none", 1, 1), ("streak", "day", 2, None)]
+    ScoreRule.objects.bulk_create(
+        ScoreRule(
+            task_type="post",
+            score_type=f"post-{n}",
+            kind=kinds[n % 4][0],
+            statistical_period=kinds[n % 4][1],
+            required_number_of_times=kinds[n % 4][2],
+            award_limit_per_period=kinds[n % 4][3],
+            points=1 + n % 5,
+            status="active",
+            created_at=now,
+            updated_at=now,
+        )
+        for n in range(20)
+    )
+    users = get_user_model().objects
+
+    def run_round(label: str) -> float:
+        created = users.bulk_create([users.model(username=f"{label}-{n}") for n in range(EVENTS_PER_ROUND // 4)])
+        ids = [user.pk for user in users.filter(username__startswith=f"{label}-").order_by("pk")]
+        assert len(ids) == len(created)
+        payloads = [
+            Event(
+                event_id=uuid.uuid4(),
+                user_id=ids[n % len(ids)],
+                task_type="post",
+                occurred_at=datetime(2026, 11, 2, 8, tzinfo=UTC),
+                business_id=str(n),
+            ).to_payload()
+            for n in range(EVENTS_PER_ROUND)
+        ]
+        started = time.perf_counter()
+        for first in range(0, len(payloads), BATCH):
+            counts = events_process_batch(payloads=payloads[first : first + BATCH])
+            assert counts == {"processed": len(payloads[first : first + BATCH])}, counts
+        return len(payloads) / (time.perf_counter() - started)
+
+    run_round("warmup")
+    few_before = run_round("few-a")
+    ScoreRule.objects.bulk_create(
+        ScoreRule(
+            task_type=f"other-{n % 100}",
+            score_type=f"other-rule-{n}",
+            points=1,
+            status="active",
+            created_at=now,
+            updated_at=now,
+        )
+        for n in range(OTHER_RULES)
+    )
+    total = ScoreRule.objects.count()
+    many = run_round("many")
+    ScoreRule.objects.filter(score_type__startswith="other-rule-").update(deleted_at=timezone.now(), updated_at=timezone.now())
+    few_after = run_round("few-b")
+    few = (few_before + few_after) / 2
+    ratio = many / few
+    print(f"P4 inputs: {connection.vendor}, {EVENTS_PER_ROUND} events per round in batches of {BATCH}, 20 rules on the task")
+    print(f"  20 rules in the system        {few_before:8.1f} and {few_after:8.1f} events/s")
+    print(f"  {total:,} rules in the system {many:8.1f} events/s")
+    print(f"P4 ratio = {ratio:.2f} (target >= 0.9): {'PASS' if ratio >= 0.9 else 'MISS'}")
+
+
+if __name__ == "__main__":
+    main()
