@@ -23,7 +23,7 @@ with the rules cache fresh, as in a worker started after the warm-up), classifie
 statement kind, and refuses to report a ratio if they differ. Per event, in this steady state
 (pipeline as of commit 8df3b6e; see `_event_block`):
 
-    lock pass, per distinct user:  SELECT ledger_account (get_or_create); SELECT ledger_account FOR UPDATE
+    lock pass, per distinct user:  SELECT ledger_account FOR UPDATE
     completion_record:             SAVEPOINT; INSERT tasks_usertaskrecord; RELEASE SAVEPOINT
     _UserRuleState:                SELECT rules_userscoreinfo (the user's rows of both rules);
                                    SELECT rules_rulerecipient (capped rules)
@@ -197,11 +197,11 @@ class ScriptContext:
 
 
 def _account_reads(u: str, prefix: str) -> list[str]:
-    """account_lock: get_or_create's read, then the locking read (kept for the event: balance, seq)."""
+    """account_lock: the locking read of an existing account (kept for the event: balance, seq)."""
     from apps.ledger.models import Account
 
     where = f'"ledger_account"."user_id" = :{u}'
-    return [_select(Account, where, " LIMIT 21;"), _select(Account, where, f" LIMIT 21 FOR UPDATE \\gset {prefix}")]
+    return [_select(Account, where, f" ORDER BY \"ledger_account\".\"id\" ASC LIMIT 1 FOR UPDATE \\gset {prefix}")]
 
 
 def _event_block(ctx: ScriptContext, u: str, a: str) -> list[str]:
