@@ -49,18 +49,8 @@ def completion_record(
         raise
 
 
-_COPIED_FIELDS = (
-    "task_desc",
-    "method",
-    "interface_name",
-    "id_group_name",
-    "priority",
-    "success_status_min",
-    "success_status_max",
-    "success_json_field",
-    "success_json_value",
-    "reverses",
-)
+# A copy keeps everything that decides routing (the frozen fields) under a new task type.
+_COPIED_FIELDS = ("task_desc", *(name for name in TaskConfig.FROZEN_FIELDS if name != "task_type"))
 
 
 def task_config_create(*, actor: Actor = None, **fields: Any) -> TaskConfig:

@@ -7,19 +7,8 @@ from django.db import transaction
 from apps.rules.models import ScoreRule, ScoreRuleObjectPoints
 from apps.tasks.lifecycle import Actor, copy_fields, free_copy_code, save_with_history, transition, update_fields
 
-_COPIED_FIELDS = (
-    "task_type",
-    "score_desc",
-    "kind",
-    "points",
-    "statistical_period",
-    "required_number_of_times",
-    "award_limit_per_period",
-    "number_limit_all",
-    "start_time",
-    "end_time",
-    "can_repeat",
-)
+# A copy keeps everything that decides awards (the frozen fields), the description and the window's end.
+_COPIED_FIELDS = (*ScoreRule.FROZEN_FIELDS, "score_desc", "end_time")
 
 
 def score_rule_create(*, actor: Actor = None, **fields: Any) -> ScoreRule:
