@@ -59,7 +59,7 @@ def main() -> None:
     def delay() -> None:
         process_event.apply_async(args=[payload])
 
-    runs = {"bare": bare, "tracked": tracked, "lpush": lpush, "delay": delay}
+    runs = {"bare": bare, "lpush": lpush, "tracked": tracked, "delay": delay}
     for fn in runs.values():  # warm up connections and caches
         for _ in range(50):
             fn()
