@@ -21,19 +21,19 @@ The pgbench script must send the same statements in kind and number as the pipel
 captures what `events_process_batch` sends for 50 events of distinct users (CaptureQueriesContext,
 with the rules cache fresh, as in a worker started after the warm-up), classifies both sides by
 statement kind, and refuses to report a ratio if they differ. Per event, in this steady state
-(pipeline as of commit 8df3b6e; see `_event_block`):
+(see `_event_block`):
 
     lock pass, per distinct user:  SELECT ledger_account FOR UPDATE
-    completion_record:             SAVEPOINT; INSERT tasks_usertaskrecord; RELEASE SAVEPOINT
     _UserRuleState:                SELECT rules_userscoreinfo (the user's rows of both rules);
                                    SELECT rules_rulerecipient (capped rules)
+    completion_create:             INSERT tasks_usertaskrecord (with the engine's decisions)
     save:                          UPDATE rules_userscoreinfo × 2 (executemany: one pipelined round trip;
                                    pgbench: two statements in one `\\;` compound query)
                                    INSERT rules_countedcompletion (2 rows, INSERT … SELECT FROM UNNEST)
     ledger_post_entries:           INSERT ledger_scorerecord; UPDATE ledger_account
-    decisions:                     UPDATE tasks_usertaskrecord
-    = 12 round trips, 13 statements per event (2 of them SAVEPOINT/RELEASE), the lock pass counted per event
-    per batch: SELECT tasks_taskconfig, SELECT auth_user (IN …) outside the transaction; BEGIN; COMMIT.
+    = 8 round trips, 9 statements per event, the account lock counted per event
+    per batch: SELECT tasks_taskconfig, SELECT auth_user (IN …) outside the transaction; BEGIN;
+    SELECT tasks_usertaskrecord (the batch's event ids already recorded); COMMIT.
 
 pgbench writes the same rows and columns, with valid keys (new event ids from gen_random_uuid(),
 each account's next seq and balance read under its lock), but does not evaluate rules: the progress
@@ -201,7 +201,7 @@ def _account_reads(u: str, prefix: str) -> list[str]:
     from apps.ledger.models import Account
 
     where = f'"ledger_account"."user_id" = :{u}'
-    return [_select(Account, where, f" ORDER BY \"ledger_account\".\"id\" ASC LIMIT 1 FOR UPDATE \\gset {prefix}")]
+    return [_select(Account, where, f' ORDER BY "ledger_account"."id" ASC LIMIT 1 FOR UPDATE \\gset {prefix}')]
 
 
 def _event_block(ctx: ScriptContext, u: str, a: str) -> list[str]:
@@ -217,14 +217,6 @@ def _event_block(ctx: ScriptContext, u: str, a: str) -> list[str]:
     )
     points = each.points
     return [
-        "SAVEPOINT s;",
-        'INSERT INTO "tasks_usertaskrecord" ("deleted_at", "user_id", "task_id", "business_id", "event_id", "occurred_at", '
-        '"method", "path", "status_code", "location", "country", "lang_type", "decisions", "reversed_at", '
-        '"reversed_by_id", "created_at", "updated_at") VALUES (NULL, '
-        f":{u}, {ctx.task_id}, '', gen_random_uuid(), clock_timestamp(), 'POST', '/posts/', 302, '127.0.0.1', 'CN', "
-        "'zh-hans', '[]'::jsonb, NULL, NULL, clock_timestamp(), clock_timestamp()) "
-        'RETURNING "tasks_usertaskrecord"."id", "tasks_usertaskrecord"."event_id" \\gset r_',
-        "RELEASE SAVEPOINT s;",
         _select(
             UserScoreInfo,
             f'({t}."deleted_at" IS NULL AND {t}."achievement_type_id" IN ({each.pk}, {first.pk}) '
@@ -233,6 +225,12 @@ def _event_block(ctx: ScriptContext, u: str, a: str) -> list[str]:
         ),
         'SELECT "rules_rulerecipient"."rule_id" AS "rule_id" FROM "rules_rulerecipient" '
         f'WHERE ("rules_rulerecipient"."rule_id" IN ({first.pk}) AND "rules_rulerecipient"."user_id" = :{u});',
+        'INSERT INTO "tasks_usertaskrecord" ("deleted_at", "user_id", "task_id", "business_id", "event_id", "occurred_at", '
+        '"method", "path", "status_code", "location", "country", "lang_type", "decisions", "reversed_at", '
+        '"reversed_by_id", "created_at", "updated_at") VALUES (NULL, '
+        f":{u}, {ctx.task_id}, '', gen_random_uuid(), clock_timestamp(), 'POST', '/posts/', 302, '127.0.0.1', 'CN', "
+        f"'zh-hans', '{ctx.decisions_json}'::jsonb, NULL, NULL, clock_timestamp(), clock_timestamp()) "
+        'RETURNING "tasks_usertaskrecord"."id", "tasks_usertaskrecord"."event_id" \\gset r_',
         # post-each counts and awards; first-post counts (cap reached). Counters: see the docstring.
         info_update.format(count=f"(:{a}last_seq + 1)", awards=f"(:{a}last_seq + 1)", id=each_info)
         + " \\; "
@@ -253,8 +251,6 @@ def _event_block(ctx: ScriptContext, u: str, a: str) -> list[str]:
         'clock_timestamp()) RETURNING "ledger_scorerecord"."id";',
         f'UPDATE "ledger_account" SET "balance" = (:{a}balance + {points}), "last_seq" = (:{a}last_seq + 1), '
         f'"last_activity_at" = clock_timestamp(), "updated_at" = clock_timestamp() WHERE "ledger_account"."id" = :{a}id;',
-        f'UPDATE "tasks_usertaskrecord" SET "decisions" = \'{ctx.decisions_json}\'::jsonb, '
-        '"updated_at" = clock_timestamp() WHERE "tasks_usertaskrecord"."id" = :r_id;',
     ]
 
 
@@ -276,9 +272,12 @@ def pgbench_script(ctx: ScriptContext, *, users: int) -> str:
     user_list = ", ".join(f":{u}" for u in names)
     lines.append(f'SELECT "auth_user"."id" AS "pk" FROM "auth_user" WHERE "auth_user"."id" IN ({user_list});')
     lines.append("BEGIN;")
-    for i, u in enumerate(names):  # the lock pass, ascending user ids
+    # The batch's look-up of already recorded event ids (all new here).
+    new_ids = ", ".join("gen_random_uuid()" for _ in names)
+    record = '"tasks_usertaskrecord"'
+    lines.append(f'SELECT {record}."event_id" AS "event_id" FROM {record} WHERE {record}."event_id" IN ({new_ids});')
+    for i, u in enumerate(names):  # each account locked at its user's first event, ascending user ids
         lines += _account_reads(u, f"a{i}_")
-    for i, u in enumerate(names):
         lines += _event_block(ctx, u, f"a{i}_")
     lines.append("COMMIT;")
     return "\n".join(lines) + "\n"

@@ -14,9 +14,9 @@ from django.utils import timezone
 
 from apps.ledger.models import Account
 from apps.ledger.services import EntryMeta, account_lock
-from apps.rules.services import completion_evaluate, completion_reverse
-from apps.tasks.models import TaskConfig
-from apps.tasks.services import completion_record
+from apps.rules.services import completion_evaluate, completion_plan, completion_reverse, scoring_plan_write
+from apps.tasks.models import TaskConfig, UserTaskRecord
+from apps.tasks.services import completion_create
 from apps.tracking.events import Event, EventError
 from apps.tracking.handoff import HandoffUnavailable, handoff, uses_inbox, worker_inbox
 from apps.tracking.models import FailedEvent, Heartbeat, OutboxEvent
@@ -65,29 +65,50 @@ def outbox_flush(*, limit: int = OUTBOX_BATCH) -> int:
     return len(rows)
 
 
-def _event_apply(*, event: Event, config: TaskConfig, account: Account) -> Outcome:
-    """Record and score one event. The caller holds the transaction and `account`'s lock."""
+def _event_apply(*, event: Event, config: TaskConfig, account: Account, seen: bool | None = None) -> Outcome:
+    """Record and score one event. The caller holds the transaction and `account`'s lock.
+
+    `seen` says whether the event_id is already recorded, when the caller looked it up for a
+    whole batch; otherwise it is looked up here. Under the account lock no one else can record
+    this user's event meanwhile; the unique constraint on event_id still has the last word (an
+    IntegrityError aborts the transaction, and a retry then finds the event recorded).
+    """
+    if seen is None:
+        seen = UserTaskRecord.all_objects.filter(event_id=event.event_id).exists()
+    if seen:
+        return Outcome.DUPLICATE
     meta = EntryMeta(location=event.location, country=event.country, lang_type=event.lang_type)
-    record = completion_record(
-        config=config,
+    fields = {
+        "config": config,
+        "user_id": event.user_id,
+        "event_id": event.event_id,
+        "occurred_at": event.occurred_at,
+        "business_id": event.business_id,
+        "method": event.method,
+        "path": event.path,
+        "status_code": event.status,
+        "location": event.location,
+        "country": event.country,
+        "lang_type": event.lang_type,
+    }
+    if config.reverses:
+        # The undoing comes first: it changes the progress that the rules then read.
+        record = completion_create(**fields)
+        completion_reverse(record=record, account=account, meta=meta)
+        decisions = completion_evaluate(record=record, account=account, meta=meta)
+        record.decisions = [decision.as_record() for decision in decisions]
+        record.save(update_fields=["decisions", "updated_at"])
+        return Outcome.PROCESSED
+    # Decide first, so the completion row is written once, with its decisions.
+    plan = completion_plan(
+        task_type=config.task_type,
         user_id=event.user_id,
         event_id=event.event_id,
         occurred_at=event.occurred_at,
         business_id=event.business_id,
-        method=event.method,
-        path=event.path,
-        status_code=event.status,
-        location=event.location,
-        country=event.country,
-        lang_type=event.lang_type,
     )
-    if record is None:
-        return Outcome.DUPLICATE
-    if config.reverses:
-        completion_reverse(record=record, account=account, meta=meta)
-    decisions = completion_evaluate(record=record, account=account, meta=meta)
-    record.decisions = [decision.as_record() for decision in decisions]
-    record.save(update_fields=["decisions", "updated_at"])
+    record = completion_create(**fields, decisions=[decision.as_record() for decision in plan.decisions])
+    scoring_plan_write(plan=plan, record=record, account=account, meta=meta)
     return Outcome.PROCESSED
 
 
@@ -185,10 +206,17 @@ def events_process_batch(*, payloads: list[dict]) -> Counter:
         with transaction.atomic():
             accounts: dict[int, Account] = {}
             batch_counts: Counter = Counter()
+            seen = set(
+                UserTaskRecord.all_objects.filter(event_id__in=[event.event_id for event, _ in ready]).values_list(
+                    "event_id", flat=True
+                )
+            )
             for event, config in ready:
                 if event.user_id not in accounts:
                     accounts[event.user_id] = account_lock(user_id=event.user_id)
-                batch_counts[str(_event_apply(event=event, config=config, account=accounts[event.user_id]))] += 1
+                outcome = _event_apply(event=event, config=config, account=accounts[event.user_id], seen=event.event_id in seen)
+                seen.add(event.event_id)  # the same event twice in one batch
+                batch_counts[str(outcome)] += 1
         return counts + batch_counts
     except OperationalError:
         raise

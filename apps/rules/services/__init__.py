@@ -1,6 +1,12 @@
 """Writes of the rules app: applying the engine's decisions (scoring) and the rule workflow."""
 
-from apps.rules.services.scoring import completion_evaluate, completion_reverse, site_timezone
+from apps.rules.services.scoring import (
+    completion_evaluate,
+    completion_plan,
+    completion_reverse,
+    scoring_plan_write,
+    site_timezone,
+)
 from apps.rules.services.workflow import (
     score_rule_activate,
     score_rule_copy_as_draft,
@@ -11,6 +17,8 @@ from apps.rules.services.workflow import (
 
 __all__ = [
     "completion_evaluate",
+    "completion_plan",
+    "scoring_plan_write",
     "completion_reverse",
     "score_rule_activate",
     "score_rule_copy_as_draft",

@@ -1,6 +1,7 @@
 """Applying the engine's decisions: progress rows, counted completions, recipients, awards."""
 
 import logging
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -133,47 +134,60 @@ def _take_recipient_place(*, rule_id: int, user_id: int) -> bool:
     return bool(won)
 
 
-def completion_evaluate(*, record: UserTaskRecord, account: Account, meta: EntryMeta) -> list[Decision]:
-    """Run every active rule of the completion's task over it and apply the decisions.
+@dataclass
+class ScoringPlan:
+    """What a completion does to a user's progress and ledger, decided before anything is written."""
 
-    Must run inside the transaction that holds `account`'s lock and created `record`; returns
-    the decisions in rule order. Reads the user's progress in one query and writes progress,
-    counted completions and ledger entries in one statement each.
+    decisions: list[Decision]
+    state: "_UserRuleState | None" = None
+    counted: list = field(default_factory=list)  # (spec, progress row, dedupe key)
+    awards: list = field(default_factory=list)  # (spec, progress row, decision)
+
+
+def completion_plan(*, task_type: str, user_id: int, event_id, occurred_at, business_id: str) -> ScoringPlan:
+    """Decide every active rule of `task_type` for one completion; write only capped places.
+
+    Runs under the user's account lock. Progress rows change in memory; `scoring_plan_write`
+    stores them once the completion row exists.
     """
-    rules = active_rules_for(task_type=record.task.task_type)
+    rules = active_rules_for(task_type=task_type)
     if not rules:
-        return []
+        return ScoringPlan(decisions=[])
     tz = site_timezone()
-    amounts = object_points_for(rules=rules, business_id=record.business_id)
-    specs = [
-        rule_spec(rule, object_points={record.business_id: amounts[rule.pk]} if rule.pk in amounts else {}) for rule in rules
-    ]
-    completion = Completion(occurred_at=record.occurred_at, business_id=record.business_id)
-    state = _UserRuleState(user_id=record.user_id, specs=specs, completion=completion, tz=tz)
-    decisions, counted, awards = [], [], []
+    amounts = object_points_for(rules=rules, business_id=business_id)
+    specs = [rule_spec(rule, object_points={business_id: amounts[rule.pk]} if rule.pk in amounts else {}) for rule in rules]
+    completion = Completion(occurred_at=occurred_at, business_id=business_id)
+    plan = ScoringPlan(decisions=[], state=_UserRuleState(user_id=user_id, specs=specs, completion=completion, tz=tz))
     for spec in specs:
-        decision = evaluate(spec, completion, state.progress(spec), tz)
-        if decision.takes_recipient_place and not _take_recipient_place(rule_id=spec.id, user_id=record.user_id):
+        decision = evaluate(spec, completion, plan.state.progress(spec), tz)
+        if decision.takes_recipient_place and not _take_recipient_place(rule_id=spec.id, user_id=user_id):
             decision = decision.capped()
             # Tell this process's cached rule that the places are gone, so later events of
             # non-recipients stop at the engine instead of trying the UPDATE again.
             next(rule for rule in rules if rule.pk == spec.id).recipients_count = spec.recipient_cap
         if decision.counted:
-            row = state.row_for(spec, decision)
+            row = plan.state.row_for(spec, decision)
             if spec.kind == STREAK:
                 row.streak_length = decision.progress
             row.achievement_amount_now = decision.progress
             row.achieved = row.achieved or decision.progress >= spec.required
             row.awards_in_period += 1 if decision.awarded else 0
             exclusive = not spec.can_repeat and spec.kind != STREAK
-            counted.append((spec, row, record.business_id if exclusive else None))
+            plan.counted.append((spec, row, business_id if exclusive else None))
             if decision.awarded:
-                awards.append((spec, row, decision))
-        logger.debug("event %s user %s rule %s: %s", record.event_id, record.user_id, spec.code, decision.reason)
-        decisions.append(decision)
-    state.save()
+                plan.awards.append((spec, row, decision))
+        logger.debug("event %s user %s rule %s: %s", event_id, user_id, spec.code, decision.reason)
+        plan.decisions.append(decision)
+    return plan
+
+
+def scoring_plan_write(*, plan: ScoringPlan, record: UserTaskRecord, account: Account, meta: EntryMeta) -> None:
+    """Store a plan's progress rows, counted completions and ledger entries: one statement each."""
+    if plan.state is None:
+        return
+    plan.state.save()
     CountedCompletion.objects.bulk_create(
-        CountedCompletion(rule_id=spec.id, score_info=row, completion=record, dedupe_key=key) for spec, row, key in counted
+        CountedCompletion(rule_id=spec.id, score_info=row, completion=record, dedupe_key=key) for spec, row, key in plan.counted
     )
     ledger_post_entries(
         account=account,
@@ -188,10 +202,26 @@ def completion_evaluate(*, record: UserTaskRecord, account: Account, meta: Entry
                 score_info_id=row.pk,
                 meta=meta,
             )
-            for spec, row, decision in awards
+            for spec, row, decision in plan.awards
         ],
     )
-    return decisions
+
+
+def completion_evaluate(*, record: UserTaskRecord, account: Account, meta: EntryMeta) -> list[Decision]:
+    """Run every active rule of the completion's task over it and apply the decisions.
+
+    Must run inside the transaction that holds `account`'s lock and created `record`; returns
+    the decisions in rule order.
+    """
+    plan = completion_plan(
+        task_type=record.task.task_type,
+        user_id=record.user_id,
+        event_id=record.event_id,
+        occurred_at=record.occurred_at,
+        business_id=record.business_id,
+    )
+    scoring_plan_write(plan=plan, record=record, account=account, meta=meta)
+    return plan.decisions
 
 
 def completion_reverse(*, record: UserTaskRecord, account: Account, meta: EntryMeta) -> UserTaskRecord | None:
