@@ -6,14 +6,18 @@ Every save records its author for django-simple-history.
 """
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils.translation import gettext as _
 
-Actor = AbstractBaseUser | None
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+# This module is imported by models modules; importing auth's models here at run time would tie
+# app loading to auth's being loaded first, so the alias is for type checkers only.
+Actor: TypeAlias = "AbstractBaseUser | None"
 
 
 def frozen_field_errors(instance: models.Model, *, frozen: Sequence[str], draft_status: str) -> dict[str, str]:

@@ -8,12 +8,12 @@ each bad row and column is named.
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.utils.translation import gettext as _
 from import_export.results import RowResult
 
 from apps.rules.resources import ObjectPointsResource, ScoreRuleResource
+from apps.tasks.lifecycle import Actor
 from apps.tasks.resources import TaskConfigResource
 from apps.tasks.sheets import SheetError, format_for
 
@@ -67,7 +67,7 @@ def sheet_read(*, path: str | Path, content: bytes | None = None):
 
 
 def sheet_import(
-    *, resource: str, path: str | Path, content: bytes | None = None, dry_run: bool = False, actor: AbstractBaseUser | None = None
+    *, resource: str, path: str | Path, content: bytes | None = None, dry_run: bool = False, actor: Actor = None
 ) -> SheetReport:
     """Validate and, unless `dry_run` or any row is bad, apply a rule sheet in one transaction."""
     handler = _resource(resource)
