@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from apps.tracking.handoff import uses_inbox, web_inbox
+from apps.tracking.handoff import handoff, uses_inbox
 from apps.tracking.models import FailedEvent, Heartbeat, OutboxEvent
 
 
@@ -40,7 +40,7 @@ def health_report() -> Health:
     oldest = None
     if uses_inbox():
         try:
-            inbox = web_inbox()
+            inbox = handoff().inbox  # the process's client: no new connection pool per check
             inbox.ping()
             health.checks["broker"] = "ok"
             health.checks["inbox_backlog"] = inbox.backlog()
