@@ -4,7 +4,8 @@ from datetime import date, datetime, timedelta
 
 from django import template
 from django.contrib.admin.templatetags.admin_list import pagination
-from django.db.models import Max, Min
+from django.db import connections
+from django.db.models import Max, Min, QuerySet
 from django.utils import formats, timezone
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
@@ -30,7 +31,8 @@ def indexed_date_hierarchy(cl):
 
     Django's own tag lists the periods that have rows with SELECT DISTINCT over every row in
     range: a scan of the whole ledger on the first page. Here each candidate period is one EXISTS
-    on the field's index, at most 31 of them; the links and the filter they set are Django's.
+    on the field's index, at most 31 of them in one query; the links and the filter they set are
+    Django's.
     """
     field = cl.date_hierarchy
     year, month, day = (cl.params.get(f"{field}__{part}") for part in ("year", "month", "day"))
@@ -39,9 +41,8 @@ def indexed_date_hierarchy(cl):
     def link(filters):
         return cl.get_query_string(filters, [f"{field}__"])
 
-    def has_rows(start: date, end: date) -> bool:
-        bounds = {f"{field}__gte": _local_midnight(start), f"{field}__lt": _local_midnight(end)}
-        return queryset.filter(**bounds).exists()
+    def with_rows(periods: list[tuple[date, date]]) -> list[bool]:
+        return _exists_each(queryset, field, [(_local_midnight(start), _local_midnight(end)) for start, end in periods])
 
     if not (year or month or day):
         # Like Django: start at the year, or the month, when everything falls within one.
@@ -50,7 +51,9 @@ def indexed_date_hierarchy(cl):
             return {"show": True, "back": None, "choices": []}
         first, last = timezone.localtime(span["first"]), timezone.localtime(span["last"])
         if first.year != last.year:
-            years = [y for y in range(first.year, last.year + 1) if has_rows(date(y, 1, 1), date(y + 1, 1, 1))]
+            candidates = list(range(first.year, last.year + 1))
+            found = with_rows([(date(y, 1, 1), date(y + 1, 1, 1)) for y in candidates])
+            years = [y for y, present in zip(candidates, found, strict=True) if present]
             return {
                 "show": True,
                 "back": None,
@@ -79,12 +82,9 @@ def indexed_date_hierarchy(cl):
             "choices": [{"title": capfirst(formats.date_format(chosen, "MONTH_DAY_FORMAT"))}],
         }
     if month_n:
-        days = []
-        current = chosen
-        while current.month == month_n:
-            if has_rows(current, current + timedelta(days=1)):
-                days.append(current)
-            current += timedelta(days=1)
+        candidates = [chosen + timedelta(days=n) for n in range((_month_after(chosen) - chosen).days)]
+        found = with_rows([(d, d + timedelta(days=1)) for d in candidates])
+        days = [d for d, present in zip(candidates, found, strict=True) if present]
         return {
             "show": True,
             "back": {"link": link({f"{field}__year": year}), "title": year},
@@ -96,7 +96,9 @@ def indexed_date_hierarchy(cl):
                 for d in days
             ],
         }
-    months = [date(year_n, m, 1) for m in range(1, 13) if has_rows(date(year_n, m, 1), _month_after(date(year_n, m, 1)))]
+    candidates = [date(year_n, m, 1) for m in range(1, 13)]
+    found = with_rows([(m, _month_after(m)) for m in candidates])
+    months = [m for m, present in zip(candidates, found, strict=True) if present]
     return {
         "show": True,
         "back": {"link": link({}), "title": _("All dates")},
@@ -108,6 +110,24 @@ def indexed_date_hierarchy(cl):
             for m in months
         ],
     }
+
+
+def _exists_each(queryset: QuerySet, field: str, ranges: list[tuple[datetime, datetime]]) -> list[bool]:
+    """For each [start, end) range, whether `queryset` has a row in it: one round trip, one index probe each.
+
+    SELECT EXISTS(...), EXISTS(...), ... with each subquery the ORM's own SQL and parameters.
+    """
+    if not ranges:
+        return []
+    parts, params = [], []
+    for start, end in ranges:
+        probe = queryset.filter(**{f"{field}__gte": start, f"{field}__lt": end}).values("pk")[:1]
+        sql, probe_params = probe.query.sql_with_params()
+        parts.append(f"EXISTS ({sql})")
+        params.extend(probe_params)
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(parts)}", params)
+        return [bool(value) for value in cursor.fetchone()]
 
 
 def _local_midnight(day: date) -> datetime:
