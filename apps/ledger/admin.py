@@ -50,14 +50,20 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Account)
 class AccountAdmin(BigTableAdminMixin, ReadOnlyAdmin):
-    list_display = ("user_column", "balance", "entries_column", "last_activity_at")
+    list_display = ("user_column", "balance_column", "entries_column", "last_activity_at")
     list_display_links = None  # the user column links to the per-user page instead of a bare form
     list_filter = (BalanceFilter,)
     # Sorting by last activity or entries would sort the whole table: indexing last_activity_at
     # would cost the scoring pipeline an index write on every account update.
-    sortable_by = ("user_column", "balance")
+    sortable_by = ("user_column", "balance_column")
     list_select_related = ("user",)
     raw_id_fields = ("user",)
+
+    @admin.display(description=gettext_lazy("balance"), ordering="balance")
+    def balance_column(self, account: Account) -> str:
+        if account.balance < 0:  # only a reversal can do this (SPEC §5); make it stand out
+            return format_html('<strong style="color: var(--error-fg)">{}</strong>', account.balance)
+        return str(account.balance)
 
     @admin.display(description=gettext_lazy("entries"))
     def entries_column(self, account: Account) -> int:
@@ -94,8 +100,7 @@ class ScoreRecordAdmin(SerialNumberSearchMixin, ExportMixin, ReadOnlyAdmin):
         "trade_amount",
         "amount_before_trade",
         "amount_after_trade",
-        "business_type",
-        "rule",
+        "business_type",  # the rule's code for an award, the reason for an adjustment
     )
     # kind: the partial index of rare kinds (awards walk the created_at index); rule and user:
     # their foreign key indexes; dates: the created_at index, probed per period by the template.

@@ -14,15 +14,15 @@ from apps.ledger.services import ADJUSTMENT_MAX_POINTS
 class AdjustmentRequestForm(forms.Form):
     """User, amount and reason; the hidden token makes a second submit of the same form a no-op."""
 
-    user = forms.ModelChoiceField(queryset=get_user_model().objects.all(), label=_("user"))
+    user = forms.ModelChoiceField(queryset=get_user_model().objects.all(), label=_("User"))
     amount = forms.IntegerField(
-        label=_("points"),
+        label=_("Points"),
         min_value=-ADJUSTMENT_MAX_POINTS,
         max_value=ADJUSTMENT_MAX_POINTS,
         help_text=_("Positive to credit the user, negative to debit."),
     )
     reason = forms.CharField(
-        label=_("reason"),
+        label=_("Reason"),
         max_length=Adjustment._meta.get_field("reason").max_length,
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
         help_text=_("Kept with the adjustment and shown as what the ledger entry is for."),

@@ -3,7 +3,7 @@
 from datetime import date, datetime, timedelta
 
 from django import template
-from django.contrib.admin.templatetags.admin_list import pagination
+from django.contrib.admin.templatetags.admin_list import pagination, search_form
 from django.db import connections
 from django.db.models import Max, Min, QuerySet
 from django.utils import formats, timezone
@@ -17,6 +17,14 @@ register = template.Library()
 def counted_pagination(cl):
     """The admin's pagination, saying "about" when the paginator estimated the number of rows."""
     context = pagination(cl)
+    context["estimated"] = getattr(cl.paginator, "is_estimate", False)
+    return context
+
+
+@register.inclusion_tag("admin/ledger/counted_search_form.html")
+def counted_search_form(cl):
+    """The admin's search box; its "N results" says "about" when the number is an estimate."""
+    context = search_form(cl)
     context["estimated"] = getattr(cl.paginator, "is_estimate", False)
     return context
 
