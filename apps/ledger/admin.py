@@ -113,6 +113,7 @@ class ScoreRecordAdmin(SerialNumberSearchMixin, ExportMixin, ReadOnlyAdmin):
     readonly_fields = ("adjustment_link",)
     resource_classes = [ScoreRecordResource]
     export_formats = [LedgerCSV, LedgerXLSX]
+    export_max_rows = 100_000
 
     @admin.display(description=gettext_lazy("adjustment"))
     def adjustment_link(self, entry: ScoreRecord) -> str:
@@ -126,13 +127,19 @@ class ScoreRecordAdmin(SerialNumberSearchMixin, ExportMixin, ReadOnlyAdmin):
         return self.has_view_permission(request)
 
     def get_export_data(self, file_format, request, queryset, **kwargs):
-        """The library's own, except that it tells a binary format by its exact class.
+        """The library's own, with a size limit, and telling a binary format by what it is.
 
-        LedgerXLSX is a subclass, and XLSX cells must keep their native types (numbers that a
-        spreadsheet can sum, dates), which the library only does for formats it recognises.
+        The library recognises binary formats by their exact class; LedgerXLSX is a subclass, and
+        XLSX cells must keep their native types (numbers that a spreadsheet can sum, dates).
         """
         if not self.has_export_permission(request):
             raise PermissionDenied
+        if queryset.order_by()[: self.export_max_rows + 1].count() > self.export_max_rows:
+            # The library builds the whole file in the web process's memory; the view shows this.
+            raise ValueError(
+                _("More than %(max)s entries: narrow the list (dates, kind, rule or user) and export again.")
+                % {"max": f"{self.export_max_rows:,}"}
+            )
         data = self.get_data_for_export(request, queryset, force_native_type=file_format.is_binary(), **kwargs)
         export_data = file_format.export_data(data)
         encoding = kwargs.get("encoding")

@@ -138,6 +138,16 @@ class TestExport:
         rows = list(csv.DictReader(io.StringIO(self.export(client, 0, kind="award").content.decode())))
         assert [r["kind"] for r in rows] == ["award"]
 
+    def test_a_too_big_export_is_refused_with_a_message(self, client, entries, monkeypatch):
+        from apps.ledger.admin import ScoreRecordAdmin
+
+        monkeypatch.setattr(ScoreRecordAdmin, "export_max_rows", 2)
+        response = self.export(client, 0)
+        assert response["Content-Type"].startswith("text/html")
+        assert "More than 2 entries: narrow the list" in response.content.decode()
+        rows = list(csv.DictReader(io.StringIO(self.export(client, 0, kind="award").content.decode())))
+        assert len(rows) == 1
+
     def test_xlsx_export_keeps_numbers_and_has_no_formula_cells(self, client, entries):
         book = openpyxl.load_workbook(io.BytesIO(self.export(client, 1).content))
         sheet = book.active
@@ -203,10 +213,17 @@ class TestUserPage:
         result = adjustment_request(
             user_id=alice.pk, amount=9, reason="missed sign-in", request_token=uuid.uuid4(), actor=superuser
         )
+        give_points(UserFactory(username="bob"), 3)
         html = page(client, reverse("admin:ledger_account_user", args=[alice.pk]))
         assert html.count('class="adjustment"') == 1
         assert reverse("admin:ledger_scorerecord_change", args=[result.adjustment.entry_id]) in html
         assert "adjustment: missed sign-in" in html
+        # The entry links back to its adjustment, and the full lists are filtered to the user.
+        entry_page = page(client, reverse("admin:ledger_scorerecord_change", args=[result.adjustment.entry_id]))
+        assert reverse("admin:ledger_adjustment_change", args=[result.adjustment.pk]) in entry_page
+        entries_link = re.search(r'href="([^"]*scorerecord/\?user__id__exact=\d+)"', html).group(1)
+        entries = page(client, entries_link.replace("&amp;", "&"))
+        assert entries.count('class="field-serial_number"') == 1 and ">bob<" not in entries
 
 
 class TestAdjustmentFlow:
