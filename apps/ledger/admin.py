@@ -108,7 +108,7 @@ class ScoreRecordAdmin(SerialNumberSearchMixin, ExportMixin, ReadOnlyAdmin):
     date_hierarchy = "created_at"
     ordering = ("-created_at", "-id")
     sortable_by = ("serial_number", "created_at")  # the unique index and the created_at index
-    list_select_related = ("user", "rule")
+    list_select_related = ("user",)
     raw_id_fields = ("account", "user", "score_info", "rule", "completion", "reverses")
     readonly_fields = ("adjustment_link",)
     resource_classes = [ScoreRecordResource]
