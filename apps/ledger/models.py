@@ -65,7 +65,10 @@ class ScoreRecord(models.Model):
     business_type = models.CharField(_("for"), max_length=255, blank=True)
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
     score_info = models.ForeignKey("rules.UserScoreInfo", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    rule = models.ForeignKey("rules.ScoreRule", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # Indexed by scorerecord_rule_recent (rule first), which also serves the foreign key.
+    rule = models.ForeignKey(
+        "rules.ScoreRule", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     completion = models.ForeignKey(
         "tasks.UserTaskRecord", null=True, blank=True, on_delete=models.PROTECT, related_name="score_records"
     )
@@ -97,6 +100,9 @@ class ScoreRecord(models.Model):
             # The admin's kind filter. Awards are most of the ledger and the created_at index finds
             # them at once, so the index holds only the rare kinds and award inserts never touch it.
             models.Index(fields=["kind", "-created_at", "-id"], condition=~Q(kind="award"), name="scorerecord_rare_kind_recent"),
+            # A rule's live figures (awards and points today and in total) and the rule filter. On
+            # PostgreSQL the figures are read from the index alone; it replaces the plain rule index.
+            models.Index(fields=["rule", "created_at"], include=["kind", "trade_amount"], name="scorerecord_rule_recent"),
         ]
 
     def __str__(self) -> str:
