@@ -44,10 +44,21 @@ class ScoreRuleAdmin(FrozenFieldsMixin, SimpleHistoryAdmin):
     readonly_fields = ("recipients_count",)
     inlines = [ObjectPointsInline]
     actions = [
-        workflow_action(services.score_rule_activate, keyword="rule", name="activate", description="Activate"),
-        workflow_action(services.score_rule_retire, keyword="rule", name="retire", description="Retire"),
-        workflow_action(services.score_rule_copy_as_draft, keyword="rule", name="copy_as_draft", description="Copy as draft"),
+        workflow_action(
+            services.score_rule_activate, keyword="rule", name="activate", description="Activate", permission="activate"
+        ),
+        workflow_action(services.score_rule_retire, keyword="rule", name="retire", description="Retire", permission="retire"),
+        workflow_action(
+            services.score_rule_copy_as_draft, keyword="rule", name="copy_as_draft", description="Copy as draft", permission="add"
+        ),
     ]
+
+    # Roles (SPEC §7): activating and retiring are the rule approvers' own permissions, not "change".
+    def has_activate_permission(self, request) -> bool:
+        return request.user.has_perm("rules.activate_scorerule")
+
+    def has_retire_permission(self, request) -> bool:
+        return request.user.has_perm("rules.retire_scorerule")
 
 
 @admin.register(UserScoreInfo)

@@ -12,10 +12,23 @@ class TaskConfigAdmin(FrozenFieldsMixin, SimpleHistoryAdmin):
     list_filter = ("status", "method")
     search_fields = ("task_type", "task_desc", "interface_name")
     actions = [
-        workflow_action(services.task_config_put_in_use, keyword="config", name="put_in_use", description="Put in use"),
-        workflow_action(services.task_config_deprecate, keyword="config", name="deprecate", description="Deprecate"),
-        workflow_action(services.task_config_copy_as_draft, keyword="config", name="copy_as_draft", description="Copy as draft"),
+        workflow_action(
+            services.task_config_put_in_use, keyword="config", name="put_in_use", description="Put in use", permission="put_in_use"
+        ),
+        workflow_action(
+            services.task_config_deprecate, keyword="config", name="deprecate", description="Deprecate", permission="deprecate"
+        ),
+        workflow_action(
+            services.task_config_copy_as_draft, keyword="config", name="copy_as_draft", description="Copy as draft", permission="add"
+        ),
     ]
+
+    # Roles (SPEC §7): putting in use and deprecating are the rule approvers' own permissions, not "change".
+    def has_put_in_use_permission(self, request) -> bool:
+        return request.user.has_perm("tasks.put_in_use_taskconfig")
+
+    def has_deprecate_permission(self, request) -> bool:
+        return request.user.has_perm("tasks.deprecate_taskconfig")
 
 
 @admin.register(UserTaskRecord)
