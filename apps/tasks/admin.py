@@ -13,13 +13,21 @@ class TaskConfigAdmin(FrozenFieldsMixin, SimpleHistoryAdmin):
     search_fields = ("task_type", "task_desc", "interface_name")
     actions = [
         workflow_action(
-            services.task_config_put_in_use, keyword="config", name="put_in_use", description="Put in use", permission="put_in_use"
+            services.task_config_put_in_use,
+            keyword="config",
+            name="put_in_use",
+            description="Put in use",
+            permission="put_in_use",
         ),
         workflow_action(
             services.task_config_deprecate, keyword="config", name="deprecate", description="Deprecate", permission="deprecate"
         ),
         workflow_action(
-            services.task_config_copy_as_draft, keyword="config", name="copy_as_draft", description="Copy as draft", permission="add"
+            services.task_config_copy_as_draft,
+            keyword="config",
+            name="copy_as_draft",
+            description="Copy as draft",
+            permission="add",
         ),
     ]
 

@@ -41,7 +41,7 @@ class BarChart:
 
 
 def bar_chart(title: str, series: Sequence[tuple[date, int]]) -> BarChart:
-    """One bar per (day, value); the scale runs from min(0, lowest) to max(0, highest), so a negative day shows below the zero line."""
+    """One bar per (day, value), scaled from min(0, lowest) to max(0, highest): a negative day hangs below the zero line."""
     top_value = max([0, *(value for _, value in series)])
     bottom_value = min([0, *(value for _, value in series)])
     span = (top_value - bottom_value) or 1
