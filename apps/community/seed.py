@@ -36,6 +36,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, models, transaction
 from django.db.models import Q
+from django.db.models.fields import AutoFieldMixin
 from django.utils import timezone
 
 from apps.ledger.models import Account, Adjustment, ScoreRecord
@@ -101,7 +102,9 @@ class _Table:
         self.columns = columns
         fields = {f.attname: f for f in model._meta.concrete_fields}
         self.fields = [fields[name] for name in columns]
-        self.filled = [f for name, f in fields.items() if name not in columns]
+        # An auto-increment key left out is the database's to give (a history table's history_id).
+        generated = {name for name, f in fields.items() if f.primary_key and isinstance(f, AutoFieldMixin)}
+        self.filled = [f for name, f in fields.items() if name not in columns and name not in generated]
         for f in self.filled:
             # A text column without a default gets "", as Django itself gives it.
             known = f.has_default() or f.null or f.empty_strings_allowed
@@ -294,6 +297,11 @@ class _Writer:
                  "created_at", "decided_at"],
             ),
         }  # fmt: skip
+        history = getattr(Adjustment, "history", None)  # django-simple-history's manager, where it is kept
+        if history is not None:
+            self.tables["adjustments_history"] = _Table(
+                history.model, [*self.tables["adjustments"].columns, "history_date", "history_type", "history_user_id"]
+            )
 
     def _uuid(self) -> uuid.UUID:
         # Event ids and request tokens are unique across runs, whatever the seed: not from `rng`.
@@ -425,6 +433,10 @@ class _Writer:
             started = time.perf_counter()
             self.tables[name].write(getattr(chunk, name), now=self.now)
             self.report.per_table_s[name] += time.perf_counter() - started
+        if "adjustments_history" in self.tables:
+            # Each adjustment's history starts with its creation by the operator, as the admin would record it.
+            history = [(*row, row[9], "+", self.operator_id) for row in chunk.adjustments]
+            self.tables["adjustments_history"].write(history, now=self.now)
         report = self.report
         report.users += len(chunk.users)
         report.accounts += len(chunk.accounts)

@@ -175,7 +175,11 @@ def dashboard_figures(*, user) -> Dashboard:
     if user.has_perm("tracking.view_outboxevent"):
         dashboard.health = health_report()
     if user.has_perm("tracking.view_failedevent"):
-        dashboard.failed_events = FailedEvent.objects.filter(status=FailedEvent.Status.FAILED).count()
+        dashboard.failed_events = (
+            dashboard.health.checks["failed_events"]
+            if dashboard.health and "failed_events" in dashboard.health.checks
+            else FailedEvent.objects.filter(status=FailedEvent.Status.FAILED).count()
+        )
     if user.has_perm("django_celery_results.view_taskresult"):
         dashboard.failed_tasks = TaskResult.objects.filter(status=states.FAILURE).count()
     return dashboard

@@ -49,6 +49,9 @@ def test_small_data_set_is_consistent_and_counted_right(demo_rules):
     adjustments = ScoreRecord.objects.filter(kind="adjustment")
     assert adjustments.count() == 5 == Adjustment.objects.filter(status="posted", entry__isnull=False).count()
     assert Adjustment.objects.filter(status="pending", entry__isnull=True).count() == 1
+    history = getattr(Adjustment, "history", None)  # kept by django-simple-history where the ledger enables it
+    if history is not None:
+        assert history.filter(history_type="+").count() == Adjustment.objects.count()
     # Every award has its own completion, counted once in a progress row of its rule and period.
     assert awards.count() == 495 == UserTaskRecord.objects.count() == CountedCompletion.objects.count()
     assert awards.values("completion_id").distinct().count() == 495

@@ -50,7 +50,7 @@ ROLES = {
 }
 
 # Permissions another branch declares in Meta.permissions; created here if still missing.
-DECLARED_ELSEWHERE = {("ledger", "adjustment", "approve_adjustment"): "Can approve adjustments"}
+DECLARED_ELSEWHERE = {("ledger", "adjustment", "approve_adjustment"): "Can approve or reject adjustments"}
 
 
 def _ensure_permissions(apps, using):
