@@ -5,7 +5,9 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
+from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 from django_celery_results.models import TaskResult
@@ -16,6 +18,14 @@ from apps.tracking.services import event_process
 from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _no_cached_days():
+    """The chart's past days are cached per process; each test starts from its own data."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 def post(user, when) -> None:
@@ -107,15 +117,30 @@ def test_a_user_who_cannot_view_the_ledger_sees_no_ledger_figures(client, activi
     assert set(charts(page)) == {"Events per day", "Points per day (net)"}
 
 
-def test_the_per_day_figures_are_range_queries(client, activity):
-    """Two grouped range queries for the chart, however many days; no COUNT over a whole big table."""
+def big_table_queries(client) -> list[str]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    client.force_login(UserFactory(username="op", is_staff=True, is_superuser=True))
     with CaptureQueriesContext(connection) as captured:
         assert client.get(reverse("admin:index")).status_code == 200
     big = ("tasks_usertaskrecord", "ledger_scorerecord")
-    on_big = [q["sql"] for q in captured.captured_queries if any(f'"{table}"' in q["sql"] for table in big)]
-    assert len(on_big) == 2, on_big
-    assert all(re.search(r'WHERE .*"(occurred_at|created_at)" >= ', sql) for sql in on_big), on_big
+    return [q["sql"] for q in captured.captured_queries if any(f'"{table}"' in q["sql"] for table in big)]
+
+
+def test_the_per_day_figures_are_range_queries_and_past_days_are_read_once(client, activity):
+    """Range queries on the indexed timestamps, never a COUNT over a whole big table; past days come from the cache."""
+    client.force_login(UserFactory(username="op", is_staff=True, is_superuser=True))
+    first = big_table_queries(client)
+    assert len(first) == 4, first  # past days and today, for events and for the ledger
+    assert all(re.search(r'WHERE .*"(occurred_at|created_at)" >= .* AND .*"(occurred_at|created_at)" < ', sql) for sql in first)
+    again = big_table_queries(client)
+    assert len(again) == 2, again  # today only
+
+
+def test_todays_figures_are_live_while_past_days_are_cached(client, activity):
+    client.force_login(UserFactory(username="op", is_staff=True, is_superuser=True))
+    client.get(reverse("admin:index"))
+    post(get_user_model().objects.get(username="alice"), timezone.now())
+    page = client.get(reverse("admin:index")).content.decode()
+    assert figure(page, "events-today") == "3"
+    assert figure(page, "points-today") == "20"
