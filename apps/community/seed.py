@@ -1,9 +1,9 @@
 """A large, consistent demo data set for trying the admin at scale (SPEC §10 P5).
 
 `demo_data_seed` writes users, their accounts, completions, progress rows, counted completions,
-ledger entries and adjustments straight into the tables, in chunks of users, with PostgreSQL's
-COPY (or multi-row INSERTs on SQLite). Nothing goes through the pipeline, so the rows are made
-to be what the pipeline would have written:
+ledger entries and adjustments straight into the tables, with PostgreSQL's COPY (or multi-row
+INSERTs on SQLite). Nothing goes through the pipeline, so the rows are made to be what the
+pipeline would have written:
 
 - every ledger entry of an account has the next `seq` from 1 with no gap, its before is the
   previous after, and the account's balance and `last_seq` are the last after and the count
@@ -14,9 +14,11 @@ to be what the pipeline would have written:
 - adjustments never take a balance below zero (5).
 
 Only active count rules with N = 1 and no recipient cap are used, so every completion awards
-exactly once. Ids are reserved per chunk by moving each table's id sequence past the block,
-under a table lock, so a pipeline writing meanwhile waits instead of colliding; still, seed a
-database that is otherwise quiet.
+exactly once. Each user's history is planned first (its chain needs it whole); then the rows are
+written in time order across all users, as the pipeline writes them, so ids and the tables'
+physical order follow `created_at` and "the last two weeks" is a compact range of pages, as on a
+real site. Each table's ids are reserved up front by moving its id sequence past the block, so a
+pipeline writing meanwhile cannot collide; still, seed a database that is otherwise quiet.
 """
 
 import functools
@@ -26,7 +28,7 @@ import re
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -55,7 +57,8 @@ class SeedPlan:
     entries: int
     days: int = 60
     adjustment_share: float = 0.01  # of the entries; a fifth as many more wait for approval (no entry yet)
-    chunk_users: int = 5000
+    chunk_users: int = 5000  # users (and their accounts) written per transaction
+    chunk_postings: int = 50_000  # ledger entries (with their completions, progress, ...) written per transaction
     seed: int = 1
     username_prefix: str = "demo"
 
@@ -246,17 +249,26 @@ class _Clock:
 
 
 @dataclass
-class _Chunk:
-    users: list[tuple] = field(default_factory=list)
-    accounts: list[tuple] = field(default_factory=list)
-    completions: list[tuple] = field(default_factory=list)
-    progress: list[tuple] = field(default_factory=list)
-    counted: list[tuple] = field(default_factory=list)
-    entries: list[tuple] = field(default_factory=list)
-    adjustments: list[tuple] = field(default_factory=list)
+class _Progress:
+    """One progress row of a user, rule and period, with its final counts (known before it is written)."""
+
+    user_id: int
+    rule_id: int
+    period_start: datetime
+    deadline: datetime | None
+    count: int = 0
+    first_at: datetime | None = None
+    last_at: datetime | None = None
+    id: int | None = None  # given when its first completion is written
 
 
-class _Writer:
+# What each user did, planned user by user (the per-account chain needs a user's whole history) and
+# written in time order across users, as the pipeline writes: ids and the tables' physical order
+# follow created_at, so a range of recent rows is a compact range of pages, as on a real site.
+AWARD, ADJUST, PENDING = 0, 1, 2
+
+
+class _Seeder:
     def __init__(self, plan: SeedPlan, rules: list[_Rule], operator_id: int, report: SeedReport):
         self.plan, self.rules, self.operator_id, self.report = plan, rules, operator_id, report
         self.rng = random.Random(plan.seed)
@@ -303,9 +315,10 @@ class _Writer:
                 history.model, [*self.tables["adjustments"].columns, "history_date", "history_type", "history_user_id"]
             )
 
-    def _uuid(self) -> uuid.UUID:
-        # Event ids and request tokens are unique across runs, whatever the seed: not from `rng`.
-        return uuid.uuid4()
+    def _write(self, name: str, rows: list[tuple]) -> None:
+        started = time.perf_counter()
+        self.tables[name].write(rows, now=self.now)
+        self.report.per_table_s[name] += time.perf_counter() - started
 
     def _awards_for(self, count: int) -> list[tuple[_Rule, datetime, tuple, str]]:
         """`count` (rule, instant, period bounds, business id) that the rules' limits allow."""
@@ -332,119 +345,107 @@ class _Writer:
             raise SeedError(f"{count} awards for one user do not fit the rules' limits over {len(self.clock.days)} days")
         return awards
 
-    def chunk(self, first_user: int, awards_per_user: list[int], adjustments_per_user: list[int], pending: list[int]) -> _Chunk:
-        plan, rng, chunk = self.plan, self.rng, _Chunk()
-        n = len(awards_per_user)
-        total_awards, total_adjustments = sum(awards_per_user), sum(adjustments_per_user)
-        user_id = _reserve_ids(get_user_model(), n)
-        account_id = _reserve_ids(Account, n)
-        completion_id = _reserve_ids(UserTaskRecord, total_awards)
-        counted_id = _reserve_ids(CountedCompletion, total_awards)
-        entry_id = _reserve_ids(ScoreRecord, total_awards + total_adjustments)
-        adjustment_id = _reserve_ids(Adjustment, total_adjustments + sum(pending))
-        # At most one new progress row per award; the ids a chunk leaves unused are a harmless gap.
-        progress_id = _reserve_ids(UserScoreInfo, total_awards)
-        progress_rows: list[list] = []
+    def plan_user(self, uid: int, aid: int, awards: int, adjustments: int, pending: int, postings: list) -> tuple:
+        """Append the user's postings, balances and sequence numbers decided; return the account's row."""
+        rng = self.rng
+        mine = []
+        rows: dict[tuple, _Progress] = {}
+        for rule, at, (start, deadline), business_id in sorted(self._awards_for(awards), key=lambda a: a[1]):
+            row = rows.get((rule.id, start))
+            if row is None:
+                row = rows[(rule.id, start)] = _Progress(uid, rule.id, start, deadline, first_at=at)
+            row.count += 1
+            row.last_at = at
+            written = min(at + timedelta(seconds=rng.uniform(0.05, 3)), self.now)
+            amount = rule.object_points.get(business_id, rule.points)
+            mine.append([written, AWARD, amount, (rule, row, row.count, business_id, at)])
+        for _ in range(adjustments):
+            # Mostly credits; the sign is settled below, where the balance at that moment is known.
+            mine.append([self.clock.instant(rng.choice(self.clock.days)), ADJUST, rng.randint(1, 50), None])
+        mine.sort(key=lambda posting: posting[0])
+        balance = seq = 0
+        for posting in mine:
+            written, kind, amount, detail = posting
+            if kind == ADJUST and balance >= amount and rng.random() < 0.3:
+                amount = -amount  # a debit only where the balance covers it (invariant 5)
+            seq += 1
+            postings.append((written, kind, uid, aid, seq, balance, amount, detail))
+            balance += amount
+        for _ in range(pending):
+            postings.append((self.clock.instant(self.clock.days[-1]), PENDING, uid, aid, 0, 0, rng.randint(100, 500), None))
+        opened = mine[0][0] if mine else self.now
+        last = mine[-1][0] if mine else None
+        return (aid, uid, balance, seq, last, opened, last or opened)
 
-        for offset in range(n):
-            uid, aid = user_id + offset, account_id + offset
-            joined = self.now - timedelta(days=plan.days + rng.randint(0, 365))
-            chunk.users.append((uid, f"{plan.username_prefix}{first_user + offset:07d}", "!", joined, True))
-            postings = []  # (created_at, kind, payload)
-            rows_of_user: dict[tuple, list] = {}
-            for rule, at, bounds, business_id in sorted(self._awards_for(awards_per_user[offset]), key=lambda a: a[1]):
-                key = (rule.id, bounds[0])
-                row = rows_of_user.get(key)
-                if row is None:
-                    row = [progress_id, uid, rule.id, bounds[0], bounds[1], 1, 0, True, 0, 0, at, at]
-                    progress_id += 1
-                    rows_of_user[key] = row
-                    progress_rows.append(row)
-                row[6] += 1  # achievement_amount_now
-                row[8] += 1  # awards_in_period
-                row[11] = at  # updated_at
-                amount = rule.object_points.get(business_id, rule.points)
-                event_id = self._uuid()
-                meta = (rng.choice(self.addresses), rng.choice(COUNTRIES))
-                lang = rng.choice(LANGUAGES)
-                decisions = [
-                    {"rule": rule.code, "rule_id": rule.id, "counted": True, "reason": "awarded"}
-                    | {"progress": row[6], "points": amount}
-                ]
-                cid = completion_id
-                completion_id += 1
-                written = min(at + timedelta(seconds=rng.uniform(0.05, 3)), self.now)
-                chunk.completions.append(
+    def write_in_time_order(self, postings: list, ids: dict[str, int], progress: Callable[[str], None]) -> None:
+        rng, report = self.rng, self.report
+        postings.sort(key=lambda posting: posting[0])
+        next_id = dict(ids)
+
+        def take(name: str) -> int:
+            next_id[name] += 1
+            return next_id[name] - 1
+
+        for start in range(0, len(postings), self.plan.chunk_postings):
+            completions, rows, counted, entries, adjustments = [], [], [], [], []
+            for written, kind, uid, aid, seq, before, amount, detail in postings[start : start + self.plan.chunk_postings]:
+                if kind == PENDING:
+                    adjustments.append(
+                        (take("adjustments"), uid, amount, "Compensation for a lost prize (needs approval)",
+                         Adjustment.Status.PENDING, self.operator_id, None, None, uuid.uuid4(), written, None)
+                    )  # fmt: skip
+                    continue
+                eid = take("entries")
+                serial = f"{written:%Y%m%d%H%M%S}{written.microsecond:06d}-{aid}-{seq}"
+                if kind == ADJUST:
+                    # Event ids and request tokens are new on every run, whatever the seed.
+                    token = uuid.uuid4()
+                    entries.append(
+                        (eid, aid, uid, serial, seq, amount, before, before + amount, "adjustment",
+                         ScoreRecord.Kind.ADJUSTMENT, None, None, None, "", "", "", f"adjustment:{token}", written)
+                    )  # fmt: skip
+                    adjustments.append(
+                        (take("adjustments"), uid, amount, rng.choice(ADJUSTMENT_REASONS), Adjustment.Status.POSTED,
+                         self.operator_id, None, eid, token, written, written)
+                    )  # fmt: skip
+                    continue
+                rule, row, nth, business_id, at = detail
+                if row.id is None:
+                    row.id = take("progress")
+                    rows.append(
+                        (row.id, uid, rule.id, row.period_start, row.deadline, 1, row.count, True, row.count, 0,
+                         row.first_at, row.last_at)
+                    )  # fmt: skip
+                cid, event_id = take("completions"), uuid.uuid4()
+                address, country, lang = rng.choice(self.addresses), rng.choice(COUNTRIES), rng.choice(LANGUAGES)
+                decision = {"rule": rule.code, "rule_id": rule.id, "counted": True, "reason": "awarded"}
+                completions.append(
                     (cid, uid, rule.task_id, business_id, event_id, at, rule.method, rule.path_for(business_id), 200,
-                     meta[0], meta[1], lang, decisions, written, written)
+                     address, country, lang, [decision | {"progress": nth, "points": amount}], written, written)
                 )  # fmt: skip
-                dedupe = None if rule.can_repeat else business_id
-                chunk.counted.append((counted_id, rule.id, row[0], cid, dedupe, written))
-                counted_id += 1
-                postings.append((written, "award", (rule, row, cid, amount, event_id, meta, lang)))
-            for _ in range(adjustments_per_user[offset]):
-                day = rng.choice(self.clock.days)
-                postings.append((self.clock.instant(day), "adjustment", None))
-            postings.sort(key=lambda p: p[0])
-
-            balance, seq, last = 0, 0, None
-            for created, kind, payload in postings:
-                seq += 1
-                eid = entry_id
-                entry_id += 1
-                serial = f"{created:%Y%m%d%H%M%S}{created.microsecond:06d}-{aid}-{seq}"
-                if kind == "award":
-                    rule, row, cid, amount, event_id, meta, lang = payload
-                    chunk.entries.append(
-                        (eid, aid, uid, serial, seq, amount, balance, balance + amount, rule.code, ScoreRecord.Kind.AWARD,
-                         row[0], rule.id, cid, meta[0], meta[1], lang, f"award:{event_id}:{rule.id}", created)
-                    )  # fmt: skip
-                else:
-                    # Mostly credits; a debit only where the balance covers it (invariant 5).
-                    amount = rng.randint(1, 50)
-                    if balance >= amount and rng.random() < 0.3:
-                        amount = -amount
-                    token = self._uuid()
-                    chunk.entries.append(
-                        (eid, aid, uid, serial, seq, amount, balance, balance + amount, "adjustment",
-                         ScoreRecord.Kind.ADJUSTMENT, None, None, None, "", "", "", f"adjustment:{token}", created)
-                    )  # fmt: skip
-                    chunk.adjustments.append(
-                        (adjustment_id, uid, amount, rng.choice(ADJUSTMENT_REASONS), Adjustment.Status.POSTED,
-                         self.operator_id, None, eid, token, created, created)
-                    )  # fmt: skip
-                    adjustment_id += 1
-                balance += amount
-                last = created
-            for _ in range(pending[offset]):
-                asked = self.clock.instant(self.clock.days[-1])
-                chunk.adjustments.append(
-                    (adjustment_id, uid, rng.randint(100, 500), "Compensation for a lost prize (needs approval)",
-                     Adjustment.Status.PENDING, self.operator_id, None, None, self._uuid(), asked, None)
+                counted.append((take("counted"), rule.id, row.id, cid, None if rule.can_repeat else business_id, written))
+                entries.append(
+                    (eid, aid, uid, serial, seq, amount, before, before + amount, rule.code, ScoreRecord.Kind.AWARD,
+                     row.id, rule.id, cid, address, country, lang, f"award:{event_id}:{rule.id}", written)
                 )  # fmt: skip
-                adjustment_id += 1
-            opened = postings[0][0] if postings else joined
-            chunk.accounts.append((aid, uid, balance, seq, last, opened, last or opened))
-        chunk.progress = [tuple(row) for row in progress_rows]
-        return chunk
-
-    def write(self, chunk: _Chunk) -> None:
-        for name in ("users", "accounts", "completions", "progress", "counted", "entries", "adjustments"):
-            started = time.perf_counter()
-            self.tables[name].write(getattr(chunk, name), now=self.now)
-            self.report.per_table_s[name] += time.perf_counter() - started
-        if "adjustments_history" in self.tables:
-            # Each adjustment's history starts with its creation by the operator, as the admin would record it.
-            history = [(*row, row[9], "+", self.operator_id) for row in chunk.adjustments]
-            self.tables["adjustments_history"].write(history, now=self.now)
-        report = self.report
-        report.users += len(chunk.users)
-        report.accounts += len(chunk.accounts)
-        report.completions += len(chunk.completions)
-        report.progress_rows += len(chunk.progress)
-        report.entries += len(chunk.entries)
-        report.adjustments += sum(1 for a in chunk.adjustments if a[7] is not None)
-        report.pending_adjustments += sum(1 for a in chunk.adjustments if a[7] is None)
+            with transaction.atomic():
+                for name, batch in (
+                    ("completions", completions),
+                    ("progress", rows),
+                    ("counted", counted),
+                    ("entries", entries),
+                    ("adjustments", adjustments),
+                ):
+                    self._write(name, batch)
+                if "adjustments_history" in self.tables:
+                    # An adjustment's history starts with its creation by the operator, as the admin records it.
+                    self._write("adjustments_history", [(*a, a[9], "+", self.operator_id) for a in adjustments])
+            report.completions += len(completions)
+            report.progress_rows += len(rows)
+            report.entries += len(entries)
+            report.adjustments += sum(1 for a in adjustments if a[7] is not None)
+            report.pending_adjustments += sum(1 for a in adjustments if a[7] is None)
+            progress(f"{report.entries}/{self.plan.entries} entries")
 
 
 def _split(total: int, buckets: int, rng: random.Random) -> list[int]:
@@ -455,9 +456,10 @@ def _split(total: int, buckets: int, rng: random.Random) -> list[int]:
     return counts
 
 
-def _chunks(total: int, size: int) -> Iterator[tuple[int, int]]:
-    for start in range(0, total, size):
-        yield start, min(start + size, total)
+def _reserve_all(counts: dict[str, tuple[type[models.Model], int]]) -> dict[str, int]:
+    """{name: first id} of a block of ids per table, reserved in one short transaction."""
+    with transaction.atomic():
+        return {name: _reserve_ids(model, max(count, 1)) for name, (model, count) in counts.items()}
 
 
 def demo_data_seed(*, plan: SeedPlan, operator_id: int, progress: Callable[[str], None] = lambda line: None) -> SeedReport:
@@ -485,20 +487,45 @@ def demo_data_seed(*, plan: SeedPlan, operator_id: int, progress: Callable[[str]
     awards_per_user = _split(plan.entries - adjustments, plan.users, rng)
     adjustments_per_user = _split(adjustments, plan.users, rng)
     pending_per_user = _split(max(adjustments // 5, 1 if adjustments else 0), plan.users, rng)
+    awards = plan.entries - adjustments
     user_model = get_user_model()
     first_user = user_model.objects.filter(username__startswith=plan.username_prefix).count()
-    writer = _Writer(plan, rules, operator_id, report)
+    ids = _reserve_all(
+        {
+            "users": (user_model, plan.users),
+            "accounts": (Account, plan.users),
+            "completions": (UserTaskRecord, awards),
+            "counted": (CountedCompletion, awards),
+            "progress": (UserScoreInfo, awards),  # at most one row per award; the unused rest is a gap
+            "entries": (ScoreRecord, plan.entries),
+            "adjustments": (Adjustment, adjustments + sum(pending_per_user)),
+        }
+    )
+    seeder = _Seeder(plan, rules, operator_id, report)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             # A lost last chunk on a crash is acceptable for demo data; waiting for every flush is not.
             cursor.execute("SET synchronous_commit = off")
-    for start, end in _chunks(plan.users, plan.chunk_users):
-        with transaction.atomic():
-            chunk = writer.chunk(
-                first_user + start, awards_per_user[start:end], adjustments_per_user[start:end], pending_per_user[start:end]
+
+    postings: list[tuple] = []
+    for start in range(0, plan.users, plan.chunk_users):
+        end = min(start + plan.chunk_users, plan.users)
+        users, accounts = [], []
+        for index in range(start, end):
+            uid, aid = ids["users"] + index, ids["accounts"] + index
+            joined = seeder.now - timedelta(days=plan.days + rng.randint(0, 365))
+            users.append((uid, f"{plan.username_prefix}{first_user + index:07d}", "!", joined, True))
+            accounts.append(
+                seeder.plan_user(uid, aid, awards_per_user[index], adjustments_per_user[index], pending_per_user[index], postings)
             )
-            writer.write(chunk)
-        progress(f"{end}/{plan.users} users, {report.entries} entries")
+        with transaction.atomic():
+            seeder._write("users", users)
+            seeder._write("accounts", accounts)
+        report.users += len(users)
+        report.accounts += len(accounts)
+        progress(f"{end}/{plan.users} users and accounts")
+    seeder.write_in_time_order(postings, ids, progress)
+
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SET synchronous_commit = on")

@@ -61,6 +61,11 @@ def test_small_data_set_is_consistent_and_counted_right(demo_rules):
     assert not awards.filter(rule__number_limit_all__isnull=False).exists()
     for rule in ScoreRule.objects.filter(award_limit_per_period__isnull=False):
         assert not UserScoreInfo.objects.filter(achievement_type=rule, awards_in_period__gt=rule.award_limit_per_period).exists()
+    # Written in time order, as the pipeline writes: ids follow created_at.
+    times = list(ScoreRecord.objects.order_by("id").values_list("created_at", flat=True))
+    assert times == sorted(times)
+    times = list(UserTaskRecord.objects.order_by("id").values_list("created_at", flat=True))
+    assert times == sorted(times)
     # The award's amount is the rule's, and the completion's decision says so.
     entry = awards.select_related("rule", "completion").first()
     assert entry.trade_amount == entry.rule.points
