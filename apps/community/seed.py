@@ -22,7 +22,6 @@ pipeline writing meanwhile cannot collide; still, seed a database that is otherw
 """
 
 import functools
-import json
 import random
 import re
 import time
@@ -38,9 +37,9 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, models, transaction
 from django.db.models import Q
-from django.db.models.fields import AutoFieldMixin
 from django.utils import timezone
 
+from apps.community.bulk_write import BulkTable, ids_reserve
 from apps.ledger.models import Account, Adjustment, ScoreRecord
 from apps.rules.models import CountedCompletion, ScoreRule, ScoreRuleObjectPoints, UserScoreInfo
 from apps.rules.periods import period_bounds
@@ -92,88 +91,6 @@ class _Rule:
 
 class SeedError(Exception):
     """The database lacks what the data set needs, or the plan cannot be met."""
-
-
-# --- Writing rows -----------------------------------------------------------------------------
-
-
-class _Table:
-    """Rows for one model's table: the given columns plus every other column at its default."""
-
-    def __init__(self, model: type[models.Model], columns: list[str]):
-        self.model = model
-        self.columns = columns
-        fields = {f.attname: f for f in model._meta.concrete_fields}
-        self.fields = [fields[name] for name in columns]
-        # An auto-increment key left out is the database's to give (a history table's history_id).
-        generated = {name for name, f in fields.items() if f.primary_key and isinstance(f, AutoFieldMixin)}
-        self.filled = [f for name, f in fields.items() if name not in columns and name not in generated]
-        for f in self.filled:
-            # A text column without a default gets "", as Django itself gives it.
-            known = f.has_default() or f.null or f.empty_strings_allowed
-            if not (known or getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)):
-                raise SeedError(f"{model._meta.label}.{f.name} has no default: seed_demo_data must be taught to fill it")
-
-    @property
-    def all_columns(self) -> list[str]:
-        return self.columns + [f.column for f in self.filled]
-
-    def defaults(self, now: datetime) -> list:
-        values = []
-        for f in self.filled:
-            if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
-                values.append(now)
-            else:
-                values.append(f.get_default())
-        return values
-
-    def write(self, rows: list[tuple], *, now: datetime) -> None:
-        if not rows:
-            return
-        quote = connection.ops.quote_name
-        table, columns = quote(self.model._meta.db_table), ", ".join(quote(c) for c in self.all_columns)
-        fields = self.fields + self.filled
-        with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                # JSON goes as its text; everything else psycopg writes natively.
-                json_at = [i for i, f in enumerate(fields) if isinstance(f, models.JSONField)]
-                with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:  # noqa: S608 - quoted names
-                    for row in rows:
-                        values = [*row, *self.defaults(now)]
-                        for i in json_at:
-                            values[i] = json.dumps(values[i])
-                        copy.write_row(values)
-            else:
-                placeholders = ", ".join(["%s"] * len(fields))
-                prepared = [
-                    [f.get_db_prep_save(value, connection) for f, value in zip(fields, [*row, *self.defaults(now)], strict=True)]
-                    for row in rows
-                ]
-                for start in range(0, len(prepared), 500):
-                    cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", prepared[start : start + 500])  # noqa: S608
-
-
-def _reserve_ids(model: type[models.Model], count: int) -> int:
-    """The first of `count` consecutive ids nobody else will use; the table stays locked until commit."""
-    quote = connection.ops.quote_name
-    table = model._meta.db_table
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # Readers go on; a concurrent writer waits for this chunk's commit and then takes ids
-            # after the block, since the sequence has moved past it.
-            cursor.execute(f"LOCK TABLE {quote(table)} IN EXCLUSIVE MODE")
-            cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
-            sequence = cursor.fetchone()[0]
-            cursor.execute(f"SELECT GREATEST((SELECT COALESCE(MAX(id), 0) FROM {quote(table)}), last_value) FROM {sequence}")  # noqa: S608
-            first = cursor.fetchone()[0] + 1
-            cursor.execute("SELECT setval(%s, %s)", [sequence, first + count - 1])
-        else:
-            cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {quote(table)}")  # noqa: S608
-            first = cursor.fetchone()[0] + 1
-    return first
-
-
-# --- What to write ----------------------------------------------------------------------------
 
 
 def _path_maker(config: TaskConfig) -> Callable[[str], str]:
@@ -278,24 +195,28 @@ class _Seeder:
         self.addresses = [f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}" for _ in range(4096)]
         user_model = get_user_model()
         self.tables = {
-            "users": _Table(user_model, ["id", "username", "password", "date_joined", "is_active"]),
-            "accounts": _Table(Account, ["id", "user_id", "balance", "last_seq", "last_activity_at", "created_at", "updated_at"]),
-            "completions": _Table(
+            "users": BulkTable(user_model, ["id", "username", "password", "date_joined", "is_active"]),
+            "accounts": BulkTable(
+                Account, ["id", "user_id", "balance", "last_seq", "last_activity_at", "created_at", "updated_at"]
+            ),
+            "completions": BulkTable(
                 UserTaskRecord,
                 [
                     "id", "user_id", "task_id", "business_id", "event_id", "occurred_at", "method", "path", "status_code",
                     "location", "country", "lang_type", "decisions", "created_at", "updated_at",
                 ],
             ),
-            "progress": _Table(
+            "progress": BulkTable(
                 UserScoreInfo,
                 [
                     "id", "user_id", "achievement_type_id", "period_start", "deadline", "required_number",
                     "achievement_amount_now", "achieved", "awards_in_period", "streak_length", "created_at", "updated_at",
                 ],
             ),
-            "counted": _Table(CountedCompletion, ["id", "rule_id", "score_info_id", "completion_id", "dedupe_key", "created_at"]),
-            "entries": _Table(
+            "counted": BulkTable(
+                CountedCompletion, ["id", "rule_id", "score_info_id", "completion_id", "dedupe_key", "created_at"]
+            ),
+            "entries": BulkTable(
                 ScoreRecord,
                 [
                     "id", "account_id", "user_id", "serial_number", "seq", "trade_amount", "amount_before_trade",
@@ -303,7 +224,7 @@ class _Seeder:
                     "location", "country", "lang_type", "idempotency_key", "created_at",
                 ],
             ),
-            "adjustments": _Table(
+            "adjustments": BulkTable(
                 Adjustment,
                 ["id", "user_id", "amount", "reason", "status", "requested_by_id", "decided_by_id", "entry_id", "request_token",
                  "created_at", "decided_at"],
@@ -311,7 +232,7 @@ class _Seeder:
         }  # fmt: skip
         history = getattr(Adjustment, "history", None)  # django-simple-history's manager, where it is kept
         if history is not None:
-            self.tables["adjustments_history"] = _Table(
+            self.tables["adjustments_history"] = BulkTable(
                 history.model, [*self.tables["adjustments"].columns, "history_date", "history_type", "history_user_id"]
             )
 
@@ -459,7 +380,7 @@ def _split(total: int, buckets: int, rng: random.Random) -> list[int]:
 def _reserve_all(counts: dict[str, tuple[type[models.Model], int]]) -> dict[str, int]:
     """{name: first id} of a block of ids per table, reserved in one short transaction."""
     with transaction.atomic():
-        return {name: _reserve_ids(model, max(count, 1)) for name, (model, count) in counts.items()}
+        return {name: ids_reserve(model, max(count, 1)) for name, (model, count) in counts.items()}
 
 
 def demo_data_seed(*, plan: SeedPlan, operator_id: int, progress: Callable[[str], None] = lambda line: None) -> SeedReport:
