@@ -1,9 +1,22 @@
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.urls import reverse
+from django.utils.translation import gettext_lazy
 from simple_history.admin import SimpleHistoryAdmin
 
 from apps.rules import services
+from apps.rules.admin_sheets import RuleSheetAdminMixin
 from apps.rules.models import ScoreRule, ScoreRuleObjectPoints, UserScoreInfo
-from apps.tasks.admin_actions import FrozenFieldsMixin, workflow_action
+from apps.rules.resources import ObjectPointsResource, ScoreRuleResource
+from apps.rules.selectors import rule_live_figures
+from apps.tasks.admin_actions import FrozenFieldsMixin, WorkflowAdminMixin, WorkflowStep
+
+_Status = ScoreRule.Status
+
+
+def _rule_editable(rule: ScoreRule | None) -> bool:
+    # Per-object amounts decide awards like `points` does, so they freeze with the rule.
+    return rule is None or rule.status == _Status.EDITING
 
 
 class ObjectPointsInline(admin.TabularInline):
@@ -12,23 +25,21 @@ class ObjectPointsInline(admin.TabularInline):
     model = ScoreRuleObjectPoints
     extra = 0
 
-    def _editable(self, obj) -> bool:
-        return obj is None or obj.status == ScoreRule.Status.EDITING
-
     def has_add_permission(self, request, obj=None) -> bool:
-        return self._editable(obj) and super().has_add_permission(request, obj)
+        return _rule_editable(obj) and super().has_add_permission(request, obj)
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return self._editable(obj) and super().has_change_permission(request, obj)
+        return _rule_editable(obj) and super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request, obj=None) -> bool:
-        return self._editable(obj) and super().has_delete_permission(request, obj)
+        return _rule_editable(obj) and super().has_delete_permission(request, obj)
 
 
 @admin.register(ScoreRule)
-class ScoreRuleAdmin(FrozenFieldsMixin, SimpleHistoryAdmin):
+class ScoreRuleAdmin(WorkflowAdminMixin, FrozenFieldsMixin, RuleSheetAdminMixin, SimpleHistoryAdmin):
     list_display = (
         "score_type",
+        "status_badge",
         "task_type",
         "kind",
         "points",
@@ -37,28 +48,83 @@ class ScoreRuleAdmin(FrozenFieldsMixin, SimpleHistoryAdmin):
         "award_limit_per_period",
         "number_limit_all",
         "recipients_count",
-        "status",
     )
-    list_filter = ("status", "kind", "statistical_period", "task_type")
+    list_filter = ("status", "task_type", "statistical_period", "kind")
     search_fields = ("score_type", "score_desc", "task_type")
     readonly_fields = ("recipients_count",)
+    # Fixed order, so fields keep their place when they turn read-only; the status shows as a badge.
+    fieldsets = (
+        (None, {"fields": ("score_type", "task_type", "score_desc")}),
+        (
+            gettext_lazy("What it awards"),
+            {"fields": ("kind", "points", "statistical_period", "required_number_of_times", "can_repeat")},
+        ),
+        (
+            gettext_lazy("Limits and window"),
+            {"fields": ("award_limit_per_period", "number_limit_all", "recipients_count", "start_time", "end_time")},
+        ),
+    )
     inlines = [ObjectPointsInline]
-    actions = [
-        workflow_action(
-            services.score_rule_activate, keyword="rule", name="activate", description="Activate", permission="activate"
+    resource_classes = [ScoreRuleResource]
+    workflow_steps = (
+        WorkflowStep(
+            "activate", gettext_lazy("Activate"), services.score_rule_activate, "rule", (_Status.EDITING,), permission="activate"
         ),
-        workflow_action(services.score_rule_retire, keyword="rule", name="retire", description="Retire", permission="retire"),
-        workflow_action(
-            services.score_rule_copy_as_draft, keyword="rule", name="copy_as_draft", description="Copy as draft", permission="add"
+        WorkflowStep(
+            "retire", gettext_lazy("Retire"), services.score_rule_retire, "rule", (_Status.ACTIVE,), permission="retire"
         ),
-    ]
+        WorkflowStep("copy_as_draft", gettext_lazy("Copy as draft"), services.score_rule_copy_as_draft, "rule", permission="add"),
+    )
 
     # Roles (SPEC §7): activating and retiring are the rule approvers' own permissions, not "change".
-    def has_activate_permission(self, request) -> bool:
+    def has_activate_permission(self, request, obj=None) -> bool:
         return request.user.has_perm("rules.activate_scorerule")
 
-    def has_retire_permission(self, request) -> bool:
+    def has_retire_permission(self, request, obj=None) -> bool:
         return request.user.has_perm("rules.retire_scorerule")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, unquote(object_id))
+        if obj is not None:
+            extra_context = {
+                **(extra_context or {}),
+                "live_figures": rule_live_figures(rule_id=obj.pk),
+                "object_points_url": reverse("admin:rules_scoreruleobjectpoints_changelist") + f"?rule__id__exact={obj.pk}",
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+@admin.register(ScoreRuleObjectPoints)
+class ScoreRuleObjectPointsAdmin(RuleSheetAdminMixin, admin.ModelAdmin):
+    """Per-object amounts, one row each: for sheets of many (import/export), and a filtered view per rule."""
+
+    list_display = ("rule", "business_id", "points", "rule_status")
+    list_filter = ("rule__status",)
+    search_fields = ("business_id", "rule__score_type")
+    list_select_related = ("rule",)
+    raw_id_fields = ("rule",)
+    show_full_result_count = False
+    resource_classes = [ObjectPointsResource]
+
+    @admin.display(description=gettext_lazy("rule status"), ordering="rule__status")
+    def rule_status(self, obj) -> str:
+        return obj.rule.get_status_display()
+
+    def lookup_allowed(self, lookup, value, request=None) -> bool:
+        # The rule page links here filtered to its own rows.
+        return lookup == "rule__id__exact" or super().lookup_allowed(lookup, value, request)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return (obj is None or _rule_editable(obj.rule)) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return (obj is None or _rule_editable(obj.rule)) and super().has_delete_permission(request, obj)
+
+    def get_actions(self, request):
+        # Bulk delete would skip the per-row check above (amounts of a live rule are frozen).
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
 
 
 @admin.register(UserScoreInfo)

@@ -5,8 +5,11 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from apps.ledger.models import ScoreRecord
 from apps.rules.engine import RuleSpec
 from apps.rules.models import ScoreRule, ScoreRuleObjectPoints, UserScoreInfo
 from apps.rules.periods import next_period_start, period_bounds
@@ -124,3 +127,48 @@ def current_progress_for(*, user_id: int, at: datetime | None = None) -> list[Ru
             )
         )
     return rows
+
+
+@dataclass(frozen=True)
+class RuleFigures:
+    """A rule's live figures, as its admin page shows them."""
+
+    recipients: int  # places taken; counted for capped rules only (see rule_live_figures)
+    recipient_cap: int | None
+    awards_today: int
+    points_today: int  # net: today's reversals of this rule's awards are subtracted
+    awards_total: int
+    points_total: int  # net of reversals
+
+    @property
+    def places_left(self) -> int | None:
+        return None if self.recipient_cap is None else max(self.recipient_cap - self.recipients, 0)
+
+
+def rule_live_figures(*, rule_id: int, at: datetime | None = None) -> RuleFigures:
+    """Recipients against the cap, awards and points today (site calendar day) and in total.
+
+    Two statements on the ledger, both restricted by rule_id (an index); today's also by
+    created_at (an index), so it reads only today's entries. The total reads every entry of
+    the rule: cheap for most rules, and the one figure that grows with the rule's history.
+    Recipients are the rule's capped places, kept on the rule row by the cap itself; for a
+    rule without a cap they would need a COUNT(DISTINCT user) over its whole history, which
+    this page does not pay for.
+    """
+    at = at or timezone.now()
+    day_start, day_end = period_bounds("day", at, ZoneInfo(settings.TIME_ZONE))
+    rule = ScoreRule.all_objects.values("recipients_count", "number_limit_all").get(pk=rule_id)
+    entries = ScoreRecord.objects.filter(rule_id=rule_id).order_by()
+    award = Q(kind=ScoreRecord.Kind.AWARD)
+    today = entries.filter(created_at__gte=day_start, created_at__lt=day_end).aggregate(
+        awards=Count("id", filter=award), points=Coalesce(Sum("trade_amount"), 0)
+    )
+    total = entries.aggregate(awards=Count("id", filter=award), points=Coalesce(Sum("trade_amount"), 0))
+    return RuleFigures(
+        recipients=rule["recipients_count"],
+        recipient_cap=rule["number_limit_all"],
+        awards_today=today["awards"],
+        points_today=today["points"],
+        awards_total=total["awards"],
+        points_total=total["points"],
+    )

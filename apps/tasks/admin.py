@@ -1,42 +1,103 @@
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
+from apps.rules.admin_sheets import RuleSheetAdminMixin
+from apps.rules.selectors import active_rules_for
 from apps.tasks import services
-from apps.tasks.admin_actions import FrozenFieldsMixin, workflow_action
+from apps.tasks.admin_actions import FrozenFieldsMixin, WorkflowAdminMixin, WorkflowStep
 from apps.tasks.models import TaskConfig, UserTaskRecord
+from apps.tasks.resources import TaskConfigResource
+from apps.tasks.selectors import request_path, request_routing_explain
+
+_Status = TaskConfig.Status
+
+
+class TestRequestForm(forms.Form):
+    method = forms.ChoiceField(label=_("Method"), choices=TaskConfig.Method.choices, initial=TaskConfig.Method.POST)
+    path = forms.CharField(
+        label=_("Path"),
+        max_length=2048,
+        help_text=_("The request path, e.g. /posts/42/share/ (a pasted URL works too: host and query are dropped)."),
+        widget=forms.TextInput(attrs={"size": 60, "autofocus": True}),
+    )
+
+    def clean_path(self) -> str:
+        return request_path(self.cleaned_data["path"])
 
 
 @admin.register(TaskConfig)
-class TaskConfigAdmin(FrozenFieldsMixin, SimpleHistoryAdmin):
-    list_display = ("task_type", "method", "interface_name", "id_group_name", "priority", "status", "reverses", "updated_at")
+class TaskConfigAdmin(WorkflowAdminMixin, FrozenFieldsMixin, RuleSheetAdminMixin, SimpleHistoryAdmin):
+    list_display = (
+        "task_type",
+        "status_badge",
+        "method",
+        "interface_name",
+        "id_group_name",
+        "priority",
+        "reverses",
+        "updated_at",
+    )
     list_filter = ("status", "method")
     search_fields = ("task_type", "task_desc", "interface_name")
-    actions = [
-        workflow_action(
-            services.task_config_put_in_use,
-            keyword="config",
-            name="put_in_use",
-            description="Put in use",
-            permission="put_in_use",
+    # Fixed order, so fields keep their place when they turn read-only; the status shows as a badge.
+    fieldsets = (
+        (None, {"fields": ("task_type", "task_desc")}),
+        (_("Request"), {"fields": ("method", "interface_name", "id_group_name", "priority", "reverses")}),
+        (
+            _("Success"),
+            {"fields": ("success_status_min", "success_status_max", "success_json_field", "success_json_value")},
         ),
-        workflow_action(
-            services.task_config_deprecate, keyword="config", name="deprecate", description="Deprecate", permission="deprecate"
+    )
+    import_export_change_list_template = "admin/tasks/taskconfig/change_list.html"
+    resource_classes = [TaskConfigResource]
+    workflow_steps = (
+        WorkflowStep(
+            "put_in_use", _("Put in use"), services.task_config_put_in_use, "config", (_Status.EDITING,), permission="put_in_use"
         ),
-        workflow_action(
-            services.task_config_copy_as_draft,
-            keyword="config",
-            name="copy_as_draft",
-            description="Copy as draft",
-            permission="add",
+        WorkflowStep(
+            "deprecate", _("Deprecate"), services.task_config_deprecate, "config", (_Status.IN_USE,), permission="deprecate"
         ),
-    ]
+        WorkflowStep("copy_as_draft", _("Copy as draft"), services.task_config_copy_as_draft, "config", permission="add"),
+    )
 
     # Roles (SPEC §7): putting in use and deprecating are the rule approvers' own permissions, not "change".
-    def has_put_in_use_permission(self, request) -> bool:
+    def has_put_in_use_permission(self, request, obj=None) -> bool:
         return request.user.has_perm("tasks.put_in_use_taskconfig")
 
-    def has_deprecate_permission(self, request) -> bool:
+    def has_deprecate_permission(self, request, obj=None) -> bool:
         return request.user.has_perm("tasks.deprecate_taskconfig")
+
+    def get_urls(self):
+        return [
+            path("test-request/", self.admin_site.admin_view(self.test_request_view), name="tasks_taskconfig_test_request"),
+            *super().get_urls(),
+        ]
+
+    def test_request_view(self, request):
+        """Method + path in: the config the middleware would pick and the business id, or why none."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        form = TestRequestForm(request.GET or None)
+        routing = rules = None
+        if form.is_valid():
+            routing = request_routing_explain(method=form.cleaned_data["method"], path=form.cleaned_data["path"])
+            if routing.match:
+                rules = active_rules_for(task_type=routing.match.config.task_type)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Test a request"),
+            "opts": self.opts,
+            "form": form,
+            "routing": routing,
+            "rules": rules,
+            "media": self.media,
+        }
+        return TemplateResponse(request, "admin/tasks/taskconfig/test_request.html", context)
 
 
 @admin.register(UserTaskRecord)

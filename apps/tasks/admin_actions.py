@@ -1,10 +1,37 @@
-"""Admin actions shared by the TaskConfig and ScoreRule admins: each calls a workflow service."""
+"""Admin pieces shared by the TaskConfig and ScoreRule admins.
+
+Each workflow step (activate, retire, copy as draft, …) is declared once and appears both as a
+changelist action and as a button on the change page; both call the same workflow service.
+"""
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils.decorators import method_decorator
+from django.utils.html import format_html
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_POST
+
+from apps.tasks.lifecycle import save_with_history
+
+
+@dataclass(frozen=True)
+class WorkflowStep:
+    """One step of the authoring workflow, as the admin offers it."""
+
+    name: str  # the action's name and the button's URL segment
+    label: str
+    service: Callable  # service(<keyword>=obj, actor=user) -> the object it changed or created
+    keyword: str
+    sources: tuple[str, ...] | None = None  # statuses the step starts from; None: any
+    # "workflow" (has_workflow_permission: moving an object live or out of use) or "add" (a new draft).
+    permission: str = "workflow"
 
 
 def workflow_action(service: Callable, *, keyword: str, name: str, description: str, permission: str = "change"):
@@ -36,3 +63,107 @@ class FrozenFieldsMixin:
         if obj is not None and obj.status != obj.Status.EDITING:
             readonly += [name for name in obj.FROZEN_FIELDS if name not in readonly]
         return readonly
+
+
+class WorkflowAdminMixin:
+    """Workflow actions and buttons, status badges, history with author and reason.
+
+    The status is never edited in the form: it moves only through the workflow steps, each under
+    the service's row lock and with its own line in history. Who may move objects live or out of
+    use is `has_workflow_permission` (the place for a role check); drafts need only add rights.
+    """
+
+    workflow_steps: tuple[WorkflowStep, ...] = ()
+    history_list_display = ["status"]
+
+    class Media:
+        css = {"all": ["css/admin.css"]}
+
+    def has_workflow_permission(self, request, obj=None) -> bool:
+        return self.has_change_permission(request, obj)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        for step in self.workflow_steps:
+            func = workflow_action(
+                step.service, keyword=step.keyword, name=step.name, description=step.label, permission=step.permission
+            )
+            if getattr(self, f"has_{step.permission}_permission")(request):
+                actions[step.name] = (func, step.name, step.label)
+        return actions
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        return readonly if "status" in readonly else [*readonly, "status"]
+
+    @admin.display(description=gettext_lazy("status"), ordering="status")
+    def status_badge(self, obj) -> str:
+        return format_html('<span class="jifen-badge jifen-badge-{}">{}</span>', obj.status, obj.get_status_display())
+
+    # --- change page buttons ------------------------------------------------------------
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/workflow/<str:step>/",
+                self.admin_site.admin_view(self.workflow_view),
+                name=f"{self.opts.app_label}_{self.opts.model_name}_workflow",
+            ),
+            *super().get_urls(),
+        ]
+
+    def available_steps(self, request, obj) -> list[WorkflowStep]:
+        return [
+            step
+            for step in self.workflow_steps
+            if (step.sources is None or obj.status in step.sources)
+            and getattr(self, f"has_{step.permission}_permission")(request)
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, unquote(object_id)) if object_id else None
+        if obj is not None:
+            extra_context = {
+                **(extra_context or {}),
+                "workflow_steps": self.available_steps(request, obj),
+                "status_badge": self.status_badge(obj),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def _change_url(self, obj) -> str:
+        return reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[obj.pk])
+
+    @method_decorator(require_POST)
+    def workflow_view(self, request, object_id, step):
+        obj = self.get_object(request, unquote(object_id))
+        chosen = next((s for s in self.workflow_steps if s.name == step), None)
+        if obj is None or chosen is None:
+            raise Http404
+        if not getattr(self, f"has_{chosen.permission}_permission")(request):
+            raise PermissionDenied
+        try:
+            result = chosen.service(**{chosen.keyword: obj, "actor": request.user})
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            return HttpResponseRedirect(self._change_url(obj))
+        if result.pk != obj.pk:
+            message = _("Copied %(old)s as the draft %(new)s.") % {"old": obj, "new": result}
+        else:
+            message = _("Done: %(object)s is now %(status)s.") % {"object": obj, "status": obj.get_status_display()}
+        self.message_user(request, message, messages.SUCCESS)
+        return HttpResponseRedirect(self._change_url(result))
+
+    # --- saving and history -------------------------------------------------------------
+
+    def save_model(self, request, obj, form, change):
+        # Validates again (frozen fields against the stored row) and records the operator and reason.
+        save_with_history(obj, actor=request.user, reason="changed in the admin" if change else "created in the admin")
+
+    def revert_disabled(self, request, obj=None) -> bool:
+        # History is the audit trail: going back to an old version would skip the workflow.
+        return True
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        if request.method == "POST":
+            raise PermissionDenied
+        return super().history_form_view(request, object_id, version_id, extra_context)

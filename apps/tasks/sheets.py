@@ -14,20 +14,40 @@ from import_export.formats import base_formats
 
 # A cell that a spreadsheet would run as a formula (CSV/formula injection).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# Export puts this before such text so a spreadsheet shows it as text; import takes it off again,
+# so a sheet exported and imported unchanged changes nothing.
+FORMULA_ESCAPE = "'"
 
 
 class SheetError(ValueError):
     """The file as a whole cannot be read; the message says why."""
 
 
+def _formula_like(text: str) -> bool:
+    # '=x is escaped too ('' + =x), so that reading it back gives '=x again.
+    return text.lstrip(FORMULA_ESCAPE).startswith(FORMULA_PREFIXES)
+
+
+def escape_formula(text: str) -> str:
+    """`text` as a spreadsheet will show it, never run it: formula-like text gets a leading '."""
+    return FORMULA_ESCAPE + text if _formula_like(text) else text
+
+
 class TextWidget(widgets.CharWidget):
-    """Text cells: empty means "", and formula-like text is refused."""
+    """Text cells: empty means "", formula-like text is refused, and escaped formula text ('=…) is read back."""
 
     def clean(self, value, row=None, **kwargs):
         text = "" if value is None else str(value).strip()
         if text.startswith(FORMULA_PREFIXES):
-            raise ValueError(_("Looks like a spreadsheet formula; start the text with another character."))
+            raise ValueError(
+                _("Looks like a spreadsheet formula; start the text with another character, or with ' to keep it as text.")
+            )
+        if text.startswith(FORMULA_ESCAPE) and _formula_like(text):
+            return text[1:]
         return text
+
+    def render(self, value, obj=None, **kwargs):
+        return escape_formula("" if value is None else str(value))
 
 
 class ChoiceWidget(TextWidget):
@@ -111,7 +131,33 @@ class FlagWidget(widgets.BooleanWidget):
 
 
 class SheetResourceMixin:
-    """What every rule-sheet resource does: checked id columns, and history with author."""
+    """What every rule-sheet resource does, whoever imports (admin or shell).
+
+    All or nothing: the sheet is imported in one transaction that is rolled back if any row is
+    bad. The id columns are checked like every other column. A caller that may not move objects
+    through the workflow passes `may_change_status=False`, and rows that would change a status
+    are refused. Saves record the importing user and the reason in history.
+    """
+
+    def import_data(
+        self,
+        dataset,
+        dry_run=False,
+        raise_errors=False,
+        use_transactions=None,
+        collect_failed_rows=False,
+        rollback_on_validation_errors=False,
+        **kwargs,
+    ):
+        return super().import_data(
+            dataset,
+            dry_run=dry_run,
+            raise_errors=raise_errors,
+            use_transactions=True,
+            collect_failed_rows=collect_failed_rows,
+            rollback_on_validation_errors=True,
+            **kwargs,
+        )
 
     def before_import_row(self, row, **kwargs):
         # The id columns are read before the row's other fields, outside the per-column error
@@ -119,6 +165,9 @@ class SheetResourceMixin:
         errors = {}
         for name in self._meta.import_id_fields:
             field = self.fields[name]
+            if field.column_name not in row:
+                errors[field.column_name] = _("The sheet has no column %(column)s.") % {"column": field.column_name}
+                continue
             try:
                 value = field.clean(row)
             except ValueError as exc:
@@ -126,6 +175,21 @@ class SheetResourceMixin:
             else:
                 if value in (None, ""):
                     errors[field.column_name] = _("This column is required.")
+        if errors:
+            raise ValidationError(errors)
+
+    def import_instance(self, instance, row, **kwargs):
+        status_before = getattr(instance, "status", None)
+        errors = {}
+        try:
+            super().import_instance(instance, row, **kwargs)
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        if not kwargs.get("may_change_status", True) and getattr(instance, "status", None) != status_before:
+            errors.setdefault("status", []).append(
+                _("You may not change the status from %(old)s to %(new)s; someone allowed to activate and retire must.")
+                % {"old": status_before, "new": instance.status}
+            )
         if errors:
             raise ValidationError(errors)
 

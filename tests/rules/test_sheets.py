@@ -213,3 +213,17 @@ def test_export_escapes_formulas(tmp_path, post_task):
     path = tmp_path / "rules.csv"
     call_command("export_rules", str(path), "--resource", "rules", stdout=io.StringIO())
     assert ",=1+1," not in path.read_text()
+
+
+def test_formula_looking_text_survives_export_and_import_unchanged(tmp_path, post_task):
+    texts = ["=1+1", "-5 when a post is deleted", "'=already quoted", "plain"]
+    for n, text in enumerate(texts):
+        ScoreRule.objects.create(task_type="post", score_type=f"r{n}", points=1, score_desc=text)
+    for extension in ("csv", "xlsx", "json"):
+        path = tmp_path / f"rules.{extension}"
+        call_command("export_rules", str(path), "--resource", "rules", stdout=io.StringIO())
+        out, _ = import_rules(str(path))
+        assert "skip 4" in out, extension
+    assert list(ScoreRule.objects.order_by("score_type").values_list("score_desc", flat=True)) == texts
+    exported = (tmp_path / "rules.csv").read_text()
+    assert ",'=1+1," in exported and ",'-5 when a post is deleted," in exported and ",''=already quoted," in exported

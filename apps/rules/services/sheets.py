@@ -2,7 +2,9 @@
 
 Import is all or nothing: every row is validated the way the admin validates a form (frozen
 fields of active rules included), and if any row is bad, nothing of the sheet is applied and
-each bad row and column is named.
+each bad row and column is named. `manage.py import_rules` goes through `sheet_import`; the
+admin's import pages use the same resources (which hold the all-or-nothing transaction), the
+same formats and `sheet_errors` for the same messages.
 """
 
 from dataclasses import dataclass, field
@@ -10,7 +12,8 @@ from pathlib import Path
 
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.utils.translation import gettext as _
-from import_export.results import RowResult
+from import_export.formats.base_formats import Format
+from import_export.results import Result
 
 from apps.rules.resources import ObjectPointsResource, ScoreRuleResource
 from apps.tasks.lifecycle import Actor
@@ -43,6 +46,25 @@ def _row_label(number: int, is_json: bool) -> str:
     return _("item %(n)s") % {"n": number} if is_json else _("row %(n)s") % {"n": number + 1}
 
 
+def sheet_unreadable(*, fmt: Format, error: Exception) -> SheetError:
+    """The error to report for a file that `fmt` could not parse at all."""
+    if isinstance(error, SheetError):
+        return error
+    return SheetError(_("The file could not be read as %(format)s: %(error)s") % {"format": fmt.get_title(), "error": error})
+
+
+def sheet_errors(result: Result, *, is_json: bool = False) -> list[str]:
+    """Every problem of an import, one message each, naming the row (or JSON item) and column."""
+    errors = [str(error.error) for error in result.base_errors]
+    for number, row_errors in result.row_errors():
+        errors.extend(f"{_row_label(number, is_json)}: {error.error}" for error in row_errors)
+    for invalid in result.invalid_rows:
+        for column, messages in invalid.error_dict.items():
+            where = "" if column == NON_FIELD_ERRORS else _(", column %(column)s") % {"column": column}
+            errors.extend(f"{_row_label(invalid.number, is_json)}{where}: {message}" for message in messages)
+    return errors
+
+
 def sheet_read(*, path: str | Path, content: bytes | None = None):
     """The file's rows as a tablib Dataset; SheetError when the file cannot be read at all."""
     fmt = format_for(str(path))
@@ -58,12 +80,8 @@ def sheet_read(*, path: str | Path, content: bytes | None = None):
             raise SheetError(_("The file is not UTF-8 text.")) from None
     try:
         return fmt.create_dataset(content)
-    except SheetError:
-        raise
     except Exception as exc:  # tablib and its parsers raise many types for a malformed file
-        raise SheetError(
-            _("The file could not be read as %(format)s: %(error)s") % {"format": fmt.get_title(), "error": exc}
-        ) from None
+        raise sheet_unreadable(fmt=fmt, error=exc) from None
 
 
 def sheet_import(
@@ -75,28 +93,20 @@ def sheet_import(
     missing = [name for name in handler._meta.import_id_fields if name not in (dataset.headers or [])]
     if missing:
         raise SheetError(_("The sheet has no column %(columns)s.") % {"columns": ", ".join(missing)})
-    result = handler.import_data(
-        dataset, dry_run=True, raise_errors=False, use_transactions=True, rollback_on_validation_errors=True, user=actor
-    )
-    report = SheetReport(counts={kind: count for kind, count in result.totals.items() if count})
     is_json = str(path).lower().endswith(".json")
-    for error in result.base_errors:
-        report.errors.append(str(error.error))
-    for number, errors in result.row_errors():
-        for error in errors:
-            report.errors.append(f"{_row_label(number, is_json)}: {error.error}")
-    for invalid in result.invalid_rows:
-        for column, messages in invalid.error_dict.items():
-            where = "" if column == NON_FIELD_ERRORS else _(", column %(column)s") % {"column": column}
-            for message in messages:
-                report.errors.append(f"{_row_label(invalid.number, is_json)}{where}: {message}")
+    # The resource rolls the whole sheet back if any row is bad (SheetResourceMixin).
+    result = handler.import_data(dataset, dry_run=True, user=actor)
+    report = SheetReport(
+        counts={kind: count for kind, count in result.totals.items() if count},
+        errors=sheet_errors(result, is_json=is_json),
+    )
     if report.errors or dry_run:
         return report
-    result = handler.import_data(
-        dataset, dry_run=False, raise_errors=True, use_transactions=True, rollback_on_validation_errors=True, user=actor
-    )
-    report.applied = True
-    report.counts = {kind: count for kind, count in result.totals.items() if count and kind != RowResult.IMPORT_TYPE_ERROR}
+    # Validated again as it is applied: a rule activated meanwhile still refuses the sheet whole.
+    result = handler.import_data(dataset, dry_run=False, user=actor)
+    report.errors = sheet_errors(result, is_json=is_json)
+    report.applied = not report.errors
+    report.counts = {kind: count for kind, count in result.totals.items() if count}
     return report
 
 
