@@ -243,6 +243,9 @@ JIFEN_HEALTH_MAX_HEARTBEAT_AGE_S = env_float("JIFEN_HEALTH_MAX_HEARTBEAT_AGE_S",
 JIFEN_RULES_REFRESH_S = env_float("JIFEN_RULES_REFRESH_S", 0.5, minimum=0.0)
 # How often a process checks whether the TaskConfig route table changed.
 JIFEN_ROUTES_REFRESH_S = env_float("JIFEN_ROUTES_REFRESH_S", 1.0, minimum=0.0)
+# Adjustments (SPEC §5): one moving at most this many points, credit or debit, is posted as soon as
+# an operator requests it; a bigger one waits until a second operator approves it.
+JIFEN_ADJUSTMENT_APPROVAL_ABOVE = env_int("JIFEN_ADJUSTMENT_APPROVAL_ABOVE", 1000, minimum=0)
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {

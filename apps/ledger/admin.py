@@ -1,6 +1,36 @@
-from django.contrib import admin
+"""The ledger in the operator's admin: accounts, the per-user page, entries, adjustments (SPEC §7).
 
-from apps.ledger.models import Account, ScoreRecord
+Balances and entries change only through the ledger's services, never in a form. Lists over the
+big tables (accounts, entries) count cheaply and filter, search and sort on indexes; see
+`apps.ledger.changelists`.
+"""
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from import_export.admin import ExportMixin
+from simple_history.admin import SimpleHistoryAdmin
+
+from apps.ledger import services
+from apps.ledger.changelists import (
+    BalanceFilter,
+    BigTableAdminMixin,
+    CappedCountPaginator,
+    SerialNumberSearchMixin,
+    UserListMixin,
+)
+from apps.ledger.forms import AdjustmentRequestForm
+from apps.ledger.models import Account, Adjustment, ScoreRecord
+from apps.ledger.resources import LedgerCSV, LedgerXLSX, ScoreRecordResource
+from apps.ledger.user_page import user_page_context
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -19,25 +49,288 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Account)
-class AccountAdmin(ReadOnlyAdmin):
-    list_display = ("user", "balance", "last_activity_at")
-    search_fields = ("user__username",)
+class AccountAdmin(BigTableAdminMixin, ReadOnlyAdmin):
+    list_display = ("user_column", "balance_column", "entries_column", "last_activity_at")
+    list_display_links = None  # the user column links to the per-user page instead of a bare form
+    list_filter = (BalanceFilter,)
+    # Sorting by last activity or entries would sort the whole table: indexing last_activity_at
+    # would cost the scoring pipeline an index write on every account update.
+    sortable_by = ("user_column", "balance_column")
     list_select_related = ("user",)
+    raw_id_fields = ("user",)
+
+    @admin.display(description=gettext_lazy("balance"), ordering="balance")
+    def balance_column(self, account: Account) -> str:
+        if account.balance < 0:  # only a reversal can do this (SPEC §5); make it stand out
+            return format_html('<strong style="color: var(--error-fg)">{}</strong>', account.balance)
+        return str(account.balance)
+
+    @admin.display(description=gettext_lazy("entries"))
+    def entries_column(self, account: Account) -> int:
+        return account.last_seq  # seq has no gaps, so this is the number of entries: no COUNT
+
+    def get_urls(self):
+        own = [path("user/<int:user_id>/", self.admin_site.admin_view(self.user_view), name="ledger_account_user")]
+        return own + super().get_urls()
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """An account's page is its user's page, which also serves users who have no account yet."""
+        account = get_object_or_404(Account, pk=unquote(object_id))
+        return redirect("admin:ledger_account_user", user_id=account.user_id)
+
+    def user_view(self, request: HttpRequest, user_id: int) -> HttpResponse:
+        """Balance, progress on every active rule, history, completions with the engine's why, adjustments."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            **user_page_context(request, user_id=user_id, admin_site=self.admin_site),
+            "opts": self.opts,
+        }
+        return TemplateResponse(request, "admin/ledger/user_page.html", context)
 
 
 @admin.register(ScoreRecord)
-class ScoreRecordAdmin(ReadOnlyAdmin):
+class ScoreRecordAdmin(SerialNumberSearchMixin, ExportMixin, ReadOnlyAdmin):
     list_display = (
         "serial_number",
-        "user",
+        "created_at",
+        "user_column",
         "kind",
         "trade_amount",
         "amount_before_trade",
         "amount_after_trade",
-        "business_type",
-        "created_at",
+        "business_type",  # the rule's code for an award, the reason for an adjustment
     )
-    list_filter = ("kind", "business_type")
-    search_fields = ("user__username", "serial_number")
+    # kind: the partial index of rare kinds (awards walk the created_at index); rule and user:
+    # their foreign key indexes; dates: the created_at index, probed per period by the template.
+    list_filter = ("kind", ("rule", admin.RelatedFieldListFilter))
     date_hierarchy = "created_at"
+    ordering = ("-created_at", "-id")
+    sortable_by = ("serial_number", "created_at")  # the unique index and the created_at index
     list_select_related = ("user",)
+    raw_id_fields = ("account", "user", "score_info", "rule", "completion", "reverses")
+    readonly_fields = ("adjustment_link",)
+    resource_classes = [ScoreRecordResource]
+    export_formats = [LedgerCSV, LedgerXLSX]
+    export_max_rows = 100_000
+
+    @admin.display(description=gettext_lazy("adjustment"))
+    def adjustment_link(self, entry: ScoreRecord) -> str:
+        adjustment = Adjustment.objects.filter(entry=entry).first()
+        if adjustment is None:
+            return "-"
+        url = reverse("admin:ledger_adjustment_change", args=[adjustment.pk])
+        return format_html('<a href="{}">{}</a>', url, adjustment.reason)
+
+    def has_export_permission(self, request) -> bool:
+        return self.has_view_permission(request)
+
+    def get_export_data(self, file_format, request, queryset, **kwargs):
+        """The library's own, with a size limit, and telling a binary format by what it is.
+
+        The library recognises binary formats by their exact class; LedgerXLSX is a subclass, and
+        XLSX cells must keep their native types (numbers that a spreadsheet can sum, dates).
+        """
+        if not self.has_export_permission(request):
+            raise PermissionDenied
+        if queryset.order_by()[: self.export_max_rows + 1].count() > self.export_max_rows:
+            # The library builds the whole file in the web process's memory; the view shows this.
+            raise ValueError(
+                _("More than %(max)s entries: narrow the list (dates, kind, rule or user) and export again.")
+                % {"max": f"{self.export_max_rows:,}"}
+            )
+        data = self.get_data_for_export(request, queryset, force_native_type=file_format.is_binary(), **kwargs)
+        export_data = file_format.export_data(data)
+        encoding = kwargs.get("encoding")
+        if not file_format.is_binary() and encoding:
+            export_data = export_data.encode(encoding)
+        return export_data
+
+    def get_export_queryset(self, request):
+        # The export reads each row's user, rule and reversed entry: join them, not a query per row.
+        return super().get_export_queryset(request).select_related("user", "rule", "reverses")
+
+
+@admin.register(Adjustment)
+class AdjustmentAdmin(UserListMixin, SimpleHistoryAdmin):
+    """Requests (the add view), the list with approve/reject actions, and each one's page with its decision."""
+
+    list_display = (
+        "created_at",
+        "user_column",
+        "amount_column",
+        "status",
+        "reason",
+        "requested_by",
+        "decided_by",
+        "decided_at",
+        "entry_column",
+    )
+    list_filter = ("status",)  # the (status, created_at) index
+    list_select_related = ("user", "requested_by", "decided_by", "entry")
+    raw_id_fields = ("user",)
+    paginator = CappedCountPaginator
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    actions = ["approve_selected", "reject_selected"]
+    fields = (
+        "user_column",
+        "amount_column",
+        "reason",
+        "status",
+        "requested_by",
+        "created_at",
+        "decided_by",
+        "decided_at",
+        "entry_column",
+        "request_token",
+    )
+    readonly_fields = fields
+
+    @admin.display(description=gettext_lazy("amount"), ordering="amount")
+    def amount_column(self, adjustment: Adjustment) -> str:
+        return f"{adjustment.amount:+d}"
+
+    @admin.display(description=gettext_lazy("ledger entry"))
+    def entry_column(self, adjustment: Adjustment) -> str:
+        if adjustment.entry is None:
+            return "-"
+        url = reverse("admin:ledger_scorerecord_change", args=[adjustment.entry_id])
+        return format_html('<a href="{}">{}</a>', url, adjustment.entry.serial_number)
+
+    # --- Permissions: request = add, decide = approve; nothing is edited or deleted by hand.
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_approve_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm(services.APPROVE_PERMISSION)
+
+    # --- Requesting
+
+    def add_view(self, request, form_url="", extra_context=None):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        initial = {"user": request.GET.get("user")} if request.GET.get("user", "").isdigit() else {}
+        form = AdjustmentRequestForm(request.POST or None, initial=initial, admin_site=self.admin_site)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                result = services.adjustment_request(
+                    user_id=data["user"].pk,
+                    amount=data["amount"],
+                    reason=data["reason"],
+                    request_token=data["request_token"],
+                    actor=request.user,
+                )
+            except services.AdjustmentRefused as refused:
+                form.add_error(None, str(refused))
+            else:
+                self._report_request(request, result)
+                return HttpResponseRedirect(reverse("admin:ledger_adjustment_change", args=[result.adjustment.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": _("Request an adjustment"),
+            "form": form,
+            "media": self.media + form.media,
+            "threshold": settings.JIFEN_ADJUSTMENT_APPROVAL_ABOVE,
+        }
+        return TemplateResponse(request, "admin/ledger/adjustment/request_form.html", context)
+
+    def _report_request(self, request, result: services.AdjustmentRequested) -> None:
+        adjustment = result.adjustment
+        if not result.created:
+            self.message_user(request, _("This form was already submitted; this is the adjustment it made."), messages.WARNING)
+            return
+        self.log_addition(request, adjustment, [{"added": {}}])
+        if adjustment.status == Adjustment.Status.POSTED:
+            message = _("Posted %(amount)+d points for %(user)s.")
+        else:
+            message = _("%(amount)+d points for %(user)s wait for another operator's approval.")
+        self.message_user(request, message % {"amount": adjustment.amount, "user": adjustment.user}, messages.SUCCESS)
+
+    # --- Deciding: buttons on an adjustment's page, and actions on the list
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        own = [
+            path("<path:object_id>/approve/", view(self.decide_view), {"approve": True}, name="ledger_adjustment_approve"),
+            path("<path:object_id>/reject/", view(self.decide_view), {"approve": False}, name="ledger_adjustment_reject"),
+        ]
+        return own + super().get_urls()
+
+    @staticmethod
+    def _decide(request, adjustment: Adjustment, *, approve: bool) -> Adjustment:
+        service = services.adjustment_approve if approve else services.adjustment_reject
+        return service(adjustment=adjustment, actor=request.user)
+
+    def decide_view(self, request: HttpRequest, object_id: str, approve: bool) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_approve_permission(request):
+            raise PermissionDenied
+        adjustment = get_object_or_404(Adjustment, pk=unquote(object_id))
+        try:
+            decided = self._decide(request, adjustment, approve=approve)
+        except services.AdjustmentForbidden as refused:
+            raise PermissionDenied(str(refused)) from None
+        except services.AdjustmentRefused as refused:
+            self.message_user(request, str(refused), messages.ERROR)
+        else:
+            self.log_change(request, decided, decided.get_status_display())
+            self.message_user(request, self._decided_message(decided), messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:ledger_adjustment_change", args=[adjustment.pk]))
+
+    @staticmethod
+    def _decided_message(adjustment: Adjustment) -> str:
+        if adjustment.status == Adjustment.Status.POSTED:
+            return _("Approved: %(amount)+d points posted for %(user)s.") % {
+                "amount": adjustment.amount,
+                "user": adjustment.user,
+            }
+        return _("Rejected: %(amount)+d points for %(user)s will not be posted.") % {
+            "amount": adjustment.amount,
+            "user": adjustment.user,
+        }
+
+    def _decide_selected(self, request, queryset, *, approve: bool) -> None:
+        for adjustment in queryset.select_related("user").order_by("pk"):
+            try:
+                decided = self._decide(request, adjustment, approve=approve)
+            except services.AdjustmentRefused as refused:
+                self.message_user(request, f"{adjustment}: {refused}", messages.ERROR)
+            else:
+                self.log_change(request, decided, decided.get_status_display())
+                self.message_user(request, self._decided_message(decided), messages.SUCCESS)
+
+    @admin.action(description=gettext_lazy("Approve selected pending adjustments"), permissions=["approve"])
+    def approve_selected(self, request, queryset):
+        self._decide_selected(request, queryset, approve=True)
+
+    @admin.action(description=gettext_lazy("Reject selected pending adjustments"), permissions=["approve"])
+    def reject_selected(self, request, queryset):
+        self._decide_selected(request, queryset, approve=False)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        adjustment = self.get_object(request, unquote(object_id))
+        extra_context = {**(extra_context or {}), **self._decision_context(request, adjustment)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def _decision_context(self, request, adjustment: Adjustment | None) -> dict:
+        """What the page offers: the decision buttons, or why this operator gets none."""
+        if adjustment is None or adjustment.status != Adjustment.Status.PENDING:
+            return {}
+        if not self.has_approve_permission(request):
+            note = _("Waiting for an operator who may approve adjustments.")
+        elif adjustment.requested_by_id == request.user.pk:
+            note = _("You requested this adjustment; another operator must approve or reject it.")
+        elif adjustment.user_id == request.user.pk:
+            note = _("This adjustment is for your own account; another operator must decide it.")
+        else:
+            return {"can_decide": True}
+        return {"decision_note": note}

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
 
 
 class LedgerImmutableError(Exception):
@@ -27,7 +28,9 @@ class Account(models.Model):
     class Meta:
         verbose_name = _("account")
         verbose_name_plural = _("accounts")
-        indexes = [models.Index(fields=["balance"], name="account_balance")]
+        # Serves the admin's below-zero filter (a range scan on few rows) and its balance ordering,
+        # ties broken by id in the same direction (apps.ledger.changelists.IndexOrderChangeList).
+        indexes = [models.Index(fields=["balance", "id"], name="account_balance_id")]
 
     def __str__(self) -> str:
         return f"{self.user} ({self.balance})"
@@ -71,7 +74,7 @@ class ScoreRecord(models.Model):
     country = models.CharField(max_length=8, blank=True)
     lang_type = models.CharField(_("language"), max_length=35, blank=True)
     idempotency_key = models.CharField(max_length=128, unique=True)
-    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     objects = ScoreRecordQuerySet.as_manager()
 
@@ -86,7 +89,15 @@ class ScoreRecord(models.Model):
                 name="scorerecord_after_is_before_plus_amount",
             ),
         ]
-        indexes = [models.Index(fields=["user", "-created_at"], name="scorerecord_user_recent")]
+        indexes = [
+            # The admin's newest-first list and its date drill-down. Entries posted together share
+            # created_at, so the id is in the index too: the order needs no sort at all.
+            models.Index(fields=["created_at", "id"], name="scorerecord_created"),
+            models.Index(fields=["user", "-created_at"], name="scorerecord_user_recent"),
+            # The admin's kind filter. Awards are most of the ledger and the created_at index finds
+            # them at once, so the index holds only the rare kinds and award inserts never touch it.
+            models.Index(fields=["kind", "-created_at", "-id"], condition=~Q(kind="award"), name="scorerecord_rare_kind_recent"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.serial_number} {self.trade_amount:+d}"
@@ -109,23 +120,51 @@ class Adjustment(models.Model):
         POSTED = "posted", _("posted")
         REJECTED = "rejected", _("rejected")
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="adjustments")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="adjustments", verbose_name=_("user")
+    )
     amount = models.BigIntegerField(_("amount"), help_text=_("Positive credits, negative debits."))
     reason = models.CharField(_("reason"), max_length=500)
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.PENDING)
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    entry = models.OneToOneField(ScoreRecord, null=True, blank=True, on_delete=models.PROTECT, related_name="adjustment")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("requested by")
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("decided by"),
+        help_text=_("Who approved or rejected it; the requester for an adjustment posted at once."),
+    )
+    entry = models.OneToOneField(
+        ScoreRecord,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="adjustment",
+        verbose_name=_("ledger entry"),
+    )
     # The form carries this token, so submitting the same form twice creates one adjustment.
     request_token = models.UUIDField(unique=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("requested at"), auto_now_add=True)
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+
+    history = HistoricalRecords()
 
     class Meta:
         verbose_name = _("adjustment")
         verbose_name_plural = _("adjustments")
-        ordering = ["-created_at"]
+        ordering = ["-created_at", "-id"]
         constraints = [models.CheckConstraint(condition=~Q(amount=0), name="adjustment_amount_nonzero")]
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="adjustment_recent"),
+            models.Index(fields=["status", "-created_at"], name="adjustment_status_recent"),
+        ]
+        # Requesting is the model's `add` permission; deciding another operator's request above
+        # the approval threshold is this one. Nobody may decide their own request.
+        permissions = [("approve_adjustment", _("Can approve or reject adjustments"))]
 
     def __str__(self) -> str:
         return f"{self.amount:+d} for {self.user} ({self.status})"

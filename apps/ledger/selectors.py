@@ -2,12 +2,21 @@
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum, Value, Window
 from django.db.models.functions import Coalesce, Lag
+from django.utils import timezone
 
-from apps.ledger.models import Account, ScoreRecord
+from apps.ledger.models import Account, Adjustment, ScoreRecord
+from apps.rules.models import ScoreRule, UserScoreInfo
+from apps.rules.periods import NONE, period_bounds, previous_period_start
+from apps.rules.selectors import RuleProgress
+from apps.tasks.models import UserTaskRecord
 
 
 def balance_of(*, user_id: int) -> int:
@@ -131,7 +140,141 @@ def _cap_problems() -> Iterator[LedgerProblem]:
             )
 
 
+def _adjustment_problems() -> Iterator[LedgerProblem]:
+    """Invariant 5: no adjustment took a balance below zero; every posted adjustment has its entry."""
+    below = ScoreRecord.objects.filter(kind=ScoreRecord.Kind.ADJUSTMENT, trade_amount__lt=0, amount_after_trade__lt=0)
+    for row in below.values("account_id", "serial_number", "amount_after_trade"):
+        yield LedgerProblem(
+            5, row["account_id"], f"adjustment entry {row['serial_number']} left the balance at {row['amount_after_trade']}"
+        )
+    posted = Adjustment.Status.POSTED
+    mismatched = Adjustment.objects.filter(
+        Q(status=posted, entry__isnull=True)
+        | ~Q(status=posted) & Q(entry__isnull=False)
+        | Q(entry__isnull=False)
+        & (~Q(entry__trade_amount=F("amount")) | ~Q(entry__user=F("user")) | ~Q(entry__kind=ScoreRecord.Kind.ADJUSTMENT))
+    )
+    for row in mismatched.values("pk", "status", "amount", "entry_id", "entry__account_id"):
+        yield LedgerProblem(
+            5,
+            row["entry__account_id"],
+            f"adjustment {row['pk']} ({row['status']}, {row['amount']:+d}) does not match its entry {row['entry_id']}",
+        )
+
+
 def ledger_problems() -> list[LedgerProblem]:
-    """Check SPEC §5 invariants 1–4 over the whole ledger; an empty list means all hold."""
-    checks = (_chain_problems, _balance_problems, _append_only_problems, _double_award_problems, _cap_problems)
+    """Check SPEC §5 invariants 1–5 over the whole ledger; an empty list means all hold."""
+    checks = (
+        _chain_problems,
+        _balance_problems,
+        _append_only_problems,
+        _double_award_problems,
+        _cap_problems,
+        _adjustment_problems,
+    )
     return [problem for check in checks for problem in check()]
+
+
+# --- The admin's per-user page ------------------------------------------------------------------
+
+
+def user_rule_progress(*, user_id: int, at: datetime | None = None) -> list[RuleProgress]:
+    """The user's progress on every active rule in its period containing `at`: two queries in all.
+
+    Means the same as `rules.selectors.current_progress_for` (one query per rule), which a page
+    with many rules cannot afford. Period bounds depend only on the period kind, so the rows
+    needed are those starting at one of at most nine instants: each kind's current start, and the
+    previous one, from which a streak is still alive.
+    """
+    at = at or timezone.now()
+    tz = ZoneInfo(settings.TIME_ZONE)
+    rules = list(ScoreRule.objects.filter(status=ScoreRule.Status.ACTIVE).order_by("task_type", "id"))
+    bounds = {period: period_bounds(period, at, tz) for period in {rule.statistical_period for rule in rules}}
+    previous = {period: previous_period_start(period, start, tz) for period, (start, _end) in bounds.items() if period != NONE}
+    starts = {start for start, _end in bounds.values()} | set(previous.values())
+    rows = UserScoreInfo.objects.filter(
+        user_id=user_id, period_start__in=starts, achievement_type__status=ScoreRule.Status.ACTIVE
+    )
+    by_rule_and_start = {(row.achievement_type_id, row.period_start): row for row in rows}
+    progress = []
+    for rule in rules:
+        start, deadline = bounds[rule.statistical_period]
+        current = by_rule_and_start.get((rule.pk, start))
+        if rule.kind == ScoreRule.Kind.STREAK:
+            # A streak counts from the latest period the user completed: this one, or the one
+            # before if this one has not counted yet; anything older means it was broken.
+            if current is None or current.streak_length == 0:
+                current = None
+                before = by_rule_and_start.get((rule.pk, previous[rule.statistical_period]))
+                value = before.streak_length if before is not None else 0
+            else:
+                value = current.streak_length
+        else:
+            value = current.achievement_amount_now if current else 0
+        progress.append(
+            RuleProgress(
+                rule=rule,
+                period_start=start,
+                deadline=deadline,
+                progress=value,
+                required=rule.required_number_of_times,
+                achieved=bool(current and current.achieved),
+                awards=current.awards_in_period if current else 0,
+            )
+        )
+    return progress
+
+
+@dataclass(frozen=True)
+class UserLedger:
+    """What the admin's per-user page shows: each list is the newest slice, never the whole history."""
+
+    user: object
+    account: Account | None
+    progress: list[RuleProgress]
+    entries: list[ScoreRecord]
+    older_entries_before: int | None  # pass as `before_seq` for the next, older slice; None at the start
+    completions: list[UserTaskRecord]
+    more_completions: bool
+    adjustments: list[Adjustment]
+    more_adjustments: bool
+
+
+def user_ledger(
+    *, user_id: int, before_seq: int | None = None, entries: int = 50, completions: int = 30, adjustments: int = 20
+) -> UserLedger:
+    """One user's balance, progress and latest history; raises the user model's DoesNotExist.
+
+    A constant number of queries whatever the user's history: entries are read by the unique
+    (account, seq) index from `before_seq` down (seq has no gaps, so the slice's last seq tells
+    whether older ones exist), the other lists by the user's indexes, one more row than shown.
+    """
+    user = get_user_model().objects.get(pk=user_id)
+    account = Account.objects.filter(user_id=user_id).first()
+    page: list[ScoreRecord] = []
+    if account is not None:
+        below = account.last_seq + 1 if before_seq is None else before_seq
+        page = list(
+            ScoreRecord.objects.filter(account=account, seq__lt=below)
+            .select_related("rule", "adjustment")
+            .order_by("-seq")[:entries]
+        )
+    done = list(
+        UserTaskRecord.objects.filter(user_id=user_id).select_related("task").order_by("-occurred_at", "-id")[: completions + 1]
+    )
+    adjusted = list(
+        Adjustment.objects.filter(user_id=user_id)
+        .select_related("requested_by", "decided_by", "entry")
+        .order_by("-created_at", "-id")[: adjustments + 1]
+    )
+    return UserLedger(
+        user=user,
+        account=account,
+        progress=user_rule_progress(user_id=user_id),
+        entries=page,
+        older_entries_before=page[-1].seq if page and page[-1].seq > 1 else None,
+        completions=done[:completions],
+        more_completions=len(done) > completions,
+        adjustments=adjusted[:adjustments],
+        more_adjustments=len(adjusted) > adjustments,
+    )

@@ -4,6 +4,7 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy
 from simple_history.admin import SimpleHistoryAdmin
 
+from apps.ledger.changelists import BigTableAdminMixin
 from apps.rules import services
 from apps.rules.admin_sheets import RuleSheetAdminMixin
 from apps.rules.models import ScoreRule, ScoreRuleObjectPoints, UserScoreInfo
@@ -128,9 +129,11 @@ class ScoreRuleObjectPointsAdmin(RuleSheetAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(UserScoreInfo)
-class UserScoreInfoAdmin(admin.ModelAdmin):
+class UserScoreInfoAdmin(BigTableAdminMixin, admin.ModelAdmin):
+    """Progress rows (one per user, rule and period): read-only, a big table like the ledger."""
+
     list_display = (
-        "user",
+        "user_column",
         "achievement_type",
         "period_start",
         "deadline",
@@ -140,11 +143,13 @@ class UserScoreInfoAdmin(admin.ModelAdmin):
         "awards_in_period",
         "streak_length",
     )
+    list_display_links = ("achievement_type",)
+    # The rule's foreign key index serves its filter; `achieved` splits the rows roughly in two,
+    # so walking the primary key (the ordering) finds a page of either at once.
     list_filter = ("achievement_type", "achieved")
-    search_fields = ("user__username",)
+    ordering = ("-id",)  # the primary key: newest rows first with no sort over the table
     list_select_related = ("user", "achievement_type")
     raw_id_fields = ("user",)
-    show_full_result_count = False
 
     def has_add_permission(self, request) -> bool:
         return False

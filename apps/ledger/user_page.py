@@ -1,0 +1,82 @@
+"""What the admin's per-user page shows, built from `selectors.user_ledger`."""
+
+from django.contrib.auth import get_user_model
+from django.http import Http404, HttpRequest
+from django.urls import NoReverseMatch, reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
+
+from apps.ledger.selectors import user_ledger
+
+# The engine's reasons (apps.rules.engine.Reason), as an operator asking "why no points?" reads them.
+_REASONS = {
+    "counted": gettext_lazy("counted; no award at this step"),
+    "not_active": gettext_lazy("not counted: the rule is not active"),
+    "outside_window": gettext_lazy("not counted: outside the rule's time window"),
+    "duplicate_object": gettext_lazy("not counted: this object already counted in the period (the rule does not repeat)"),
+    "limit_reached": gettext_lazy("counted; no award: the period's award limit was already reached"),
+    "cap_reached": gettext_lazy("counted; no award: the rule's recipient cap was already reached"),
+    "period_already_counted": gettext_lazy("not counted again: this period already counts toward the streak"),
+    "late_event": gettext_lazy("not counted: older than the streak's last counted period"),
+}
+
+
+def decision_text(decision: dict) -> str:
+    """One rule's decision on a completion, e.g. "awarded 5 points (progress 3)"."""
+    reason = decision.get("reason", "")
+    if reason == "awarded":
+        points = decision.get("points", 0)
+        text = ngettext("awarded %(points)s point", "awarded %(points)s points", points) % {"points": points}
+    else:
+        text = str(_REASONS.get(reason, reason))
+    if decision.get("counted") or reason in ("period_already_counted", "late_event", "duplicate_object"):
+        text += " " + _("(progress %(progress)s)") % {"progress": decision.get("progress", 0)}
+    return text
+
+
+def _changelist(request: HttpRequest, name: str, permission: str, query: str) -> str | None:
+    """A link to another admin list for this user, if the operator may see it."""
+    if not request.user.has_perm(permission):
+        return None
+    try:
+        return f"{reverse(f'admin:{name}')}?{query}"
+    except NoReverseMatch:  # that model is not in this admin site
+        return None
+
+
+def _user_admin_page(request: HttpRequest, user_id: int) -> str | None:
+    model = get_user_model()._meta
+    if not request.user.has_perm(f"{model.app_label}.view_{model.model_name}"):
+        return None
+    try:
+        return reverse(f"admin:{model.app_label}_{model.model_name}_change", args=[user_id])
+    except NoReverseMatch:
+        return None
+
+
+def user_page_context(request: HttpRequest, *, user_id: int, admin_site) -> dict:
+    before = request.GET.get("before", "")
+    try:
+        ledger = user_ledger(user_id=user_id, before_seq=int(before) if before.isdigit() else None)
+    except get_user_model().DoesNotExist:
+        raise Http404(_("No such user.")) from None
+    by_user = f"user__id__exact={user_id}"
+    return {
+        "title": _("Points of %(user)s") % {"user": ledger.user},
+        "subject": ledger.user,
+        "ledger": ledger,
+        "balance": ledger.account.balance if ledger.account else 0,
+        "entries": [(entry, getattr(entry, "adjustment", None)) for entry in ledger.entries],
+        "completions": [
+            (record, [(decision.get("rule", "?"), decision_text(decision)) for decision in record.decisions])
+            for record in ledger.completions
+        ],
+        "links": {
+            "entries": _changelist(request, "ledger_scorerecord_changelist", "ledger.view_scorerecord", by_user),
+            "completions": _changelist(request, "tasks_usertaskrecord_changelist", "tasks.view_usertaskrecord", by_user),
+            "progress": _changelist(request, "rules_userscoreinfo_changelist", "rules.view_userscoreinfo", by_user),
+            "adjustments": _changelist(request, "ledger_adjustment_changelist", "ledger.view_adjustment", by_user),
+            "new_adjustment": _changelist(request, "ledger_adjustment_add", "ledger.add_adjustment", f"user={user_id}"),
+            "user": _user_admin_page(request, user_id),
+        },
+    }
