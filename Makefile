@@ -32,7 +32,12 @@ clean:
 	rm -rf var/celery var/test var/*.sqlite3* var/celerybeat-schedule*
 
 # SPEC §10 benchmarks that need PostgreSQL, pgbench and Redis (see bench/README.md).
-.PHONY: bench
+.PHONY: bench bench-p5
 bench: install
 	$(BIN)/python bench/p3_throughput.py
 	$(BIN)/python bench/p6_latency.py
+	$(BIN)/python bench/p5_admin.py $(P5_ARGS)
+
+# P5 alone; P5_ARGS="--reuse-database --keep-database" keeps the seeded 1,000,000 entries between runs.
+bench-p5: install
+	$(BIN)/python bench/p5_admin.py $(P5_ARGS)

@@ -6,10 +6,13 @@ Everything that differs between a laptop and production is read from the environ
 PostgreSQL and Redis. With DEBUG off the secure settings are on unless a variable says otherwise.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 
 from config.env import env_bool, env_float, env_int, env_list, env_str
 
@@ -29,7 +32,8 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The admin site with the operator's dashboard on its index (config/admin.py).
+    "config.apps.JifenAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -40,6 +44,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "import_export",
     "simple_history",
+    "axes",
     "apps.tasks",
     "apps.rules",
     "apps.ledger",
@@ -58,6 +63,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Turns a login refused by django-axes into the lock-out page; it only reads a flag that the
+    # login attempt set on the request, so it need not be last (the tracking middleware must be).
+    "axes.middleware.AxesMiddleware",
     # Last, so that it sees the response the view returned and the user the view may have logged in.
     "apps.tracking.middleware.TrackingMiddleware",
 ]
@@ -115,6 +123,27 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes counts failed logins (admin and site) per username and client address; past the
+# limit that pair is refused, even with the right password, until the lock-out ends.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("JIFEN_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("JIFEN_LOGIN_LOCKOUT_MIN", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "login_locked_out.html"
+AXES_COOLOFF_MESSAGE = format_lazy(
+    _("Too many failed logins: this account is locked for {minutes} minutes from your address. Try again later."),
+    minutes=int(AXES_COOLOFF_TIME.total_seconds() // 60),
+)
+AXES_VERBOSE = False
+# The same client address as the tracking middleware uses (X-Forwarded-For only behind a proxy that sets it).
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR") if env_bool("JIFEN_TRUST_X_FORWARDED_FOR", False) else ("REMOTE_ADDR",)
+)
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"

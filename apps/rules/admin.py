@@ -68,10 +68,21 @@ class ScoreRuleAdmin(WorkflowAdminMixin, FrozenFieldsMixin, RuleSheetAdminMixin,
     inlines = [ObjectPointsInline]
     resource_classes = [ScoreRuleResource]
     workflow_steps = (
-        WorkflowStep("activate", gettext_lazy("Activate"), services.score_rule_activate, "rule", (_Status.EDITING,)),
-        WorkflowStep("retire", gettext_lazy("Retire"), services.score_rule_retire, "rule", (_Status.ACTIVE,)),
+        WorkflowStep(
+            "activate", gettext_lazy("Activate"), services.score_rule_activate, "rule", (_Status.EDITING,), permission="activate"
+        ),
+        WorkflowStep(
+            "retire", gettext_lazy("Retire"), services.score_rule_retire, "rule", (_Status.ACTIVE,), permission="retire"
+        ),
         WorkflowStep("copy_as_draft", gettext_lazy("Copy as draft"), services.score_rule_copy_as_draft, "rule", permission="add"),
     )
+
+    # Roles (SPEC §7): activating and retiring are the rule approvers' own permissions, not "change".
+    def has_activate_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm("rules.activate_scorerule")
+
+    def has_retire_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm("rules.retire_scorerule")
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         obj = self.get_object(request, unquote(object_id))

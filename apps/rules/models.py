@@ -75,6 +75,11 @@ class ScoreRule(SoftDeleteModel):
         verbose_name = _("score rule")
         verbose_name_plural = _("score rules")
         ordering = ["id"]
+        # The workflow's steps are roles of their own (rule approvers), apart from editing a draft.
+        permissions = [
+            ("activate_scorerule", _("Can activate score rules")),
+            ("retire_scorerule", _("Can retire score rules")),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["score_type"], condition=Q(deleted_at__isnull=True), name="scorerule_code_unique_live"

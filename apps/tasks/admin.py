@@ -56,10 +56,21 @@ class TaskConfigAdmin(WorkflowAdminMixin, FrozenFieldsMixin, RuleSheetAdminMixin
     import_export_change_list_template = "admin/tasks/taskconfig/change_list.html"
     resource_classes = [TaskConfigResource]
     workflow_steps = (
-        WorkflowStep("put_in_use", _("Put in use"), services.task_config_put_in_use, "config", (_Status.EDITING,)),
-        WorkflowStep("deprecate", _("Deprecate"), services.task_config_deprecate, "config", (_Status.IN_USE,)),
+        WorkflowStep(
+            "put_in_use", _("Put in use"), services.task_config_put_in_use, "config", (_Status.EDITING,), permission="put_in_use"
+        ),
+        WorkflowStep(
+            "deprecate", _("Deprecate"), services.task_config_deprecate, "config", (_Status.IN_USE,), permission="deprecate"
+        ),
         WorkflowStep("copy_as_draft", _("Copy as draft"), services.task_config_copy_as_draft, "config", permission="add"),
     )
+
+    # Roles (SPEC §7): putting in use and deprecating are the rule approvers' own permissions, not "change".
+    def has_put_in_use_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm("tasks.put_in_use_taskconfig")
+
+    def has_deprecate_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm("tasks.deprecate_taskconfig")
 
     def get_urls(self):
         return [

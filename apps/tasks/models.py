@@ -83,6 +83,11 @@ class TaskConfig(SoftDeleteModel):
         verbose_name = _("task config")
         verbose_name_plural = _("task configs")
         ordering = ["-priority", "id"]
+        # The workflow's steps are roles of their own (rule approvers), apart from editing a draft.
+        permissions = [
+            ("put_in_use_taskconfig", _("Can put task configs in use")),
+            ("deprecate_taskconfig", _("Can deprecate task configs")),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["task_type"], condition=Q(deleted_at__isnull=True), name="taskconfig_task_type_unique_live"
