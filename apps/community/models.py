@@ -11,11 +11,13 @@ from django.utils.translation import gettext_lazy as _
 class CheckIn(models.Model):
     """签到: one per user and local day."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="checkins")
-    day = models.DateField()
-    created_at = models.DateTimeField(auto_now_add=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="checkins", verbose_name=_("user"))
+    day = models.DateField(_("date"))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("sign-in")
+        verbose_name_plural = _("sign-ins")
         constraints = [models.UniqueConstraint(fields=["user", "day"], name="checkin_once_a_day")]
 
     def __str__(self) -> str:
@@ -23,12 +25,14 @@ class CheckIn(models.Model):
 
 
 class Post(models.Model):
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="posts")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="posts", verbose_name=_("author"))
     title = models.CharField(_("title"), max_length=200)
     body = models.TextField(_("text"), max_length=20_000)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("post")
+        verbose_name_plural = _("posts")
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
@@ -36,22 +40,30 @@ class Post(models.Model):
 
 
 class Comment(models.Model):
-    post = models.ForeignKey(Post, on_delete=models.CASCADE, related_name="comments")
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="comments")
+    post = models.ForeignKey(Post, on_delete=models.CASCADE, related_name="comments", verbose_name=_("post"))
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="comments", verbose_name=_("author")
+    )
     body = models.TextField(_("comment"), max_length=5_000)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("comment")
+        verbose_name_plural = _("comments")
         ordering = ["created_at", "id"]
 
     def __str__(self) -> str:
-        return f"{self.author} on {self.post_id}"
+        return _("%(author)s on %(post)s") % {"author": self.author, "post": self.post_id}
 
 
 class Share(models.Model):
-    post = models.ForeignKey(Post, on_delete=models.CASCADE, related_name="shares")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="shares")
-    created_at = models.DateTimeField(auto_now_add=True)
+    post = models.ForeignKey(Post, on_delete=models.CASCADE, related_name="shares", verbose_name=_("post"))
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="shares", verbose_name=_("user"))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("share")
+        verbose_name_plural = _("shares")
 
     def __str__(self) -> str:
-        return f"{self.user} shared {self.post_id}"
+        return _("%(user)s shared %(post)s") % {"user": self.user, "post": self.post_id}

@@ -18,12 +18,14 @@ class Account(models.Model):
     with the entry that explains the change.
     """
 
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="points_account")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="points_account", verbose_name=_("user")
+    )
     balance = models.BigIntegerField(_("balance"), default=0)
     last_seq = models.PositiveBigIntegerField(default=0, editable=False)
     last_activity_at = models.DateTimeField(_("last activity"), null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
         verbose_name = _("account")
@@ -55,8 +57,10 @@ class ScoreRecord(models.Model):
         ADJUSTMENT = "adjustment", _("adjustment")
         REVERSAL = "reversal", _("reversal")
 
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="score_records")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries", verbose_name=_("account"))
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="score_records", verbose_name=_("user")
+    )
     serial_number = models.CharField(_("serial number"), max_length=40, unique=True)
     seq = models.PositiveBigIntegerField(_("sequence"))
     trade_amount = models.BigIntegerField(_("amount"))
@@ -64,19 +68,34 @@ class ScoreRecord(models.Model):
     amount_after_trade = models.BigIntegerField(_("balance after"))
     business_type = models.CharField(_("for"), max_length=255, blank=True)
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
-    score_info = models.ForeignKey("rules.UserScoreInfo", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    score_info = models.ForeignKey(
+        "rules.UserScoreInfo", null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("progress")
+    )
     # Indexed by scorerecord_rule_recent (rule first), which also serves the foreign key.
     rule = models.ForeignKey(
-        "rules.ScoreRule", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+        "rules.ScoreRule",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        verbose_name=_("rule"),
     )
     completion = models.ForeignKey(
-        "tasks.UserTaskRecord", null=True, blank=True, on_delete=models.PROTECT, related_name="score_records"
+        "tasks.UserTaskRecord",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="score_records",
+        verbose_name=_("task completion"),
     )
-    reverses = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversed_by")
-    location = models.CharField(max_length=64, blank=True)
-    country = models.CharField(max_length=8, blank=True)
+    reverses = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversed_by", verbose_name=_("reverses")
+    )
+    location = models.CharField(_("client address"), max_length=64, blank=True)
+    country = models.CharField(_("country"), max_length=8, blank=True)
     lang_type = models.CharField(_("language"), max_length=35, blank=True)
-    idempotency_key = models.CharField(max_length=128, unique=True)
+    idempotency_key = models.CharField(_("idempotency key"), max_length=128, unique=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     objects = ScoreRecordQuerySet.as_manager()
@@ -153,7 +172,7 @@ class Adjustment(models.Model):
         verbose_name=_("ledger entry"),
     )
     # The form carries this token, so submitting the same form twice creates one adjustment.
-    request_token = models.UUIDField(unique=True)
+    request_token = models.UUIDField(_("request token"), unique=True)
     created_at = models.DateTimeField(_("requested at"), auto_now_add=True)
     decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
 
@@ -173,4 +192,4 @@ class Adjustment(models.Model):
         permissions = [("approve_adjustment", _("Can approve or reject adjustments"))]
 
     def __str__(self) -> str:
-        return f"{self.amount:+d} for {self.user} ({self.status})"
+        return _("%(amount)+d for %(user)s (%(status)s)") % {"amount": self.amount, "user": self.user, "status": self.status}

@@ -66,8 +66,8 @@ class ScoreRule(SoftDeleteModel):
     )
     # Kept by a conditional UPDATE under the row lock, so the cap holds with any number of workers.
     recipients_count = models.PositiveIntegerField(_("recipients"), default=0, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     history = HistoricalRecords()
 
@@ -124,7 +124,7 @@ class ScoreRule(SoftDeleteModel):
 class ScoreRuleObjectPoints(models.Model):
     """A different amount for one business object (sharing this blog is worth more)."""
 
-    rule = models.ForeignKey(ScoreRule, on_delete=models.CASCADE, related_name="object_points")
+    rule = models.ForeignKey(ScoreRule, on_delete=models.CASCADE, related_name="object_points", verbose_name=_("rule"))
     business_id = models.CharField(_("business id"), max_length=255)
     points = models.PositiveIntegerField(_("points"))
 
@@ -154,7 +154,9 @@ class ScoreRuleObjectPoints(models.Model):
 class UserScoreInfo(SoftDeleteModel):
     """用户积分信息表: one user's progress on one rule in one period."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="score_infos")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="score_infos", verbose_name=_("user")
+    )
     achievement_type = models.ForeignKey(ScoreRule, on_delete=models.PROTECT, related_name="progress", verbose_name=_("rule"))
     period_start = models.DateTimeField(_("period start"))
     deadline = models.DateTimeField(
@@ -165,8 +167,8 @@ class UserScoreInfo(SoftDeleteModel):
     achieved = models.BooleanField(_("achieved"), default=False)
     awards_in_period = models.PositiveIntegerField(_("awards in period"), default=0)
     streak_length = models.PositiveIntegerField(_("streak"), default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta(SoftDeleteModel.Meta):
         verbose_name = _("progress")
@@ -194,7 +196,7 @@ class CountedCompletion(models.Model):
     completion = models.ForeignKey("tasks.UserTaskRecord", on_delete=models.PROTECT, related_name="counted")
     dedupe_key = models.CharField(max_length=255, null=True, blank=True)
     reversed_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         constraints = [
@@ -215,7 +217,7 @@ class RuleRecipient(models.Model):
 
     rule = models.ForeignKey(ScoreRule, on_delete=models.PROTECT, related_name="recipients")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["rule", "user"], name="recipient_once_per_rule")]

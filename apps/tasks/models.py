@@ -74,8 +74,8 @@ class TaskConfig(SoftDeleteModel):
         help_text=_("The task type this task undoes (e.g. deleting a post undoes post)."),
     )
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.EDITING)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     history = HistoricalRecords()
 
@@ -130,24 +130,28 @@ class TaskConfig(SoftDeleteModel):
 class UserTaskRecord(SoftDeleteModel):
     """用户任务记录表: one completion of a task by a user (one per event)."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="task_records")
-    task = models.ForeignKey(TaskConfig, on_delete=models.PROTECT, related_name="records")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="task_records", verbose_name=_("user")
+    )
+    task = models.ForeignKey(TaskConfig, on_delete=models.PROTECT, related_name="records", verbose_name=_("task"))
     business_id = models.CharField(_("business id"), max_length=255, blank=True)
     event_id = models.UUIDField(_("event id"), unique=True)
     occurred_at = models.DateTimeField(_("occurred at"))
-    method = models.CharField(max_length=8, blank=True)
-    path = models.CharField(max_length=2048, blank=True)
-    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    method = models.CharField(_("method"), max_length=8, blank=True)
+    path = models.CharField(_("path"), max_length=2048, blank=True)
+    status_code = models.PositiveSmallIntegerField(_("response status"), null=True, blank=True)
     location = models.CharField(_("client address"), max_length=64, blank=True)
-    country = models.CharField(max_length=8, blank=True)
+    country = models.CharField(_("country"), max_length=8, blank=True)
     lang_type = models.CharField(_("language"), max_length=35, blank=True)
     # What the rule engine decided for each applicable rule, kept so an operator can see why a
     # completion earned nothing: [{"rule": "sign-in", "counted": true, "reason": "awarded", ...}].
-    decisions = models.JSONField(default=list, blank=True)
-    reversed_at = models.DateTimeField(null=True, blank=True)
-    reversed_by = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    decisions = models.JSONField(_("rule decisions"), default=list, blank=True)
+    reversed_at = models.DateTimeField(_("reversed at"), null=True, blank=True)
+    reversed_by = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("reversed by")
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta(SoftDeleteModel.Meta):
         verbose_name = _("task completion")
@@ -159,4 +163,8 @@ class UserTaskRecord(SoftDeleteModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.task.task_type} by {self.user_id} at {self.occurred_at:%Y-%m-%d %H:%M}"
+        return _("%(task)s by %(user)s at %(time)s") % {
+            "task": self.task.task_type,
+            "user": self.user_id,
+            "time": f"{self.occurred_at:%Y-%m-%d %H:%M}",
+        }

@@ -1,6 +1,7 @@
 """Soft delete for the seed's tables that have `deleted_at`."""
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class LiveManager(models.Manager):
@@ -11,7 +12,7 @@ class LiveManager(models.Manager):
 
 
 class SoftDeleteModel(models.Model):
-    deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    deleted_at = models.DateTimeField(_("deleted at"), null=True, blank=True, editable=False)
 
     objects = LiveManager()
     all_objects = models.Manager()  # noqa: DJ012

@@ -5,11 +5,11 @@ from django.utils.translation import gettext_lazy as _
 
 
 class OutboxEvent(models.Model):
-    event_id = models.UUIDField(unique=True)
-    payload = models.JSONField()
-    attempts = models.PositiveIntegerField(default=0)
-    last_error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    event_id = models.UUIDField(_("event id"), unique=True)
+    payload = models.JSONField(_("payload"))
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    last_error = models.TextField(_("last error"), blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
 
     class Meta:
         verbose_name = _("outbox event")
@@ -27,13 +27,13 @@ class FailedEvent(models.Model):
         FAILED = "failed", _("failed")
         RETRIED = "retried", _("sent again")
 
-    event_id = models.UUIDField(null=True, blank=True, unique=True)
-    payload = models.JSONField()
-    error = models.TextField()
-    attempts = models.PositiveIntegerField(default=0)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.FAILED)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    event_id = models.UUIDField(_("event id"), null=True, blank=True, unique=True)
+    payload = models.JSONField(_("payload"))
+    error = models.TextField(_("error"))
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.FAILED)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
         verbose_name = _("failed event")
@@ -41,7 +41,8 @@ class FailedEvent(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"{self.event_id or 'unreadable event'}: {self.error[:60]}"
+        name = self.event_id or _("unreadable event")
+        return f"{name}: {self.error[:60]}"
 
 
 class Heartbeat(models.Model):
