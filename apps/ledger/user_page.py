@@ -30,7 +30,7 @@ def decision_text(decision: dict) -> str:
     else:
         text = str(_REASONS.get(reason, reason))
     if decision.get("counted") or reason in ("period_already_counted", "late_event", "duplicate_object"):
-        text += " " + _("(progress %(progress)s)") % {"progress": decision.get("progress", 0)}
+        text = _("%(decision)s (progress %(progress)s)") % {"decision": text, "progress": decision.get("progress", 0)}
     return text
 
 

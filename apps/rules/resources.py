@@ -1,5 +1,6 @@
 """ScoreRule and per-object points rows in rule sheets (django-import-export)."""
 
+from django.utils.translation import gettext as _
 from import_export import fields, resources, widgets
 
 from apps.rules.models import ScoreRule, ScoreRuleObjectPoints
@@ -66,7 +67,7 @@ class RuleCodeWidget(widgets.ForeignKeyWidget):
         try:
             return super().clean(value, row, **kwargs)
         except ScoreRule.DoesNotExist:
-            raise ValueError(f"no rule with score_type {value!r}") from None
+            raise ValueError(_("no rule with score_type %(code)r") % {"code": value}) from None
 
 
 class ObjectPointsResource(SheetResourceMixin, resources.ModelResource):

@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy, ngettext
 
 from apps.tracking import services
 from apps.tracking.models import FailedEvent, OutboxEvent
@@ -29,10 +30,11 @@ class FailedEventAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
-    @admin.action(description="Send again", permissions=["change"])
+    @admin.action(description=gettext_lazy("Send again"), permissions=["change"])
     def retry(self, request, queryset):
         count = 0
         for failed in queryset.filter(status=FailedEvent.Status.FAILED):
             services.failed_event_retry(failed=failed)
             count += 1
-        self.message_user(request, f"{count} event(s) sent again.", messages.SUCCESS)
+        message = ngettext("%(count)d event sent again.", "%(count)d events sent again.", count) % {"count": count}
+        self.message_user(request, message, messages.SUCCESS)
