@@ -6,7 +6,7 @@ PORT ?= 8000
 # The demo runs with DEBUG on unless the environment says otherwise.
 RUN_ENV := DEBUG=$${DEBUG:-true} PATH="$(BIN):$$PATH"
 
-.PHONY: install run test lint clean
+.PHONY: install run test lint clean messages
 
 $(VENV)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,15 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
+
+# Collect the translatable strings into locale/zh_Hans/LC_MESSAGES/django.po (new ones arrive
+# empty; translate them there) and compile the .mo that Django reads. Both files are committed.
+# Needs GNU gettext (xgettext, msgmerge, msgfmt).
+MESSAGES_ENV := DEBUG=true JIFEN_VAR_DIR=$${JIFEN_VAR_DIR:-$(CURDIR)/var}
+messages: install
+	$(MESSAGES_ENV) $(BIN)/python manage.py makemessages -l zh_Hans --no-obsolete --ignore=.venv --ignore=var --ignore=bench --ignore=tests
+	msgfmt --check-format -o /dev/null locale/zh_Hans/LC_MESSAGES/django.po
+	$(MESSAGES_ENV) $(BIN)/python manage.py compilemessages -l zh_Hans --ignore=.venv
 
 clean:
 	rm -rf var/celery var/test var/*.sqlite3* var/celerybeat-schedule*
