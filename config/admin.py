@@ -8,6 +8,10 @@ from apps.tracking.selectors import dashboard_figures
 
 
 class JifenAdminSite(admin.AdminSite):
+    site_header = _("Jifen points console")
+    site_title = _("Jifen")
+    index_title = _("Today at a glance")
+
     def index(self, request, extra_context=None):
         dashboard = dashboard_figures(user=request.user)
         charts = []

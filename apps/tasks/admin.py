@@ -1,3 +1,5 @@
+import uuid
+
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -6,6 +8,7 @@ from django.urls import path
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
+from apps.ledger.changelists import BigTableAdminMixin
 from apps.rules.admin_sheets import RuleSheetAdminMixin
 from apps.rules.selectors import active_rules_for
 from apps.tasks import services
@@ -101,16 +104,30 @@ class TaskConfigAdmin(WorkflowAdminMixin, FrozenFieldsMixin, RuleSheetAdminMixin
 
 
 @admin.register(UserTaskRecord)
-class UserTaskRecordAdmin(admin.ModelAdmin):
-    list_display = ("occurred_at", "user", "task", "business_id", "reversed_at")
+class UserTaskRecordAdmin(BigTableAdminMixin, admin.ModelAdmin):
+    """Completions, one per tracked event: read-only and, like the ledger, a table of millions of rows."""
+
+    list_display = ("occurred_at", "user_column", "task", "business_id", "reversed_at")
+    list_display_links = ("occurred_at",)
+    # The task's foreign key index serves its filter; pages walk the primary key, newest first.
     list_filter = ("task",)
-    search_fields = ("user__username", "business_id", "event_id")
-    raw_id_fields = ("user", "reversed_by")
+    ordering = ("-id",)
     list_select_related = ("user", "task")
-    show_full_result_count = False
+    raw_id_fields = ("user", "reversed_by")
     readonly_fields = [field.name for field in UserTaskRecord._meta.fields]
+    search_help_text = _("The beginning of a username (case matters), or an event id.")
+
+    def get_search_results(self, request, queryset, search_term):
+        try:
+            event_id = uuid.UUID(search_term.strip())
+        except ValueError:
+            return super().get_search_results(request, queryset, search_term)
+        return queryset.filter(event_id=event_id), False
 
     def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
         return False
 
     def has_delete_permission(self, request, obj=None) -> bool:

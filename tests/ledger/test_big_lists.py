@@ -143,7 +143,9 @@ class TestQueriesPerPage:
             assert client.get(reverse(f"admin:{name}_changelist")).status_code == 200
         return len(queries)
 
-    @pytest.mark.parametrize("name", ["ledger_account", "ledger_scorerecord", "ledger_adjustment", "rules_userscoreinfo"])
+    @pytest.mark.parametrize(
+        "name", ["ledger_account", "ledger_scorerecord", "ledger_adjustment", "rules_userscoreinfo", "tasks_usertaskrecord", "auth_user"]
+    )
     def test_more_rows_cost_no_more_queries(self, client, superuser, name, threshold):
         from apps.ledger.services import adjustment_request
 
@@ -170,3 +172,26 @@ class TestQueriesPerPage:
             with CaptureQueriesContext(connection) as queries:
                 assert client.get(url, params).status_code == 200
             assert not [q["sql"] for q in queries if "DISTINCT" in q["sql"].upper()]
+
+
+class TestCompletionsAndUsers:
+    """The completions and users lists search through indexes: a username's beginning, an event id, an email."""
+
+    def test_completions_are_found_by_username_prefix_or_event_id(self, client, superuser):
+        TaskConfigFactory(task_type="sign-in")
+        alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
+        event_id = uuid.uuid4()
+        event_process(event=Event(event_id=event_id, user_id=alice.pk, task_type="sign-in", occurred_at=NOW))
+        event_process(event=Event(event_id=uuid.uuid4(), user_id=bob.pk, task_type="sign-in", occurred_at=NOW))
+        url = reverse("admin:tasks_usertaskrecord_changelist")
+        by_prefix = client.get(url, {"q": "ali"}).context["cl"].result_list
+        assert [record.user.username for record in by_prefix] == ["alice"]
+        by_event = client.get(url, {"q": str(event_id)}).context["cl"].result_list
+        assert [record.event_id for record in by_event] == [event_id]
+
+    def test_users_are_found_by_username_prefix_or_exact_email(self, client, superuser):
+        UserFactory(username="alice", email="Alice@Example.com")
+        UserFactory(username="malice", email="m@example.com")
+        url = reverse("admin:auth_user_changelist")
+        assert [u.username for u in client.get(url, {"q": "ali"}).context["cl"].result_list] == ["alice"]
+        assert [u.username for u in client.get(url, {"q": "alice@example.com"}).context["cl"].result_list] == ["alice"]
