@@ -144,7 +144,8 @@ class TestQueriesPerPage:
         return len(queries)
 
     @pytest.mark.parametrize(
-        "name", ["ledger_account", "ledger_scorerecord", "ledger_adjustment", "rules_userscoreinfo", "tasks_usertaskrecord", "auth_user"]
+        "name",
+        ["ledger_account", "ledger_scorerecord", "ledger_adjustment", "rules_userscoreinfo", "tasks_usertaskrecord", "auth_user"],
     )
     def test_more_rows_cost_no_more_queries(self, client, superuser, name, threshold):
         from apps.ledger.services import adjustment_request
