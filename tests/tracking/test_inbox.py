@@ -112,14 +112,14 @@ class TestDrain:
 @pytest.mark.django_db
 class TestPoison:
     def test_a_poison_event_is_parked_and_the_rest_flow(self, alice, monkeypatch, caplog):
-        real = scoring.completion_plan
+        real = scoring.evaluate
 
-        def explode(**event):
-            if event["business_id"] == "poison":
+        def explode(rule, completion, progress, tz):
+            if completion.business_id == "poison":
                 raise ZeroDivisionError("rule blew up")
-            return real(**event)
+            return real(rule, completion, progress, tz)
 
-        monkeypatch.setattr(services, "completion_plan", explode)
+        monkeypatch.setattr(scoring, "evaluate", explode)
         batch = [payload(alice, "a"), payload(alice, "poison"), payload(alice, "b")]
         counts = services.events_process_batch(payloads=batch)
         assert counts == {"processed": 2, "parked": 1}
