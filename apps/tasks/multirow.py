@@ -13,6 +13,7 @@ No model `save()`, signals or history: callers are services that own these table
 
 import json
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 from django.db import connection, models
@@ -50,6 +51,19 @@ def _quoted(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _time_format() -> Callable[[datetime], str]:
+    """Times, each written once per column: a batch's rows mostly share one `now`."""
+    written: dict[datetime, str] = {}
+
+    def element(value: datetime) -> str:
+        text = written.get(value)
+        if text is None:
+            text = written[value] = '"' + value.isoformat() + '"'
+        return text
+
+    return element
+
+
 def _element_format(field: models.Field) -> Callable[[Any], str]:
     """How one value of `field` is written inside a PostgreSQL array literal."""
     if isinstance(field, models.JSONField):
@@ -57,7 +71,7 @@ def _element_format(field: models.Field) -> Callable[[Any], str]:
     if isinstance(field, models.BooleanField):
         return lambda value: "t" if value else "f"
     if isinstance(field, models.DateTimeField):
-        return lambda value: '"' + value.isoformat() + '"'
+        return _time_format()
     target = field.target_field if field.is_relation else field
     if isinstance(target, models.IntegerField | models.AutoField | models.UUIDField):
         return str

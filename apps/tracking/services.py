@@ -4,6 +4,7 @@ import logging
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from enum import StrEnum
 
 from django.conf import settings
@@ -258,14 +259,14 @@ def _process_alone(event: Event, payload: dict) -> str:
     return "parked"
 
 
-def events_process_batch(*, payloads: list[dict]) -> Counter:
+def events_process_batch(*, payloads: list[dict], put_back: Callable[[list[dict]], None] | None = None) -> Counter:
     """Process a batch in one transaction; if that fails, each event alone, parking the poison ones.
 
     Every account of the batch is locked in one statement, in ascending user id order, before
-    any other write, so concurrent batches cannot deadlock. On PostgreSQL the first transaction
-    skips the accounts another batch holds right now and a second one waits for them, so two
-    batches that share a few users do not wait for each other's whole transaction. Returns
-    outcome counts.
+    any other write, so concurrent batches cannot deadlock. On PostgreSQL that statement skips
+    the accounts another batch holds right now: the events of those users are handed to
+    `put_back` (the inbox takes them back for a later batch) when given, else, or when nothing
+    else could be done, a second transaction waits for those accounts. Returns outcome counts.
     """
     counts: Counter = Counter()
     events: list[tuple[Event, dict]] = []
@@ -275,6 +276,7 @@ def events_process_batch(*, payloads: list[dict]) -> Counter:
         except EventError as exc:
             event_park(payload=payload, error=f"malformed: {exc}", attempts=1)
             counts["parked"] += 1
+    by_id = {event.event_id: payload for event, payload in events}
     ready, skipped = _screen([event for event, _ in events])
     counts += skipped
     # Events in ascending user id (stable: each user's events keep their order).
@@ -293,7 +295,12 @@ def events_process_batch(*, payloads: list[dict]) -> Counter:
         if not skip_locked:
             break  # what is left has no account (deleted meanwhile): each alone says why
         skip_locked = False
-    by_id = {event.event_id: payload for event, payload in events}
+        if ready and done and put_back is not None:
+            # Waiting for the other batch's commit and then committing a transaction for a few
+            # events would cost more than they do in a later batch, where their accounts are free.
+            put_back([by_id[event.event_id] for event, _ in ready])
+            counts["put_back"] += len(ready)
+            ready = []
     for event, _config in ready:
         counts[_process_alone(event, by_id[event.event_id])] += 1
     return counts
@@ -324,8 +331,9 @@ def inbox_drain() -> Counter:
             # A backlog: wake one more drain, which does the same, so every worker process joins.
             inbox.wake()
             woke_another = True
-        totals += events_process_batch(payloads=batch.payloads)
-        inbox.finish(batch)
+        later: list[dict] = []
+        totals += events_process_batch(payloads=batch.payloads, put_back=later.extend)
+        inbox.finish(batch, put_back=later)
     inbox.wake()  # events are left: another drain task takes over, on any worker
     return totals
 

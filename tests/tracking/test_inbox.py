@@ -76,6 +76,15 @@ class TestInbox:
         inbox.finish(batch)
         assert inbox.backlog() == 2
 
+    def test_events_put_back_at_finish_are_claimed_next(self, inbox, alice):
+        sent = [payload(alice) for _ in range(4)]
+        for item in sent:
+            inbox.push(item)
+        batch = inbox.claim(limit=2)
+        inbox.finish(batch, put_back=batch.payloads[1:])
+        assert inbox.backlog() == 3
+        assert [p["event_id"] for p in inbox.claim(limit=2).payloads] == [sent[1]["event_id"], sent[2]["event_id"]]
+
     def test_a_batch_left_by_a_dead_worker_is_put_back(self, inbox, alice):
         inbox.push(payload(alice))
         assert inbox.claim(limit=10) is not None
