@@ -332,8 +332,10 @@ def inbox_drain() -> Counter:
             inbox.wake()
             woke_another = True
         later: list[dict] = []
-        totals += events_process_batch(payloads=batch.payloads, put_back=later.extend)
+        counts = events_process_batch(payloads=batch.payloads, put_back=later.extend)
         inbox.finish(batch, put_back=later)
+        counts.pop("put_back", None)  # counted when a later batch processes them
+        totals += counts
     inbox.wake()  # events are left: another drain task takes over, on any worker
     return totals
 
