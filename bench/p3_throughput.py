@@ -1,6 +1,6 @@
 """P3: events/s from Redis through Celery workers into PostgreSQL, against pgbench running the same SQL.
 
-    .venv/bin/python bench/p3_throughput.py [--users 2000] [--events 5000] [--pgbench-seconds 20]
+    .venv/bin/python bench/p3_throughput.py [--users 2000] [--events 20000] [--pgbench-seconds 20]
 
 Target (SPEC §10 P3): ours ≥ 50 % of pgbench running the same SQL per event in batches of 50, on the
 same database and the same 2 cores. Both sides are measured in this one run:
@@ -78,7 +78,7 @@ POLL_S = 0.2
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, default=2000)
-    parser.add_argument("--events", type=int, default=5000, help="events pushed for our side")
+    parser.add_argument("--events", type=int, default=20000, help="events pushed for our side (about as long as pgbench runs)")
     parser.add_argument("--pgbench-seconds", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes, and pgbench clients")
     parser.add_argument("--database", default=DATABASE)

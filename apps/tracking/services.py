@@ -17,6 +17,7 @@ from apps.ledger.models import Account
 from apps.ledger.services import EntryMeta, accounts_ensure, accounts_lock
 from apps.rules.services import ScoringItem, completion_evaluate, completion_reverse, completions_plan, scoring_plan_write
 from apps.tasks.models import TaskConfig, UserTaskRecord
+from apps.tasks.multirow import fetch, int_list, read_uuid, uuid_list
 from apps.tasks.services import NewCompletion, completion_create, completions_create
 from apps.tracking.events import Event, EventError
 from apps.tracking.handoff import HandoffUnavailable, handoff, uses_inbox, worker_inbox
@@ -70,8 +71,9 @@ def _recorded(events: list[Event]) -> set[uuid.UUID]:
     """The event ids among `events` that are recorded already (one query)."""
     if not events:
         return set()
-    ids = [event.event_id for event in events]
-    return set(UserTaskRecord.all_objects.filter(event_id__in=ids).order_by().values_list("event_id", flat=True))
+    table = UserTaskRecord._meta.db_table
+    rows = fetch(f"SELECT event_id FROM {table} WHERE event_id IN ({uuid_list(event.event_id for event in events)})")  # noqa: S608 - UUIDs only
+    return {read_uuid(event_id) for (event_id,) in rows}
 
 
 def _new_completion(event: Event, config: TaskConfig, decisions: list[dict]) -> NewCompletion:
@@ -177,7 +179,16 @@ def _screen(events: list[Event]) -> tuple[list[tuple[Event, TaskConfig]], Counte
     Creates the accounts the remaining users lack, so that a batch can lock them all at once.
     """
     configs = {c.task_type: c for c in TaskConfig.objects.filter(task_type__in={e.task_type for e in events})}
-    users = dict(get_user_model().objects.filter(pk__in={e.user_id for e in events}).values_list("pk", "points_account__id"))
+    user_model = get_user_model()
+    pk = user_model._meta.pk.column
+    users = dict(
+        fetch(
+            f"SELECT u.{pk}, a.id FROM {user_model._meta.db_table} u LEFT JOIN {Account._meta.db_table} a "  # noqa: S608 - integers only
+            f"ON a.user_id = u.{pk} WHERE u.{pk} IN ({int_list(sorted({e.user_id for e in events}))})"
+        )
+        if events
+        else ()
+    )
     ready, counts = [], Counter()
     for event in events:
         if event.task_type not in configs:

@@ -13,7 +13,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from apps.ledger.models import Account, ScoreRecord
@@ -23,7 +23,7 @@ from apps.rules.models import CountedCompletion, RuleRecipient, ScoreRule, UserS
 from apps.rules.periods import period_bounds, previous_period_start
 from apps.rules.selectors import active_rules_for, object_points_for_many, rule_spec
 from apps.tasks.models import UserTaskRecord
-from apps.tasks.multirow import rows_insert, rows_update
+from apps.tasks.multirow import db_time, fetch, int_list, read_time, rows_insert, rows_update
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +80,29 @@ def _periods(spec: RuleSpec, at: datetime, tz: ZoneInfo) -> tuple[datetime, date
     return start, previous_period_start(spec.period, start, tz) if spec.kind == STREAK else start
 
 
+def _progress_rows(exact: dict[tuple[int, datetime], set[int]], onward: dict[tuple[int, datetime], set[int]]) -> list[tuple]:
+    """UserScoreInfo rows, as `_ROW_COLUMNS` tuples: of each (rule, period start) in `exact` for
+    its users, and of each (rule, earliest period start) in `onward` from then on. One query.
+    """
+    terms, params = [], []
+    for groups, compare in ((exact, "="), (onward, ">=")):
+        for (rule_id, start), users in groups.items():
+            terms.append(f"(achievement_type_id = %s AND period_start {compare} %s AND user_id IN ({int_list(sorted(users))}))")
+            params += [rule_id, db_time(start)]
+    if not terms:
+        return []
+    rows = fetch(
+        f"SELECT {', '.join(_ROW_COLUMNS)} FROM {UserScoreInfo._meta.db_table} "  # noqa: S608 - integers and parameters only
+        f"WHERE deleted_at IS NULL AND ({' OR '.join(terms)})",
+        params,
+    )
+    # Times as the ORM would give them (SQLite hands back naive UTC), and `achieved` as a bool.
+    return [
+        (pk, user, rule, read_time(start), read_time(end), *rest[:2], bool(rest[2]), *rest[3:])
+        for pk, user, rule, start, end, *rest in rows
+    ]
+
+
 class _BatchState:
     """The progress rows, recipient places and counted business ids that a batch's completions read.
 
@@ -101,25 +124,22 @@ class _BatchState:
                 (onward if spec.kind == STREAK else exact).setdefault((spec.id, since), set()).add(item.user_id)
                 if not spec.can_repeat and spec.kind != STREAK:
                     exclusive.add((item.user_id, spec.id, start))
-        wanted_rows = Q()
-        for (rule_id, start), users in exact.items():
-            wanted_rows |= Q(achievement_type_id=rule_id, period_start=start, user_id__in=sorted(users))
-        for (rule_id, since), users in onward.items():
-            wanted_rows |= Q(achievement_type_id=rule_id, period_start__gte=since, user_id__in=sorted(users))
         self.rows: dict[tuple[int, int, datetime], _Row] = {}
         self.of_rule: dict[tuple[int, int], list[_Row]] = {}  # (user, rule): its rows, for streaks
-        if wanted_rows:
-            for values in UserScoreInfo.objects.filter(wanted_rows).order_by().values_list(*_ROW_COLUMNS):
-                self._add(_Row(*values))
+        for values in _progress_rows(exact, onward):
+            self._add(_Row(*values))
         self.created: list[_Row] = []
         self.changed: dict[int, _Row] = {}
-        users = sorted({item.user_id for item, _ in wanted})
         capped = sorted({spec.id for _, specs in wanted for spec in specs if spec.recipient_cap is not None})
-        self.recipients: set[tuple[int, int]] = set(
-            RuleRecipient.objects.filter(rule_id__in=capped, user_id__in=users).values_list("user_id", "rule_id")
-            if capped
-            else ()
-        )
+        self.recipients: set[tuple[int, int]] = set()
+        if capped:
+            users = int_list(sorted({item.user_id for item, _ in wanted}))
+            self.recipients = set(
+                fetch(
+                    f"SELECT user_id, rule_id FROM {RuleRecipient._meta.db_table} "  # noqa: S608 - integers only
+                    f"WHERE rule_id IN ({int_list(capped)}) AND user_id IN ({users})"
+                )
+            )
         # (user, rule, period start, business id) counted and not reversed, for can_repeat = false.
         self.objects_seen: set[tuple[int, int, datetime, str]] = set()
         exclusive_rows = {row.pk: row for key in exclusive if (row := self.rows.get(key))}
