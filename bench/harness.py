@@ -173,6 +173,7 @@ def redis_keys_delete(queue: str) -> None:
 
     client = redis.Redis.from_url(REDIS_URL)
     keys = list(client.scan_iter(match=f"{queue}*", count=1000))
+    keys += client.scan_iter(match=f"_kombu.binding*.{queue}", count=1000)  # the workers' queue bindings
     if keys:
         client.delete(*keys)
 
