@@ -15,7 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
-REDIS_URL = "redis://127.0.0.1:6379/0"
+# Another Redis database keeps a benchmark away from a busy one; the queue names are per run anyway.
+REDIS_URL = os.environ.get("JIFEN_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def bench_env(database: str, queue: str) -> dict[str, str]:
@@ -172,6 +173,7 @@ def redis_keys_delete(queue: str) -> None:
 
     client = redis.Redis.from_url(REDIS_URL)
     keys = list(client.scan_iter(match=f"{queue}*", count=1000))
+    keys += client.scan_iter(match=f"_kombu.binding*.{queue}", count=1000)  # the workers' queue bindings
     if keys:
         client.delete(*keys)
 

@@ -1,6 +1,6 @@
 """P3: events/s from Redis through Celery workers into PostgreSQL, against pgbench running the same SQL.
 
-    .venv/bin/python bench/p3_throughput.py [--users 2000] [--events 5000] [--pgbench-seconds 20]
+    .venv/bin/python bench/p3_throughput.py [--users 2000] [--events 20000] [--pgbench-seconds 20]
 
 Target (SPEC §10 P3): ours ≥ 50 % of pgbench running the same SQL per event in batches of 50, on the
 same database and the same 2 cores. Both sides are measured in this one run:
@@ -10,42 +10,53 @@ same database and the same 2 cores. Both sides are measured in this one run:
   drains them. The rate is events / (last completion's updated_at − first completion's created_at),
   both written by the worker, so the worker's start-up is not counted.
 * pgbench: a script generated below that sends, for 50 events inside one BEGIN…COMMIT, the
-  statements the pipeline sends for them, one round trip each (`-M simple`, like Django's
-  client-side binding), run with `pgbench -n -c 2 -j 2 -T 20`; events/s = tps × 50.
+  statements the pipeline sends for a batch of 50, one round trip each (`-M simple`, like
+  Django's client-side binding), run with `pgbench -n -c 2 -j 2 -T 20`; events/s = tps × 50.
 
 State: every user has posted once before (warm-up in this process), so both sides run the steady
 state: the day's and the lifetime progress rows exist, accounts exist, the `first-post` cap (100
 places) is taken, and `post-each` (5 points, 10 a day) awards each event.
 
-The pgbench script must send the same statements in kind and number as the pipeline. The benchmark
-captures what `events_process_batch` sends for 50 events of distinct users (CaptureQueriesContext,
-with the rules cache fresh, as in a worker started after the warm-up), classifies both sides by
-statement kind, and refuses to report a ratio if they differ. Per event, in this steady state
-(see `_event_block`):
+The pgbench script must send the same statements in kind, number and rows as the pipeline. The
+benchmark captures what `events_process_batch` sends for 50 events of distinct users
+(CaptureQueriesContext, with the rules cache fresh, as in a worker started after the warm-up),
+classifies both sides by statement kind (verb, table, FOR UPDATE, rows of a multi-row write), and
+refuses to report a ratio if they differ. The pipeline's round trips for a batch, in this steady
+state:
 
-    lock pass, per distinct user:  SELECT ledger_account FOR UPDATE
-    _UserRuleState:                SELECT rules_userscoreinfo (the user's rows of both rules);
-                                   SELECT rules_rulerecipient (capped rules)
-    completion_create:             INSERT tasks_usertaskrecord (with the engine's decisions)
-    save:                          UPDATE rules_userscoreinfo × 2 (executemany: one pipelined round trip;
-                                   pgbench: two statements in one `\\;` compound query)
-                                   INSERT rules_countedcompletion (2 rows, INSERT … SELECT FROM UNNEST)
-    ledger_post_entries:           INSERT ledger_scorerecord; UPDATE ledger_account
-    = 8 round trips, 9 statements per event, the account lock counted per event
-    per batch: SELECT tasks_taskconfig, SELECT auth_user (IN …) outside the transaction; BEGIN;
-    SELECT tasks_usertaskrecord (the batch's event ids already recorded); COMMIT.
+    _screen, outside the transaction:  SELECT tasks_taskconfig; SELECT auth_user ⟕ ledger_account
+    BEGIN
+    accounts_lock:                     SELECT ledger_account … ORDER BY user_id FOR UPDATE SKIP LOCKED
+    _recorded:                         SELECT tasks_usertaskrecord (the batch's event ids already recorded)
+    _BatchState:                       SELECT rules_userscoreinfo (both rules' rows of every user);
+                                       SELECT rules_rulerecipient (capped rules)
+    completions_create:                INSERT tasks_usertaskrecord, 50 rows (with the engine's decisions)
+    _BatchState.save:                  UPDATE rules_userscoreinfo, 100 rows
+    scoring_plan_write:                INSERT rules_countedcompletion, 100 rows
+    ledger_post_batch:                 INSERT ledger_scorerecord, 50 rows; UPDATE ledger_account, 50 rows
+    COMMIT
+    = 12 round trips per batch; the writes are `… FROM UNNEST(<one array literal per column>)`
 
-pgbench writes the same rows and columns, with valid keys (new event ids from gen_random_uuid(),
-each account's next seq and balance read under its lock), but does not evaluate rules: the progress
-counters it writes are not recomputed. Not compared: the active-rules cache's change-stamp query
-(`SELECT MAX(updated_at), MAX(id) FROM rules_scorerule`), at most once per JIFEN_RULES_REFRESH_S per
-process, not per event.
+The script's reads are the captured statements themselves, with pgbench's users and event ids
+written in; its writes come from the pipeline's own statement builders (apps/tasks/multirow.py),
+fed with rows of pgbench variables. Two statements are wrapped in `WITH … SELECT` so that pgbench
+can keep the values the pipeline reads from their rows (each account's id, balance and seq; the
+new completions' ids) with `\\gset`. Each pgbench client draws its users from its own half of
+every fiftieth of the users, so pgbench's transactions never wait for each other's locks, while
+the pipeline's batches draw from all users and do meet (its lock statement skips accounts
+another batch holds and a second transaction waits for them; the extra round trips count on our
+side only).
+
+pgbench writes the same rows and columns, with valid keys (new event ids, each account's next seq
+and balance read under its lock; the ledger invariants are checked after both runs) but does not
+evaluate rules: the progress counters it writes are not recomputed, and its times are one
+constant. Not compared: the active-rules cache's change-stamp query (`SELECT MAX(updated_at),
+MAX(id) FROM rules_scorerule`), at most once per JIFEN_RULES_REFRESH_S per process, not per batch.
 """
 
 # ruff: noqa: S608 - the SQL built here is a pgbench script from the benchmark's own ids, not a query with outside input
 
 import argparse
-import json
 import random
 import re
 import shutil
@@ -67,7 +78,7 @@ POLL_S = 0.2
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, default=2000)
-    parser.add_argument("--events", type=int, default=5000, help="events pushed for our side")
+    parser.add_argument("--events", type=int, default=20000, help="events pushed for our side (about as long as pgbench runs)")
     parser.add_argument("--pgbench-seconds", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes, and pgbench clients")
     parser.add_argument("--database", default=DATABASE)
@@ -93,12 +104,20 @@ def _single_kind(text: str) -> str | None:
         return "RELEASE SAVEPOINT"
     if "MAX(" in text.upper():
         return None  # the rules cache's change stamp: time-based, not per event
+    inner = re.match(r"WITH \w+ AS \((.*)", text, re.IGNORECASE)
+    if inner:  # pgbench's wrapper that turns a statement's rows into one row for \gset
+        return _single_kind(inner.group(1))
     table = re.search(r'\b(?:FROM|INTO|UPDATE)\s+"?(\w+)"?', text, re.IGNORECASE).group(1)
-    return f"{verb} {table}" + (" FOR UPDATE" if text.upper().endswith("FOR UPDATE") else "")
+    kind = f"{verb} {table}"
+    upper = text.upper()
+    if " FOR UPDATE" in upper:
+        kind += " FOR UPDATE" + (" SKIP LOCKED" if "SKIP LOCKED" in upper else "")
+    rows = re.search(r"UNNEST\(\('\{([^}]*)\}'\)", text)
+    return kind + (f" ({rows.group(1).count(',') + 1} rows)" if rows else "")
 
 
 def statement_kind(sql: str) -> str | None:
-    """A round trip's kind: verb, table, FOR UPDATE, and ×N for N statements in one round trip.
+    """A round trip's kind: verb, table, FOR UPDATE, rows of a multi-row write, ×N for N statements in one round trip.
 
     None for what is left out of the comparison. Understands Django's record of an executemany
     ("2 times: UPDATE …") and pgbench's compound commands ("UPDATE … \\; UPDATE …").
@@ -125,8 +144,8 @@ def warm_up(user_ids: list[int]) -> None:
     print(f"warm-up: {len(user_ids)} events (one per user) processed in this process in {time.monotonic() - started:.1f} s")
 
 
-def capture_batch(user_ids: list[int]) -> tuple[Counter, list[str], dict]:
-    """Process 50 events of distinct users here; return round-trip kinds, the SQL, and one completion's decisions."""
+def capture_batch(user_ids: list[int]) -> tuple[Counter, list[str], list[dict], list[dict]]:
+    """Process 50 events of distinct users here; return round-trip kinds, the SQL, the events, and one completion's decisions."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -147,140 +166,187 @@ def capture_batch(user_ids: list[int]) -> tuple[Counter, list[str], dict]:
     statements = [q["sql"] for q in ctx.captured_queries]
     kinds = Counter(k for k in map(statement_kind, statements) if k)
     decisions = UserTaskRecord.objects.get(event_id=payloads[0]["event_id"]).decisions
-    return kinds, statements, decisions
+    return kinds, statements, payloads, decisions
 
 
 # --- The pgbench script -----------------------------------------------------------------------
 
 
-def _select(model, where: str, tail: str = "") -> str:
-    """Django's SELECT of every concrete column of `model`."""
-    table = model._meta.db_table
-    cols = ", ".join(f'"{table}"."{field.column}"' for field in model._meta.concrete_fields)
-    return f'SELECT {cols} FROM "{table}" WHERE {where}{tail}'
-
-
 class ScriptContext:
     """The ids and constants the script needs, read from the benchmark's database after the warm-up."""
 
-    def __init__(self, decisions: list[dict], user_ids: list[int]):
+    def __init__(self, decisions: list[dict], user_ids: list[int], concurrency: int):
         from django.utils import timezone
 
         from apps.rules.models import ScoreRule, UserScoreInfo
-        from apps.rules.periods import period_bounds
-        from apps.rules.services.scoring import site_timezone
         from apps.tasks.models import TaskConfig
 
         self.task_id = TaskConfig.objects.get(task_type="post").pk
         self.each = ScoreRule.objects.get(score_type="post-each")
         self.first = ScoreRule.objects.get(score_type="first-post")
-        now, tz = timezone.now(), site_timezone()
-        day_start, _ = period_bounds(self.each.statistical_period, now, tz)
-        self.lifetime_start = period_bounds(self.first.statistical_period, now, tz)[0]
-        self.earliest = min(day_start, self.lifetime_start).isoformat()
-        self.decisions_json = json.dumps(decisions).replace("'", "''")
+        self.decisions = decisions
+        self.now = timezone.now()
         self.first_user_id = user_ids[0]
+        self.stride = len(user_ids) // PGBENCH_BATCH
+        self.concurrency = concurrency
+        if self.stride % concurrency:
+            raise RuntimeError(f"the users per fiftieth ({self.stride}) must split evenly between {concurrency} pgbench clients")
         # The warm-up created each user's two progress rows together, in user order and rule order,
         # so a user's row ids follow from the user id. Checked here, not assumed.
-        first_info = UserScoreInfo.objects.filter(user_id=user_ids[0], achievement_type=self.each).get().pk
-        self.info_base = first_info
+        self.info_base = UserScoreInfo.objects.filter(user_id=user_ids[0], achievement_type=self.each).get().pk
         for rule, offset in ((self.each, 0), (self.first, 1)):
             rows = dict(UserScoreInfo.objects.filter(achievement_type=rule).values_list("user_id", "id"))
-            wrong = [u for u in user_ids if rows.get(u) != first_info + 2 * (u - user_ids[0]) + offset]
+            wrong = [u for u in user_ids if rows.get(u) != self.info_base + 2 * (u - user_ids[0]) + offset]
             if wrong:
                 raise RuntimeError(f"progress rows of {rule} not laid out as the script assumes (user {wrong[0]})")
 
-    def info_ids(self, u: str) -> tuple[str, str]:
-        """pgbench expressions for user :u's post-each and first-post progress row ids."""
-        each = f"({self.info_base} + 2 * (:{u} - {self.first_user_id}))"
-        return each, f"({each} + 1)"
+
+def _event_uuid(i: int) -> str:
+    """Event i's id as pgbench writes it: a valid UUID from two random numbers of fixed width."""
+    return f":x{i}-0000-4000-8000-00:y{i}"
 
 
-def _account_reads(u: str, prefix: str) -> list[str]:
-    """account_lock: the locking read of an existing account (kept for the event: balance, seq)."""
-    from apps.ledger.models import Account
-
-    where = f'"ledger_account"."user_id" = :{u}'
-    return [_select(Account, where, f' ORDER BY "ledger_account"."id" ASC LIMIT 1 FOR UPDATE \\gset {prefix}')]
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
-def _event_block(ctx: ScriptContext, u: str, a: str) -> list[str]:
-    """The statements `_event_apply` sends for one post event in the steady state; `a` prefixes the account's values."""
-    from apps.rules.models import UserScoreInfo
-
-    each, first = ctx.each, ctx.first
-    each_info, first_info = ctx.info_ids(u)
-    t = '"rules_userscoreinfo"'
-    info_update = (
-        "UPDATE rules_userscoreinfo SET achievement_amount_now = {count}, achieved = true, awards_in_period = {awards}, "
-        "streak_length = 0, updated_at = clock_timestamp() WHERE id = {id}"
-    )
-    points = each.points
-    return [
-        _select(
-            UserScoreInfo,
-            f'({t}."deleted_at" IS NULL AND {t}."achievement_type_id" IN ({each.pk}, {first.pk}) '
-            f'AND {t}."period_start" >= \'{ctx.earliest}\'::timestamptz AND {t}."user_id" = :{u})',
-            f' ORDER BY {t}."period_start" DESC, {t}."achievement_type_id" ASC;',
-        ),
-        'SELECT "rules_rulerecipient"."rule_id" AS "rule_id" FROM "rules_rulerecipient" '
-        f'WHERE ("rules_rulerecipient"."rule_id" IN ({first.pk}) AND "rules_rulerecipient"."user_id" = :{u});',
-        'INSERT INTO "tasks_usertaskrecord" ("deleted_at", "user_id", "task_id", "business_id", "event_id", "occurred_at", '
-        '"method", "path", "status_code", "location", "country", "lang_type", "decisions", "reversed_at", '
-        '"reversed_by_id", "created_at", "updated_at") VALUES (NULL, '
-        f":{u}, {ctx.task_id}, '', gen_random_uuid(), clock_timestamp(), 'POST', '/posts/', 302, '127.0.0.1', 'CN', "
-        f"'zh-hans', '{ctx.decisions_json}'::jsonb, NULL, NULL, clock_timestamp(), clock_timestamp()) "
-        'RETURNING "tasks_usertaskrecord"."id", "tasks_usertaskrecord"."event_id" \\gset r_',
-        # post-each counts and awards; first-post counts (cap reached). Counters: see the docstring.
-        info_update.format(count=f"(:{a}last_seq + 1)", awards=f"(:{a}last_seq + 1)", id=each_info)
-        + " \\; "
-        + info_update.format(count=f"(:{a}last_seq + 1)", awards=0, id=first_info)
-        + ";",
-        'INSERT INTO "rules_countedcompletion" ("rule_id", "score_info_id", "completion_id", "dedupe_key", "reversed_at", '
-        f"\"created_at\") SELECT * FROM UNNEST(('{{{each.pk},{first.pk}}}'::int2[])::bigint[], "
-        f"(ARRAY[{each_info}, {first_info}])::bigint[], (ARRAY[:r_id, :r_id])::bigint[], "
-        "('{NULL,NULL}')::varchar[], ('{NULL,NULL}')::timestamp with time zone[], "
-        "(ARRAY[clock_timestamp(), clock_timestamp()])::timestamp with time zone[]) "
-        'RETURNING "rules_countedcompletion"."id";',
-        'INSERT INTO "ledger_scorerecord" ("account_id", "user_id", "serial_number", "seq", "trade_amount", '
-        '"amount_before_trade", "amount_after_trade", "business_type", "kind", "score_info_id", "rule_id", '
-        '"completion_id", "reverses_id", "location", "country", "lang_type", "idempotency_key", "created_at") VALUES ('
-        f":{a}id, :{u}, to_char(clock_timestamp(), 'YYYYMMDDHH24MISSUS') || '-' || :{a}id || '-' || (:{a}last_seq + 1), "
-        f"(:{a}last_seq + 1), {points}, :{a}balance, (:{a}balance + {points}), '{each.score_type}', 'award', "
-        f"{each_info}, {each.pk}, :r_id, NULL, '127.0.0.1', 'CN', 'zh-hans', 'award:' || ':r_event_id' || ':{each.pk}', "
-        'clock_timestamp()) RETURNING "ledger_scorerecord"."id";',
-        f'UPDATE "ledger_account" SET "balance" = (:{a}balance + {points}), "last_seq" = (:{a}last_seq + 1), '
-        f'"last_activity_at" = clock_timestamp(), "updated_at" = clock_timestamp() WHERE "ledger_account"."id" = :{a}id;',
-    ]
+def _rendered(sql: str, params: list[str]) -> str:
+    """A statement with its parameters written in, as Django's client-side binding sends it."""
+    return sql % tuple(_sql_literal(param) for param in params)
 
 
-def pgbench_script(ctx: ScriptContext, *, users: int) -> str:
-    """50 events of 50 distinct random users (one from each 1/50 of the users, so ascending, as the lock pass sorts them)."""
-    from apps.tasks.models import TaskConfig
+def _from_capture(sql: str, users: list[int], event_hex: dict[str, int]) -> str:
+    """One of the pipeline's captured reads, with its users and event ids replaced by pgbench's.
 
-    stride = users // PGBENCH_BATCH
-    names = [f"u{i}" for i in range(PGBENCH_BATCH)]
-    lines = [f"\\set {u} {ctx.first_user_id + i * stride} + random(0, {stride - 1})" for i, u in enumerate(names)]
-    # _screen: outside the transaction, like Django's autocommit reads before transaction.atomic().
-    lines.append(
-        _select(
-            TaskConfig,
-            '("tasks_taskconfig"."deleted_at" IS NULL AND "tasks_taskconfig"."task_type" IN (\'post\'))',
-            ' ORDER BY "tasks_taskconfig"."priority" DESC, "tasks_taskconfig"."id" ASC;',
+    `users` are the captured batch's users in ascending order (user i becomes :u<i>); every IN list
+    of exactly those users becomes the list of pgbench's, in ascending order like the pipeline's.
+    """
+    wanted = sorted(users)
+
+    def users_list(match: re.Match) -> str:
+        listed = [int(x) for x in match.group(1).split(",")]
+        if sorted(listed) != wanted:
+            raise RuntimeError(f"unexpected IN list in a captured statement: {match.group(0)[:120]}")
+        return "IN (" + ", ".join(f":u{i}" for i in range(len(wanted))) + ")"
+
+    sql = re.sub(r"IN \(((?:\d+, )+\d+)\)", users_list, sql)
+    return re.sub(r"'([0-9a-f]{32})'::uuid", lambda m: f"'{_event_uuid(event_hex[m.group(1)])}'::uuid", sql)
+
+
+def _gset_row(statement: str, alias: str, columns: dict[str, str], n: int) -> str:
+    """`statement` wrapped so that its rows, ordered by user, become one row of pgbench variables.
+
+    pgbench's \\gset takes one row; the pipeline reads the rows themselves. `columns` maps an
+    output column to the variable name prefix: column `balance` → :a0_balance, :a1_balance, …
+    """
+    aggregates = ", ".join(f"array_agg({column} ORDER BY user_id) AS {column}" for column in columns)
+    picks = ", ".join(f"g.{column}[{i + 1}] AS {prefix.format(i=i)}" for i in range(n) for column, prefix in columns.items())
+    return f"WITH {alias} AS ({statement}) SELECT {picks} FROM (SELECT {aggregates} FROM {alias}) AS g \\gset"
+
+
+def pgbench_script(ctx: ScriptContext, *, captured: list[str], payloads: list[dict]) -> str:
+    """50 events of 50 distinct random users, sending the statements the pipeline sent for its captured batch.
+
+    The reads are the captured statements themselves, with pgbench's users and event ids; the
+    writes are built by the pipeline's own statement builders (apps/tasks/multirow.py) from rows
+    of pgbench variables. User i is drawn from the i-th fiftieth of the users, so they ascend as
+    the pipeline's lock statement sorts them, and from the share of pgbench client :client_id, so
+    two clients never want the same account (no lock waits on pgbench's side; the pipeline's
+    batches do share users).
+    """
+    from apps.ledger.models import Account, ScoreRecord
+    from apps.ledger.services import _ENTRY_COLUMNS
+    from apps.rules.models import CountedCompletion, UserScoreInfo
+    from apps.rules.services.scoring import _COUNTED_COLUMNS
+    from apps.tasks.models import UserTaskRecord
+    from apps.tasks.multirow import unnest_insert_sql, unnest_update_sql
+    from apps.tasks.services import _COMPLETION_COLUMNS
+
+    n, c, each, first, now = PGBENCH_BATCH, ctx.concurrency, ctx.each, ctx.first, ctx.now
+    users = sorted(p["user_id"] for p in payloads)
+    by_user = {p["user_id"]: i for i, p in enumerate(sorted(payloads, key=lambda p: p["user_id"]))}
+    event_hex = {p["event_id"].replace("-", ""): by_user[p["user_id"]] for p in payloads}
+    lines = []
+    for i in range(n):
+        lines += [
+            f"\\set u{i} {ctx.first_user_id + i * ctx.stride} + {c} * random(0, {ctx.stride // c - 1}) + :client_id",
+            f"\\set x{i} random(10000000, 99999999)",
+            f"\\set y{i} random(1000000000, 9999999999)",
+            f"\\set e{i} {ctx.info_base} + 2 * (:u{i} - {ctx.first_user_id})",  # post-each progress row
+            f"\\set f{i} :e{i} + 1",  # first-post progress row
+        ]
+    reads = [q for q in captured if statement_kind(q) and not statement_kind(q).startswith(("INSERT", "UPDATE"))]
+    for sql in reads:
+        sql = _from_capture(sql, users, event_hex)
+        if " FOR UPDATE" in sql:  # the lock statement: the script needs each account's id, balance and seq
+            sql = _gset_row(sql, "locked", {"id": "a{i}_id", "balance": "a{i}_balance", "last_seq": "a{i}_seq"}, n)
+            lines.append(sql)
+            for i in range(n):
+                lines += [f"\\set s{i} :a{i}_seq + 1", f"\\set b{i} :a{i}_balance + {each.points}"]
+            continue
+        if sql.startswith("COMMIT"):
+            break
+        lines.append(sql.rstrip(";") + ";")
+
+    completions = [
+        (
+            ctx.task_id,
+            f":u{i}",
+            _event_uuid(i),
+            now,
+            "",
+            "POST",
+            "/posts/",
+            302,
+            "127.0.0.1",
+            "CN",
+            "zh-hans",
+            ctx.decisions,
+            now,
+            now,
         )
-    )
-    user_list = ", ".join(f":{u}" for u in names)
-    lines.append(f'SELECT "auth_user"."id" AS "pk" FROM "auth_user" WHERE "auth_user"."id" IN ({user_list});')
-    lines.append("BEGIN;")
-    # The batch's look-up of already recorded event ids (all new here). Constant UUIDs, as the
-    # pipeline sends literals: a volatile gen_random_uuid() here would defeat the index.
-    lines += [f"\\set e{i} random(1, 2000000000)" for i in range(len(names))]
-    new_ids = ", ".join(f"md5(:e{i}::text)::uuid" for i in range(len(names)))
-    record = '"tasks_usertaskrecord"'
-    lines.append(f'SELECT {record}."event_id" AS "event_id" FROM {record} WHERE {record}."event_id" IN ({new_ids});')
-    for i, u in enumerate(names):  # each account locked at its user's first event, ascending user ids
-        lines += _account_reads(u, f"a{i}_")
-        lines += _event_block(ctx, u, f"a{i}_")
+        for i in range(n)
+    ]
+    insert = _rendered(*unnest_insert_sql(UserTaskRecord, _COMPLETION_COLUMNS, completions, returning=("id", "user_id")))
+    lines.append(_gset_row(insert, "ins", {"id": "r{i}"}, n))
+    # Progress: post-each counts and awards, first-post counts (its cap is taken). The counters
+    # pgbench writes are not recomputed (see the module docstring).
+    progress = [
+        row for i in range(n) for row in ((f":e{i}", f":s{i}", True, f":s{i}", 0, now), (f":f{i}", f":s{i}", True, 0, 0, now))
+    ]
+    columns = ("achievement_amount_now", "achieved", "awards_in_period", "streak_length", "updated_at")
+    lines.append(_rendered(*unnest_update_sql(UserScoreInfo, columns, progress)) + ";")
+    counted = [
+        row for i in range(n) for row in ((each.pk, f":e{i}", f":r{i}", None, now), (first.pk, f":f{i}", f":r{i}", None, now))
+    ]
+    lines.append(_rendered(*unnest_insert_sql(CountedCompletion, _COUNTED_COLUMNS, counted)) + ";")
+    stamp = f"{now:%Y%m%d%H%M%S}{now.microsecond:06d}"
+    entries = [
+        (
+            f":a{i}_id",
+            f":u{i}",
+            f"{stamp}-:a{i}_id-:s{i}",
+            f":s{i}",
+            each.points,
+            f":a{i}_balance",
+            f":b{i}",
+            each.score_type,
+            "award",
+            f":e{i}",
+            each.pk,
+            f":r{i}",
+            None,
+            "127.0.0.1",
+            "CN",
+            "zh-hans",
+            f"award:{_event_uuid(i)}:{each.pk}",
+            now,
+        )
+        for i in range(n)
+    ]
+    lines.append(_rendered(*unnest_insert_sql(ScoreRecord, _ENTRY_COLUMNS, entries)) + ";")
+    moved = [(f":a{i}_id", f":b{i}", f":s{i}", now, now) for i in range(n)]
+    lines.append(_rendered(*unnest_update_sql(Account, ("balance", "last_seq", "last_activity_at", "updated_at"), moved)) + ";")
     lines.append("COMMIT;")
     return "\n".join(lines) + "\n"
 
@@ -418,9 +484,9 @@ def main() -> int:
         if user_ids[-1] - user_ids[0] + 1 != len(user_ids) or args.users % PGBENCH_BATCH:
             raise RuntimeError("the script draws users from a contiguous id range of a multiple of 50 users")
         warm_up(user_ids)
-        captured, _statements, decisions = capture_batch(user_ids)
-        ctx = ScriptContext(decisions, user_ids)
-        script = pgbench_script(ctx, users=len(user_ids))
+        captured, statements, payloads, decisions = capture_batch(user_ids)
+        ctx = ScriptContext(decisions, user_ids, args.concurrency)
+        script = pgbench_script(ctx, captured=statements, payloads=payloads)
         if not compare_kinds(captured, script_kinds(script)):
             print("\nERROR: the pgbench script no longer sends what the pipeline sends; update bench/p3_throughput.py.")
             return 2

@@ -35,6 +35,7 @@ POLL_S = 0.1
 # Re-reading this many ids below the highest seen one catches them (batches × processes, with room).
 ID_SLACK = 2000
 WARMUP_EVENTS = 10
+WARMUP_RATE, WARMUP_S = 100, 3.0
 TICK_S = 0.01
 
 
@@ -63,18 +64,25 @@ class VisibilityPoller(threading.Thread):
         )
         self.seen: dict[uuid.UUID, float] = {}
         self.max_id = 0
+        # Every id up to `complete` has been seen: only what lies beyond it is read again. A gap
+        # (a rolled-back batch's ids) stops it; then reading falls back to the last ID_SLACK ids.
+        self.complete = 0
+        self._ids: set[int] = set()
         self.stopping = threading.Event()
 
     def run(self) -> None:
         with self.conn:
             while not self.stopping.is_set():
                 at = time.time()  # the snapshot is taken after this: anything it shows committed before
-                rows = self.conn.execute(
-                    "SELECT id, event_id FROM tasks_usertaskrecord WHERE id > %s", [max(0, self.max_id - ID_SLACK)]
-                ).fetchall()
+                since = max(self.complete, self.max_id - ID_SLACK, 0)
+                rows = self.conn.execute("SELECT id, event_id FROM tasks_usertaskrecord WHERE id > %s", [since]).fetchall()
                 for row_id, event_id in rows:
                     self.seen.setdefault(event_id, at)
                     self.max_id = max(self.max_id, row_id)
+                    self._ids.add(row_id)
+                while self.complete + 1 in self._ids:
+                    self._ids.discard(self.complete + 1)
+                    self.complete += 1
                 self.stopping.wait(POLL_S)
 
     def stop(self) -> None:
@@ -219,6 +227,11 @@ def main() -> int:
         print(
             f"worker warm: {WARMUP_EVENTS} warm-up events processed {time.monotonic() - worker.started_at:.1f} s after its start"
         )
+        # A steady trickle makes every worker process drain (each wake-up goes to an idle one), so
+        # none of them starts cold (database connection, first queries) inside a measured run.
+        trickle = push_steadily(inbox, user_ids, rate=WARMUP_RATE, seconds=WARMUP_S, abort_backlog_s=60)["pushed"]
+        wait_for(lambda: all(e in poller.seen for e in trickle), timeout_s=120, worker=worker, what="the warm-up trickle")
+        print(f"warm-up trickle: {len(trickle)} events at {WARMUP_RATE}/s, not measured")
         for rate in rates:
             results.append(run_rate(rate, args, inbox, user_ids, poller, worker))
             if results[-1]["pass"] and not args.all_rates:

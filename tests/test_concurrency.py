@@ -32,7 +32,7 @@ from apps.ledger.models import Account, ScoreRecord
 from apps.rules.models import RuleRecipient, ScoreRule, ScoreRuleObjectPoints
 from apps.tasks.models import UserTaskRecord
 from apps.tracking.events import Event
-from apps.tracking.services import Outcome, event_process
+from apps.tracking.services import Outcome, event_process, events_process_batch
 from tests.conftest import database_url_for_workers
 from tests.factories import ScoreRuleFactory, TaskConfigFactory
 
@@ -68,10 +68,12 @@ def worker_main(pool_dir: str, index: str) -> None:
         job = pool / f"round-{round_number}"
         if not _wait_for(job / "go", stop=pool / "stop", parent_pid=parent_pid):
             return
-        payloads = json.loads((job / f"payloads-{index}.json").read_text())
+        share = json.loads((job / f"payloads-{index}.json").read_text())
         started = time.time()
         outcomes, errors = [], []
-        for payload in payloads:
+        if isinstance(share, dict):  # batches, as the inbox's drain hands them over
+            _process_batches(share["batches"], outcomes, errors)
+        for payload in share if isinstance(share, list) else ():
             try:
                 outcomes.append(str(event_process(event=Event.from_payload(payload))))
             except Exception:
@@ -80,6 +82,19 @@ def worker_main(pool_dir: str, index: str) -> None:
         # Written aside and renamed, so the test never reads half a file.
         (job / f"result-{index}.tmp").write_text(json.dumps(result))
         (job / f"result-{index}.tmp").rename(job / f"result-{index}.json")
+
+
+def _process_batches(batches: list[list[dict]], outcomes: list[str], errors: list[str]) -> None:
+    """events_process_batch over each batch; events it puts back (their accounts were busy) join the next one."""
+    queue, later = list(batches), []
+    while queue or later:
+        batch, later = later + (queue.pop(0) if queue else []), []
+        try:
+            counts = events_process_batch(payloads=batch, put_back=later.extend)
+        except Exception:
+            errors.append(traceback.format_exc())
+            return
+        outcomes.extend(outcome for outcome, n in counts.items() for _ in range(n))
 
 
 class WorkerPool:
@@ -99,8 +114,12 @@ class WorkerPool:
                 self.processes.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
         self._wait_for_files([directory / f"ready-{index}" for index in range(size)], READY_TIMEOUT_S, "start")
 
-    def run(self, shares: list[list[dict]]) -> list[dict]:
-        """Process share i in worker i, all at once; return each worker's outcomes, errors and timings."""
+    def run(self, shares: list[list[dict]] | list[dict]) -> list[dict]:
+        """Process share i in worker i, all at once; return each worker's outcomes, errors and timings.
+
+        A share is a list of payloads for `event_process`, or {"batches": [[payload, …], …]} for
+        `events_process_batch`.
+        """
         assert len(shares) == self.size
         job = self.directory / f"round-{self.rounds}"
         self.rounds += 1
@@ -281,5 +300,48 @@ def test_g6_ledger_verifies_clean_after_a_random_concurrent_workload(pool):
     call_command("verify_ledger")
     assert RuleRecipient.objects.filter(rule=first_share).count() == G6_SHARE_CAP
     # The workload reached the paths it is meant to test: awards, reversals, the cap.
+    kinds = Counter(ScoreRecord.objects.values_list("kind", flat=True))
+    assert kinds["award"] > 50 and kinds["reversal"] > 0, kinds
+
+
+def test_g3_g5_g6_hold_when_workers_process_batches_of_shared_users(pool):
+    """The worker's real path: batches that share users, so accounts are skipped, put back and retried."""
+    for task_type in ("sign-in", "post", "share"):
+        TaskConfigFactory(task_type=task_type)
+    TaskConfigFactory(task_type="post-delete", reverses="post")
+    ScoreRuleFactory(task_type="sign-in", score_type="sign-in-daily", points=1, award_limit_per_period=1)
+    ScoreRuleFactory(
+        task_type="sign-in", score_type="sign-in-streak", kind=ScoreRule.Kind.STREAK, points=2, required_number_of_times=3
+    )
+    post_each = ScoreRuleFactory(task_type="post", score_type="post-each", points=5, award_limit_per_period=3, can_repeat=False)
+    ScoreRuleObjectPoints.objects.create(rule=post_each, business_id="2", points=50)
+    ScoreRuleFactory(
+        task_type="post", score_type="post-every-second", points=3, statistical_period="week", required_number_of_times=2
+    )
+    first_share = ScoreRuleFactory(
+        task_type="share",
+        score_type="first-share",
+        points=10,
+        statistical_period=ScoreRule.Period.NONE,
+        award_limit_per_period=1,
+        number_limit_all=G6_SHARE_CAP,
+    )
+    users = create_users("batch-user", G6_USERS)
+    payloads = random_workload(random.Random(SEED + 1), users)
+    distinct = {p["event_id"] for p in payloads}
+    # Small batches, each worker's drawn from the whole shuffled workload: every batch meets others' users.
+    shares = [
+        {"batches": [payloads[i : i + 10] for i in range(index * 10, len(payloads), 10 * WORKERS)]} for index in range(WORKERS)
+    ]
+
+    outcomes = assert_clean_overlapping_run(pool.run(shares))
+
+    assert outcomes.pop("put_back", 0) > 0, "no batch ever found an account busy: the test did not race"
+    assert outcomes == {Outcome.PROCESSED: len(distinct), Outcome.DUPLICATE: len(payloads) - len(distinct)}, f"seed {SEED + 1}"
+    assert Counter(UserTaskRecord.all_objects.values_list("event_id", flat=True)) == {uuid.UUID(e): 1 for e in distinct}
+    per_pair = Counter(ScoreRecord.objects.filter(kind="award").values_list("completion_id", "rule_id"))
+    assert set(per_pair.values()) == {1}
+    call_command("verify_ledger")
+    assert RuleRecipient.objects.filter(rule=first_share).count() == G6_SHARE_CAP
     kinds = Counter(ScoreRecord.objects.values_list("kind", flat=True))
     assert kinds["award"] > 50 and kinds["reversal"] > 0, kinds

@@ -1,15 +1,17 @@
 """Writes to the ledger. Every balance change goes through `ledger_post_entry`."""
 
 import uuid
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.ledger.models import Account, Adjustment, ScoreRecord
+from apps.tasks.multirow import fetch, int_list, rows_insert, rows_update
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -42,6 +44,37 @@ def account_lock(*, user_id: int) -> Account:
     return account
 
 
+def accounts_ensure(*, user_ids: Iterable[int]) -> None:
+    """Create the accounts that do not exist yet (balance 0), outside any lock; existing ones are left alone.
+
+    Run before a batch's transaction, so that the batch can lock every account in one statement.
+    """
+    Account.objects.bulk_create([Account(user_id=user_id) for user_id in user_ids], ignore_conflicts=True)
+
+
+def accounts_lock(*, user_ids: Iterable[int], skip_locked: bool = False) -> dict[int, Account]:
+    """Lock the existing accounts of `user_ids` until the transaction ends, in ascending user id order.
+
+    One statement: PostgreSQL sorts the rows before locking them, so every caller takes its locks
+    in the same global order and two callers cannot deadlock on accounts. With `skip_locked`,
+    accounts that another transaction holds are left out instead of waited for. Returns
+    {user_id: account}; users without an account are missing from it (see `accounts_ensure`).
+    """
+    users = int_list(sorted(user_ids))
+    if not users:
+        return {}
+    lock = ""
+    if connection.features.has_select_for_update:
+        lock = (
+            " FOR UPDATE SKIP LOCKED" if skip_locked and connection.features.has_select_for_update_skip_locked else " FOR UPDATE"
+        )
+    # Only what posting reads (the other fields are deferred, as with `.only()`): a batch locks a
+    # hundred accounts, and a hand-written read costs a fraction of the ORM's Python.
+    columns = ("id", "user_id", "balance", "last_seq")
+    rows = fetch(f"SELECT {', '.join(columns)} FROM {Account._meta.db_table} WHERE user_id IN ({users}) ORDER BY user_id{lock}")  # noqa: S608 - integers only
+    return {row[1]: Account.from_db(connection.alias, columns, row) for row in rows}
+
+
 @dataclass(frozen=True)
 class EntrySpec:
     """One entry to post: what moves and why. Balances and sequence numbers are the ledger's."""
@@ -57,6 +90,24 @@ class EntrySpec:
     meta: EntryMeta = EntryMeta()
 
 
+def _numbered(account: Account, entries: Sequence[EntrySpec], now) -> Iterator[tuple[EntrySpec, int, int, str]]:
+    """(entry, seq, balance before, serial number) for each entry appended to `account` in order.
+
+    Checks each entry; raises ValueError on a zero amount and InsufficientBalanceError when an
+    adjustment would take the balance below zero. The caller moves the account afterwards.
+    """
+    balance, seq = account.balance, account.last_seq
+    stamp = f"{now:%Y%m%d%H%M%S}{now.microsecond:06d}"
+    for entry in entries:
+        if entry.amount == 0:
+            raise ValueError("a ledger entry moves a non-zero amount")
+        if entry.kind == ScoreRecord.Kind.ADJUSTMENT and balance + entry.amount < 0:
+            raise InsufficientBalanceError(f"balance {balance} cannot take {entry.amount}")
+        seq += 1
+        yield entry, seq, balance, f"{stamp}-{account.pk}-{seq}"
+        balance += entry.amount
+
+
 def ledger_post_entries(*, account: Account, entries: list[EntrySpec]) -> list[ScoreRecord]:
     """Append `entries` to `account` in order and move its balance; return the new rows.
 
@@ -65,44 +116,102 @@ def ledger_post_entries(*, account: Account, entries: list[EntrySpec]) -> list[S
     the database, which aborts the caller's transaction: nothing is half-posted. Raises
     InsufficientBalanceError when an adjustment would take the balance below zero.
     """
-    rows = []
-    balance, seq = account.balance, account.last_seq
     now = timezone.now()
-    for entry in entries:
-        if entry.amount == 0:
-            raise ValueError("a ledger entry moves a non-zero amount")
-        if entry.kind == ScoreRecord.Kind.ADJUSTMENT and balance + entry.amount < 0:
-            raise InsufficientBalanceError(f"balance {balance} cannot take {entry.amount}")
-        seq += 1
-        rows.append(
-            ScoreRecord(
-                account=account,
-                user_id=account.user_id,
-                serial_number=f"{now:%Y%m%d%H%M%S}{now.microsecond:06d}-{account.pk}-{seq}",
-                seq=seq,
-                trade_amount=entry.amount,
-                amount_before_trade=balance,
-                amount_after_trade=balance + entry.amount,
-                business_type=entry.business_type[:255],
-                kind=entry.kind,
-                rule_id=entry.rule_id,
-                completion_id=entry.completion_id,
-                score_info_id=entry.score_info_id,
-                reverses_id=entry.reverses_id,
-                location=entry.meta.location,
-                country=entry.meta.country,
-                lang_type=entry.meta.lang_type,
-                idempotency_key=entry.idempotency_key,
-                created_at=now,
-            )
+    rows = [
+        ScoreRecord(
+            account=account,
+            user_id=account.user_id,
+            serial_number=serial,
+            seq=seq,
+            trade_amount=entry.amount,
+            amount_before_trade=before,
+            amount_after_trade=before + entry.amount,
+            business_type=entry.business_type[:255],
+            kind=entry.kind,
+            rule_id=entry.rule_id,
+            completion_id=entry.completion_id,
+            score_info_id=entry.score_info_id,
+            reverses_id=entry.reverses_id,
+            location=entry.meta.location,
+            country=entry.meta.country,
+            lang_type=entry.meta.lang_type,
+            idempotency_key=entry.idempotency_key,
+            created_at=now,
         )
-        balance += entry.amount
+        for entry, seq, before, serial in _numbered(account, entries, now)
+    ]
     if not rows:
         return []
     ScoreRecord.objects.bulk_create(rows)
-    account.balance, account.last_seq, account.last_activity_at = balance, seq, now
+    account.balance, account.last_seq, account.last_activity_at = rows[-1].amount_after_trade, rows[-1].seq, now
     account.save(update_fields=["balance", "last_seq", "last_activity_at", "updated_at"])
     return rows
+
+
+_ENTRY_COLUMNS = (
+    "account_id",
+    "user_id",
+    "serial_number",
+    "seq",
+    "trade_amount",
+    "amount_before_trade",
+    "amount_after_trade",
+    "business_type",
+    "kind",
+    "score_info_id",
+    "rule_id",
+    "completion_id",
+    "reverses_id",
+    "location",
+    "country",
+    "lang_type",
+    "idempotency_key",
+    "created_at",
+)
+
+
+def ledger_post_batch(*, postings: Sequence[tuple[Account, Sequence[EntrySpec]]]) -> int:
+    """Append entries to several accounts at once: one INSERT for every entry, one UPDATE for every account.
+
+    Each account must come from `account_lock`/`accounts_lock` in the current transaction and
+    appear once. The same checks and the same rows as `ledger_post_entries`, without building a
+    model instance per entry (the worker's batches). Returns the number of entries written.
+    """
+    now = timezone.now()
+    rows, moved = [], []
+    for account, entries in postings:
+        last = None
+        for entry, seq, before, serial in _numbered(account, entries, now):
+            meta = entry.meta
+            rows.append(
+                (
+                    account.pk,
+                    account.user_id,
+                    serial,
+                    seq,
+                    entry.amount,
+                    before,
+                    before + entry.amount,
+                    entry.business_type[:255],
+                    entry.kind,
+                    entry.score_info_id,
+                    entry.rule_id,
+                    entry.completion_id,
+                    entry.reverses_id,
+                    meta.location,
+                    meta.country,
+                    meta.lang_type,
+                    entry.idempotency_key,
+                    now,
+                )
+            )
+            last = (seq, before + entry.amount)
+        if last is not None:
+            account.last_seq, account.balance, account.last_activity_at, account.updated_at = *last, now, now
+            moved.append((account.pk, account.balance, account.last_seq, now, now))
+    rows_insert(ScoreRecord, _ENTRY_COLUMNS, rows)
+    rows_update(Account, ("balance", "last_seq", "last_activity_at", "updated_at"), moved)
+    return len(rows)
 
 
 def ledger_post_entry(*, account: Account, **entry) -> ScoreRecord | None:

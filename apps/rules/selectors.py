@@ -1,5 +1,6 @@
 """Reads for the rule engine and for the pages that show progress."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -47,13 +48,18 @@ def active_rules_clear() -> None:
     _active_rules.clear()
 
 
-def object_points_for(*, rules: tuple[ScoreRule, ...], business_id: str) -> dict[int, int]:
-    """{rule id: points} for the rules that give `business_id` its own amount."""
-    with_points = [rule.pk for rule in rules if rule.pk in _active_rules.get().with_object_points]
+def object_points_for_many(*, rules: Iterable[ScoreRule], business_ids: Iterable[str]) -> dict[tuple[int, str], int]:
+    """{(rule id, business id): points} for the rules that give one of `business_ids` its own amount.
+
+    No query unless one of `rules` has per-object amounts at all.
+    """
+    with_points = sorted({rule.pk for rule in rules if rule.pk in _active_rules.get().with_object_points})
     if not with_points:
         return {}
-    rows = ScoreRuleObjectPoints.objects.filter(rule_id__in=with_points, business_id=business_id)
-    return dict(rows.values_list("rule_id", "points"))
+    rows = ScoreRuleObjectPoints.objects.filter(rule_id__in=with_points, business_id__in=sorted(set(business_ids)))
+    return {
+        (rule_id, business_id): points for rule_id, business_id, points in rows.values_list("rule_id", "business_id", "points")
+    }
 
 
 def rule_spec(rule: ScoreRule, *, object_points: dict[str, int] | None = None) -> RuleSpec:

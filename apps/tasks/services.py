@@ -1,9 +1,16 @@
 """Writes for task configs and completions."""
 
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+
+from django.utils import timezone
 
 from apps.tasks.lifecycle import Actor, copy_fields, free_copy_code, save_with_history, transition, update_fields
 from apps.tasks.models import TaskConfig, UserTaskRecord
+from apps.tasks.multirow import rows_insert
 
 
 def completion_create(*, config: TaskConfig, decisions: list | None = None, **fields: Any) -> UserTaskRecord:
@@ -13,6 +20,76 @@ def completion_create(*, config: TaskConfig, decisions: list | None = None, **fi
     guarantees exactly-once if two callers ever race.
     """
     return UserTaskRecord.objects.create(task=config, decisions=decisions or [], **fields)
+
+
+@dataclass(frozen=True, slots=True)
+class NewCompletion:
+    """One completion to record with `completions_create` (the fields of UserTaskRecord it sets)."""
+
+    task_id: int
+    user_id: int
+    event_id: uuid.UUID
+    occurred_at: datetime
+    business_id: str = ""
+    method: str = ""
+    path: str = ""
+    status_code: int | None = None
+    location: str = ""
+    country: str = ""
+    lang_type: str = ""
+    decisions: Sequence[dict] = ()
+
+
+_COMPLETION_COLUMNS = (
+    "task_id",
+    "user_id",
+    "event_id",
+    "occurred_at",
+    "business_id",
+    "method",
+    "path",
+    "status_code",
+    "location",
+    "country",
+    "lang_type",
+    "decisions",
+    "created_at",
+    "updated_at",
+)
+
+
+def completions_create(*, completions: Sequence[NewCompletion]) -> list[int]:
+    """Record completions with one INSERT; return their ids in order.
+
+    IntegrityError (aborting the caller's transaction) if any event_id was recorded before:
+    callers check first under the users' account locks, and the unique constraint guarantees
+    exactly-once if two callers ever race.
+    """
+    now = timezone.now()
+    rows = [
+        (
+            c.task_id,
+            c.user_id,
+            c.event_id,
+            c.occurred_at,
+            c.business_id,
+            c.method,
+            c.path,
+            c.status_code,
+            c.location,
+            c.country,
+            c.lang_type,
+            list(c.decisions),
+            now,
+            now,
+        )
+        for c in completions
+    ]
+    returned = rows_insert(UserTaskRecord, _COMPLETION_COLUMNS, rows, returning=("id", "event_id"))
+    # SQLite returns the UUID as its hex text.
+    if [e if isinstance(e, uuid.UUID) else uuid.UUID(e) for _, e in returned] != [c.event_id for c in completions]:
+        raise RuntimeError("completion rows came back out of order")
+    return [pk for pk, _ in returned]
 
 
 # A copy keeps everything that decides routing (the frozen fields) under a new task type.

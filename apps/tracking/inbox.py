@@ -12,6 +12,7 @@ import base64
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -145,8 +146,15 @@ class RedisInbox:
             return None
         return Batch(key=key, payloads=[orjson.loads(item) for item in reversed(items)])
 
-    def finish(self, batch: Batch) -> None:
+    def finish(self, batch: Batch, *, put_back: Sequence[dict] = ()) -> None:
+        """Drop a processed batch; `put_back` events go back to the inbox's oldest end, for the next claim.
+
+        One MULTI: the batch is gone and the events are back together, or neither (and then the
+        sweeper restores the whole batch, whose processed events are skipped as duplicates).
+        """
         pipe = self.client.pipeline(transaction=True)
+        if put_back:
+            pipe.rpush(self.key, *(orjson.dumps(payload) for payload in put_back))
         pipe.delete(batch.key)
         pipe.zrem(self.batches_key, batch.key)
         pipe.execute()

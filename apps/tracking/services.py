@@ -4,19 +4,21 @@ import logging
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from enum import StrEnum
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import OperationalError, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from apps.ledger.models import Account
-from apps.ledger.services import EntryMeta, account_lock
-from apps.rules.services import completion_evaluate, completion_plan, completion_reverse, scoring_plan_write
+from apps.ledger.services import EntryMeta, accounts_ensure, accounts_lock
+from apps.rules.services import ScoringItem, completion_evaluate, completion_reverse, completions_plan, scoring_plan_write
 from apps.tasks.models import TaskConfig, UserTaskRecord
-from apps.tasks.services import completion_create
+from apps.tasks.multirow import fetch, int_list, read_uuid, uuid_list
+from apps.tasks.services import NewCompletion, completion_create, completions_create
 from apps.tracking.events import Event, EventError
 from apps.tracking.handoff import HandoffUnavailable, handoff, uses_inbox, worker_inbox
 from apps.tracking.models import FailedEvent, Heartbeat, OutboxEvent
@@ -65,57 +67,128 @@ def outbox_flush(*, limit: int = OUTBOX_BATCH) -> int:
     return len(rows)
 
 
-def _event_apply(*, event: Event, config: TaskConfig, account: Account, seen: bool | None = None) -> Outcome:
-    """Record and score one event. The caller holds the transaction and `account`'s lock.
+def _recorded(events: list[Event]) -> set[uuid.UUID]:
+    """The event ids among `events` that are recorded already (one query)."""
+    if not events:
+        return set()
+    table = UserTaskRecord._meta.db_table
+    rows = fetch(f"SELECT event_id FROM {table} WHERE event_id IN ({uuid_list(event.event_id for event in events)})")  # noqa: S608 - UUIDs only
+    return {read_uuid(event_id) for (event_id,) in rows}
 
-    `seen` says whether the event_id is already recorded, when the caller looked it up for a
-    whole batch; otherwise it is looked up here. Under the account lock no one else can record
-    this user's event meanwhile; the unique constraint on event_id still has the last word (an
-    IntegrityError aborts the transaction, and a retry then finds the event recorded).
-    """
-    if seen is None:
-        seen = UserTaskRecord.all_objects.filter(event_id=event.event_id).exists()
-    if seen:
-        return Outcome.DUPLICATE
-    meta = EntryMeta(location=event.location, country=event.country, lang_type=event.lang_type)
-    fields = {
-        "config": config,
-        "user_id": event.user_id,
-        "event_id": event.event_id,
-        "occurred_at": event.occurred_at,
-        "business_id": event.business_id,
-        "method": event.method,
-        "path": event.path,
-        "status_code": event.status,
-        "location": event.location,
-        "country": event.country,
-        "lang_type": event.lang_type,
-    }
-    if config.reverses:
-        # The undoing comes first: it changes the progress that the rules then read.
-        record = completion_create(**fields)
-        completion_reverse(record=record, account=account, meta=meta)
-        decisions = completion_evaluate(record=record, account=account, meta=meta)
-        record.decisions = [decision.as_record() for decision in decisions]
-        record.save(update_fields=["decisions", "updated_at"])
-        return Outcome.PROCESSED
-    # Decide first, so the completion row is written once, with its decisions.
-    plan = completion_plan(
-        task_type=config.task_type,
+
+def _new_completion(event: Event, config: TaskConfig, decisions: list[dict]) -> NewCompletion:
+    return NewCompletion(
+        task_id=config.pk,
         user_id=event.user_id,
         event_id=event.event_id,
         occurred_at=event.occurred_at,
         business_id=event.business_id,
+        method=event.method,
+        path=event.path,
+        status_code=event.status,
+        location=event.location,
+        country=event.country,
+        lang_type=event.lang_type,
+        decisions=decisions,
     )
-    record = completion_create(**fields, decisions=[decision.as_record() for decision in plan.decisions])
-    scoring_plan_write(plan=plan, record=record, account=account, meta=meta)
-    return Outcome.PROCESSED
+
+
+def _meta(event: Event) -> EntryMeta:
+    return EntryMeta(location=event.location, country=event.country, lang_type=event.lang_type)
+
+
+def _record_and_score(events: list[tuple[Event, TaskConfig]], accounts: dict[int, Account]) -> None:
+    """Decide, then write the completions and everything they earn: one statement per table for all of them."""
+    if not events:
+        return
+    plan = completions_plan(
+        items=[
+            ScoringItem(
+                user_id=event.user_id,
+                task_type=config.task_type,
+                event_id=event.event_id,
+                occurred_at=event.occurred_at,
+                business_id=event.business_id,
+                meta=_meta(event),
+            )
+            for event, config in events
+        ]
+    )
+    ids = completions_create(
+        completions=[
+            _new_completion(event, config, [decision.as_record() for decision in decisions])
+            for (event, config), decisions in zip(events, plan.decisions, strict=True)
+        ]
+    )
+    scoring_plan_write(plan=plan, completion_ids=ids, accounts=accounts)
+
+
+def _reversal_apply(event: Event, config: TaskConfig, account: Account) -> None:
+    """A completion that undoes another: the undoing comes first, as it changes the progress the rules then read."""
+    meta = _meta(event)
+    record = completion_create(
+        config=config,
+        user_id=event.user_id,
+        event_id=event.event_id,
+        occurred_at=event.occurred_at,
+        business_id=event.business_id,
+        method=event.method,
+        path=event.path,
+        status_code=event.status,
+        location=event.location,
+        country=event.country,
+        lang_type=event.lang_type,
+    )
+    completion_reverse(record=record, account=account, meta=meta)
+    decisions = completion_evaluate(record=record, account=account, meta=meta)
+    record.decisions = [decision.as_record() for decision in decisions]
+    record.save(update_fields=["decisions", "updated_at"])
+
+
+def _apply(events: list[tuple[Event, TaskConfig]], accounts: dict[int, Account]) -> Counter:
+    """Record and score `events` (in ascending user id, each user's in order) under their users' account locks.
+
+    An event_id recorded before, or earlier in `events`, is a duplicate: under the account lock no
+    one else can record this user's event meanwhile, and the unique constraint on event_id still
+    has the last word (an IntegrityError aborts the transaction; a retry finds the event recorded).
+    Plain completions are written together; a reversal is applied on its own, after what came
+    before it was written, since it reads and changes the rows they wrote.
+    """
+    counts: Counter = Counter()
+    seen = _recorded([event for event, _ in events])
+    pending: list[tuple[Event, TaskConfig]] = []
+    for event, config in events:
+        if event.event_id in seen:
+            counts[str(Outcome.DUPLICATE)] += 1
+            continue
+        seen.add(event.event_id)
+        if config.reverses:
+            _record_and_score(pending, accounts)
+            pending = []
+            _reversal_apply(event, config, accounts[event.user_id])
+        else:
+            pending.append((event, config))
+        counts[str(Outcome.PROCESSED)] += 1
+    _record_and_score(pending, accounts)
+    return counts
 
 
 def _screen(events: list[Event]) -> tuple[list[tuple[Event, TaskConfig]], Counter]:
-    """Split off events whose task or user does not exist; return the rest with their configs."""
+    """Split off events whose task or user does not exist; return the rest with their configs.
+
+    Creates the accounts the remaining users lack, so that a batch can lock them all at once.
+    """
     configs = {c.task_type: c for c in TaskConfig.objects.filter(task_type__in={e.task_type for e in events})}
-    users = set(get_user_model().objects.filter(pk__in={e.user_id for e in events}).values_list("pk", flat=True))
+    user_model = get_user_model()
+    pk = user_model._meta.pk.column
+    users = dict(
+        fetch(
+            f"SELECT u.{pk}, a.id FROM {user_model._meta.db_table} u LEFT JOIN {Account._meta.db_table} a "  # noqa: S608 - integers only
+            f"ON a.user_id = u.{pk} WHERE u.{pk} IN ({int_list(sorted({e.user_id for e in events}))})"
+        )
+        if events
+        else ()
+    )
     ready, counts = [], Counter()
     for event in events:
         if event.task_type not in configs:
@@ -128,7 +201,21 @@ def _screen(events: list[Event]) -> tuple[list[tuple[Event, TaskConfig]], Counte
             counts[str(Outcome.UNKNOWN_USER)] += 1
         else:
             ready.append((event, configs[event.task_type]))
+    lacking = sorted({event.user_id for event, _ in ready if users[event.user_id] is None})
+    if lacking:
+        accounts_ensure(user_ids=lacking)
     return ready, counts
+
+
+def _process_locked(events: list[tuple[Event, TaskConfig]], *, skip_locked: bool) -> tuple[set[int], Counter]:
+    """One transaction: lock the events' accounts (all, or with `skip_locked` those free now) and apply their events.
+
+    Returns the users whose events were applied, and the outcome counts.
+    """
+    with transaction.atomic():
+        accounts = accounts_lock(user_ids=sorted({event.user_id for event, _ in events}), skip_locked=skip_locked)
+        counts = _apply([item for item in events if item[0].user_id in accounts], accounts)
+    return set(accounts), counts
 
 
 def event_process(*, event: Event) -> Outcome:
@@ -136,11 +223,12 @@ def event_process(*, event: Event) -> Outcome:
     ready, counts = _screen([event])
     if not ready:
         return Outcome(next(iter(counts)))
-    with transaction.atomic():
-        # The account lock comes first: it serializes all of this user's events, so progress,
-        # recipients and balance are read and written by one worker at a time.
-        account = account_lock(user_id=event.user_id)
-        return _event_apply(event=event, config=ready[0][1], account=account)
+    # The account lock comes first: it serializes all of this user's events, so progress,
+    # recipients and balance are read and written by one worker at a time.
+    done, counts = _process_locked(ready, skip_locked=False)
+    if not done:
+        raise RuntimeError(f"user {event.user_id} has no account")  # deleted since _screen created it
+    return Outcome(next(iter(counts)))
 
 
 def event_park(*, payload: dict, error: str, attempts: int) -> FailedEvent:
@@ -182,11 +270,14 @@ def _process_alone(event: Event, payload: dict) -> str:
     return "parked"
 
 
-def events_process_batch(*, payloads: list[dict]) -> Counter:
+def events_process_batch(*, payloads: list[dict], put_back: Callable[[list[dict]], None] | None = None) -> Counter:
     """Process a batch in one transaction; if that fails, each event alone, parking the poison ones.
 
-    Locks are taken in one fixed order, every account of the batch by ascending user id before
-    any other write, so concurrent batches cannot deadlock. Returns outcome counts.
+    Every account of the batch is locked in one statement, in ascending user id order, before
+    any other write, so concurrent batches cannot deadlock. On PostgreSQL that statement skips
+    the accounts another batch holds right now: the events of those users are handed to
+    `put_back` (the inbox takes them back for a later batch) when given, else, or when nothing
+    else could be done, a second transaction waits for those accounts. Returns outcome counts.
     """
     counts: Counter = Counter()
     events: list[tuple[Event, dict]] = []
@@ -196,33 +287,31 @@ def events_process_batch(*, payloads: list[dict]) -> Counter:
         except EventError as exc:
             event_park(payload=payload, error=f"malformed: {exc}", attempts=1)
             counts["parked"] += 1
+    by_id = {event.event_id: payload for event, payload in events}
     ready, skipped = _screen([event for event, _ in events])
     counts += skipped
-    # Events in ascending user id (stable: each user's events keep their order), and each account
-    # locked when its first event comes: every batch takes its locks in the same global order, so
-    # batches cannot deadlock, and two batches wait for each other only on a user they share.
+    # Events in ascending user id (stable: each user's events keep their order).
     ready.sort(key=lambda item: item[0].user_id)
-    try:
-        with transaction.atomic():
-            accounts: dict[int, Account] = {}
-            batch_counts: Counter = Counter()
-            seen = set(
-                UserTaskRecord.all_objects.filter(event_id__in=[event.event_id for event, _ in ready]).values_list(
-                    "event_id", flat=True
-                )
-            )
-            for event, config in ready:
-                if event.user_id not in accounts:
-                    accounts[event.user_id] = account_lock(user_id=event.user_id)
-                outcome = _event_apply(event=event, config=config, account=accounts[event.user_id], seen=event.event_id in seen)
-                seen.add(event.event_id)  # the same event twice in one batch
-                batch_counts[str(outcome)] += 1
-        return counts + batch_counts
-    except OperationalError:
-        raise
-    except Exception:
-        logger.warning("a batch of %d events failed; processing them one by one", len(ready), exc_info=True)
-    by_id = {event.event_id: payload for event, payload in events}
+    skip_locked = connection.features.has_select_for_update_skip_locked
+    while ready:
+        try:
+            done, applied = _process_locked(ready, skip_locked=skip_locked)
+        except OperationalError:
+            raise  # the database is unwell, not the events: the whole batch comes back later
+        except Exception:
+            logger.warning("a batch of %d events failed; processing them one by one", len(ready), exc_info=True)
+            break
+        counts += applied
+        ready = [item for item in ready if item[0].user_id not in done]
+        if not skip_locked:
+            break  # what is left has no account (deleted meanwhile): each alone says why
+        skip_locked = False
+        if ready and done and put_back is not None:
+            # Waiting for the other batch's commit and then committing a transaction for a few
+            # events would cost more than they do in a later batch, where their accounts are free.
+            put_back([by_id[event.event_id] for event, _ in ready])
+            counts["put_back"] += len(ready)
+            ready = []
     for event, _config in ready:
         counts[_process_alone(event, by_id[event.event_id])] += 1
     return counts
@@ -253,8 +342,11 @@ def inbox_drain() -> Counter:
             # A backlog: wake one more drain, which does the same, so every worker process joins.
             inbox.wake()
             woke_another = True
-        totals += events_process_batch(payloads=batch.payloads)
-        inbox.finish(batch)
+        later: list[dict] = []
+        counts = events_process_batch(payloads=batch.payloads, put_back=later.extend)
+        inbox.finish(batch, put_back=later)
+        counts.pop("put_back", None)  # counted when a later batch processes them
+        totals += counts
     inbox.wake()  # events are left: another drain task takes over, on any worker
     return totals
 

@@ -76,6 +76,15 @@ class TestInbox:
         inbox.finish(batch)
         assert inbox.backlog() == 2
 
+    def test_events_put_back_at_finish_are_claimed_next(self, inbox, alice):
+        sent = [payload(alice) for _ in range(4)]
+        for item in sent:
+            inbox.push(item)
+        batch = inbox.claim(limit=2)
+        inbox.finish(batch, put_back=batch.payloads[1:])
+        assert inbox.backlog() == 3
+        assert [p["event_id"] for p in inbox.claim(limit=2).payloads] == [sent[1]["event_id"], sent[2]["event_id"]]
+
     def test_a_batch_left_by_a_dead_worker_is_put_back(self, inbox, alice):
         inbox.push(payload(alice))
         assert inbox.claim(limit=10) is not None
@@ -112,14 +121,14 @@ class TestDrain:
 @pytest.mark.django_db
 class TestPoison:
     def test_a_poison_event_is_parked_and_the_rest_flow(self, alice, monkeypatch, caplog):
-        real = scoring.completion_plan
+        real = scoring.evaluate
 
-        def explode(**event):
-            if event["business_id"] == "poison":
+        def explode(rule, completion, progress, tz):
+            if completion.business_id == "poison":
                 raise ZeroDivisionError("rule blew up")
-            return real(**event)
+            return real(rule, completion, progress, tz)
 
-        monkeypatch.setattr(services, "completion_plan", explode)
+        monkeypatch.setattr(scoring, "evaluate", explode)
         batch = [payload(alice, "a"), payload(alice, "poison"), payload(alice, "b")]
         counts = services.events_process_batch(payloads=batch)
         assert counts == {"processed": 2, "parked": 1}

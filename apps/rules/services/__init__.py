@@ -1,9 +1,10 @@
 """Writes of the rules app: applying the engine's decisions (scoring) and the rule workflow."""
 
 from apps.rules.services.scoring import (
+    ScoringItem,
     completion_evaluate,
-    completion_plan,
     completion_reverse,
+    completions_plan,
     scoring_plan_write,
     site_timezone,
 )
@@ -16,8 +17,9 @@ from apps.rules.services.workflow import (
 )
 
 __all__ = [
+    "ScoringItem",
     "completion_evaluate",
-    "completion_plan",
+    "completions_plan",
     "scoring_plan_write",
     "completion_reverse",
     "score_rule_activate",

@@ -1,21 +1,29 @@
-"""Applying the engine's decisions: progress rows, counted completions, recipients, awards."""
+"""Applying the engine's decisions: progress rows, counted completions, recipients, awards.
+
+A batch of completions is scored in two steps under its users' account locks: `completions_plan`
+reads what the rules need for all of them (one query per table), asks the engine about each
+completion and rule in order while keeping progress in memory, and `scoring_plan_write` stores
+the outcome once the completion rows exist, with one statement per table for the whole batch.
+"""
 
 import logging
+import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import connection
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from apps.ledger.models import Account, ScoreRecord
-from apps.ledger.services import EntryMeta, EntrySpec, ledger_post_entries, ledger_post_entry
+from apps.ledger.services import EntryMeta, EntrySpec, ledger_post_batch, ledger_post_entry
 from apps.rules.engine import STREAK, Completion, Decision, Progress, RuleSpec, evaluate
 from apps.rules.models import CountedCompletion, RuleRecipient, ScoreRule, UserScoreInfo
 from apps.rules.periods import period_bounds, previous_period_start
-from apps.rules.selectors import active_rules_for, object_points_for, rule_spec
+from apps.rules.selectors import active_rules_for, object_points_for_many, rule_spec
 from apps.tasks.models import UserTaskRecord
+from apps.tasks.multirow import db_time, fetch, int_list, read_time, rows_insert, rows_update
 
 logger = logging.getLogger(__name__)
 
@@ -24,100 +32,198 @@ def site_timezone() -> ZoneInfo:
     return ZoneInfo(settings.TIME_ZONE)
 
 
-class _UserRuleState:
-    """One user's progress rows for a set of rules, read in one query and written back in bulk.
+@dataclass(frozen=True, slots=True)
+class ScoringItem:
+    """One new completion to score: who, which task, when, which object, and where (for the ledger)."""
 
-    Runs under the user's account lock, so nothing else changes these rows meanwhile.
+    user_id: int
+    task_type: str
+    event_id: uuid.UUID
+    occurred_at: datetime
+    business_id: str = ""
+    meta: EntryMeta = EntryMeta()
+
+
+@dataclass(slots=True, eq=False)
+class _Row:
+    """A UserScoreInfo row as scoring sees it: plain values, far cheaper than a model instance per row."""
+
+    pk: int | None
+    user_id: int
+    rule_id: int
+    period_start: datetime
+    deadline: datetime | None
+    required: int
+    count: int = 0
+    achieved: bool = False
+    awards: int = 0
+    streak: int = 0
+
+
+_ROW_COLUMNS = (
+    "id",
+    "user_id",
+    "achievement_type_id",
+    "period_start",
+    "deadline",
+    "required_number",
+    "achievement_amount_now",
+    "achieved",
+    "awards_in_period",
+    "streak_length",
+)
+
+
+def _periods(spec: RuleSpec, at: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """(start of the period of `at`, earliest period start the rule reads): a streak also reads the period before."""
+    start = period_bounds(spec.period, at, tz)[0]
+    return start, previous_period_start(spec.period, start, tz) if spec.kind == STREAK else start
+
+
+def _progress_rows(exact: dict[tuple[int, datetime], set[int]], onward: dict[tuple[int, datetime], set[int]]) -> list[tuple]:
+    """UserScoreInfo rows, as `_ROW_COLUMNS` tuples: of each (rule, period start) in `exact` for
+    its users, and of each (rule, earliest period start) in `onward` from then on. One query.
+    """
+    terms, params = [], []
+    for groups, compare in ((exact, "="), (onward, ">=")):
+        for (rule_id, start), users in groups.items():
+            terms.append(f"(achievement_type_id = %s AND period_start {compare} %s AND user_id IN ({int_list(sorted(users))}))")
+            params += [rule_id, db_time(start)]
+    if not terms:
+        return []
+    rows = fetch(
+        f"SELECT {', '.join(_ROW_COLUMNS)} FROM {UserScoreInfo._meta.db_table} "  # noqa: S608 - integers and parameters only
+        f"WHERE deleted_at IS NULL AND ({' OR '.join(terms)})",
+        params,
+    )
+    # Times as the ORM would give them (SQLite hands back naive UTC), and `achieved` as a bool.
+    return [
+        (pk, user, rule, read_time(start), read_time(end), *rest[:2], bool(rest[2]), *rest[3:])
+        for pk, user, rule, start, end, *rest in rows
+    ]
+
+
+class _BatchState:
+    """The progress rows, recipient places and counted business ids that a batch's completions read.
+
+    Read with one query per table for the whole batch and then kept in memory, where each
+    completion's changes are seen by the next: the batch runs under its users' account locks, so
+    nothing else changes these rows meanwhile.
     """
 
-    def __init__(self, *, user_id: int, specs: list[RuleSpec], completion: Completion, tz: ZoneInfo):
-        self.user_id = user_id
-        self.tz = tz
-        self.starts = {spec.id: period_bounds(spec.period, completion.occurred_at, tz)[0] for spec in specs}
-        # A count rule needs the row of the event's period; a streak also looks one period back
-        # (does the streak go on?) and forward (is the event late?).
-        wanted = Q()
-        for spec in specs:
-            if spec.kind == STREAK:
-                since = previous_period_start(spec.period, self.starts[spec.id], tz)
-                wanted |= Q(achievement_type_id=spec.id, period_start__gte=since)
-            else:
-                wanted |= Q(achievement_type_id=spec.id, period_start=self.starts[spec.id])
-        rows = UserScoreInfo.objects.filter(wanted, user_id=user_id)
-        self.rows = {(row.achievement_type_id, row.period_start): row for row in rows}
-        self.created: list[UserScoreInfo] = []
-        self.changed: dict[int, UserScoreInfo] = {}
-        capped = [spec.id for spec in specs if spec.recipient_cap is not None]
-        self.recipient_of = set(
-            RuleRecipient.objects.filter(user_id=user_id, rule_id__in=capped).values_list("rule_id", flat=True) if capped else ()
-        )
-        exclusive = [
-            self.rows[(spec.id, self.starts[spec.id])].pk
-            for spec in specs
-            if not spec.can_repeat and spec.kind != STREAK and (spec.id, self.starts[spec.id]) in self.rows
-        ]
-        self.seen_in = set(
-            CountedCompletion.objects.filter(
-                score_info_id__in=exclusive, dedupe_key=completion.business_id, reversed_at__isnull=True
-            ).values_list("score_info_id", flat=True)
-            if exclusive
-            else ()
-        )
+    def __init__(self, *, wanted: list[tuple[ScoringItem, list[RuleSpec]]], tz: ZoneInfo):
+        # A count rule needs the row of the completion's period; a streak also looks one period
+        # back (does the streak go on?) and forward (is the completion late?). Grouped by rule and
+        # period, so a batch in one day is a query of two or three terms whatever its size.
+        exact: dict[tuple[int, datetime], set[int]] = {}
+        onward: dict[tuple[int, datetime], set[int]] = {}
+        exclusive: set[tuple[int, int, datetime]] = set()
+        for item, specs in wanted:
+            for spec in specs:
+                start, since = _periods(spec, item.occurred_at, tz)
+                (onward if spec.kind == STREAK else exact).setdefault((spec.id, since), set()).add(item.user_id)
+                if not spec.can_repeat and spec.kind != STREAK:
+                    exclusive.add((item.user_id, spec.id, start))
+        self.rows: dict[tuple[int, int, datetime], _Row] = {}
+        self.of_rule: dict[tuple[int, int], list[_Row]] = {}  # (user, rule): its rows, for streaks
+        for values in _progress_rows(exact, onward):
+            self._add(_Row(*values))
+        self.created: list[_Row] = []
+        self.changed: dict[int, _Row] = {}
+        capped = sorted({spec.id for _, specs in wanted for spec in specs if spec.recipient_cap is not None})
+        self.recipients: set[tuple[int, int]] = set()
+        if capped:
+            users = int_list(sorted({item.user_id for item, _ in wanted}))
+            self.recipients = set(
+                fetch(
+                    f"SELECT user_id, rule_id FROM {RuleRecipient._meta.db_table} "  # noqa: S608 - integers only
+                    f"WHERE rule_id IN ({int_list(capped)}) AND user_id IN ({users})"
+                )
+            )
+        # (user, rule, period start, business id) counted and not reversed, for can_repeat = false.
+        self.objects_seen: set[tuple[int, int, datetime, str]] = set()
+        exclusive_rows = {row.pk: row for key in exclusive if (row := self.rows.get(key))}
+        if exclusive_rows:
+            keys = sorted({item.business_id for item, _ in wanted})
+            counted = CountedCompletion.objects.filter(
+                score_info_id__in=sorted(exclusive_rows), dedupe_key__in=keys, reversed_at__isnull=True
+            ).values_list("score_info_id", "dedupe_key")
+            for pk, key in counted:
+                row = exclusive_rows[pk]
+                self.objects_seen.add((row.user_id, row.rule_id, row.period_start, key))
 
-    def progress(self, spec: RuleSpec) -> Progress:
-        current = self.rows.get((spec.id, self.starts[spec.id]))
+    def _add(self, row: _Row) -> None:
+        self.rows[(row.user_id, row.rule_id, row.period_start)] = row
+        self.of_rule.setdefault((row.user_id, row.rule_id), []).append(row)
+
+    def progress(self, item: ScoringItem, spec: RuleSpec, tz: ZoneInfo) -> Progress:
+        start, since = _periods(spec, item.occurred_at, tz)
+        current = self.rows.get((item.user_id, spec.id, start))
         common = {
-            "awards": current.awards_in_period if current else 0,
-            "is_recipient": spec.id in self.recipient_of,
+            "awards": current.awards if current else 0,
+            "is_recipient": (item.user_id, spec.id) in self.recipients,
             # The cached count can only be behind the real one, so a "cap reached" it shows is
             # real; every award that takes a place is still decided by the conditional UPDATE.
             "recipients": spec.recipients_count,
         }
         if spec.kind == STREAK:
-            counted = [row for (rule_id, _), row in self.rows.items() if rule_id == spec.id and row.streak_length > 0]
+            counted = [
+                row for row in self.of_rule.get((item.user_id, spec.id), ()) if row.streak > 0 and row.period_start >= since
+            ]
             latest = max(counted, key=lambda row: row.period_start, default=None)
             return Progress(
-                last_period_start=latest.period_start if latest else None, streak=latest.streak_length if latest else 0, **common
+                last_period_start=latest.period_start if latest else None, streak=latest.streak if latest else 0, **common
             )
         return Progress(
-            count=current.achievement_amount_now if current else 0,
-            object_seen=current is not None and current.pk in self.seen_in,
+            count=current.count if current else 0,
+            object_seen=(item.user_id, spec.id, start, item.business_id) in self.objects_seen,
             **common,
         )
 
-    def row_for(self, spec: RuleSpec, decision: Decision) -> UserScoreInfo:
-        key = (spec.id, decision.period_start)
-        row = self.rows.get(key)
+    def row_for(self, item: ScoringItem, spec: RuleSpec, decision: Decision) -> _Row:
+        row = self.rows.get((item.user_id, spec.id, decision.period_start))
         if row is None:
-            row = UserScoreInfo(
-                user_id=self.user_id,
-                achievement_type_id=spec.id,
-                period_start=decision.period_start,
-                deadline=decision.deadline,
-                required_number=spec.required,
-            )
-            self.rows[key] = row
+            row = _Row(None, item.user_id, spec.id, decision.period_start, decision.deadline, spec.required)
+            self._add(row)
             self.created.append(row)
         elif row.pk is not None:
             self.changed[row.pk] = row
         return row
 
     def save(self) -> None:
+        """Insert the new rows (their ids are then known) and update the changed ones: one statement each."""
+        now = timezone.now()
         if self.created:
-            UserScoreInfo.objects.bulk_create(self.created)
-        if self.changed:
-            # One prepared UPDATE run for every changed row: bulk_update's CASE expressions cost
-            # far more Python per row than the database spends on the rows.
-            now = timezone.now()
-            with connection.cursor() as cursor:
-                cursor.executemany(
-                    f"UPDATE {UserScoreInfo._meta.db_table} SET achievement_amount_now = %s, achieved = %s, "  # noqa: S608
-                    "awards_in_period = %s, streak_length = %s, updated_at = %s WHERE id = %s",
-                    [
-                        (row.achievement_amount_now, row.achieved, row.awards_in_period, row.streak_length, now, row.pk)
-                        for row in self.changed.values()
-                    ],
-                )
+            ids = rows_insert(
+                UserScoreInfo,
+                (*_ROW_COLUMNS[1:], "created_at", "updated_at"),
+                [
+                    (
+                        r.user_id,
+                        r.rule_id,
+                        r.period_start,
+                        r.deadline,
+                        r.required,
+                        r.count,
+                        r.achieved,
+                        r.awards,
+                        r.streak,
+                        now,
+                        now,
+                    )
+                    for r in self.created
+                ],
+                returning=("id", "user_id", "achievement_type_id"),
+            )
+            for row, (pk, user_id, rule_id) in zip(self.created, ids, strict=True):
+                if (user_id, rule_id) != (row.user_id, row.rule_id):
+                    raise RuntimeError("progress rows came back out of order")
+                row.pk = pk
+        rows_update(
+            UserScoreInfo,
+            ("achievement_amount_now", "achieved", "awards_in_period", "streak_length", "updated_at"),
+            [(r.pk, r.count, r.achieved, r.awards, r.streak, now) for r in self.changed.values()],
+        )
 
 
 def _take_recipient_place(*, rule_id: int, user_id: int) -> bool:
@@ -136,75 +242,130 @@ def _take_recipient_place(*, rule_id: int, user_id: int) -> bool:
 
 @dataclass
 class ScoringPlan:
-    """What a completion does to a user's progress and ledger, decided before anything is written."""
+    """What a batch of completions does to progress and the ledger, decided before anything is written."""
 
-    decisions: list[Decision]
-    state: "_UserRuleState | None" = None
-    counted: list = field(default_factory=list)  # (spec, progress row, dedupe key)
-    awards: list = field(default_factory=list)  # (spec, progress row, decision)
+    items: list[ScoringItem]
+    decisions: list[list[Decision]]  # per item, in rule order
+    state: _BatchState | None = None
+    counted: list = field(default_factory=list)  # (item index, spec, progress row, dedupe key)
+    awards: list = field(default_factory=list)  # (item index, spec, progress row, decision)
 
 
-def completion_plan(*, task_type: str, user_id: int, event_id, occurred_at, business_id: str) -> ScoringPlan:
-    """Decide every active rule of `task_type` for one completion; write only capped places.
+class _Specs:
+    """The rule specs of a task type for a business id, built once per batch rather than per completion."""
 
-    Runs under the user's account lock. Progress rows change in memory; `scoring_plan_write`
-    stores them once the completion row exists.
+    def __init__(self, items: list[ScoringItem]):
+        self.rules = {task_type: active_rules_for(task_type=task_type) for task_type in {item.task_type for item in items}}
+        self.amounts = object_points_for_many(
+            rules=[rule for rules in self.rules.values() for rule in rules], business_ids={item.business_id for item in items}
+        )
+        self._built: dict[tuple[str, str], list[RuleSpec]] = {}
+
+    def for_item(self, item: ScoringItem) -> list[RuleSpec]:
+        key = (item.task_type, item.business_id)
+        specs = self._built.get(key)
+        if specs is None:
+            specs = self._built[key] = [
+                rule_spec(
+                    rule,
+                    object_points={item.business_id: points} if (points := self.amounts.get((rule.pk, item.business_id))) else {},
+                )
+                for rule in self.rules[item.task_type]
+            ]
+        return specs
+
+    def places_gone(self, rule_id: int) -> None:
+        """Tell this process's cached rule that its capped places are gone.
+
+        Later completions of non-recipients then stop at the engine instead of trying the UPDATE again.
+        """
+        for rules in self.rules.values():
+            for rule in rules:
+                if rule.pk == rule_id:
+                    rule.recipients_count = rule.number_limit_all
+        self._built.clear()
+
+
+def completions_plan(*, items: list[ScoringItem]) -> ScoringPlan:
+    """Decide every active rule for each completion, in order; write only capped places.
+
+    Runs under the account locks of all the items' users. Each completion sees the progress left
+    by the ones before it; `scoring_plan_write` stores the progress once the completion rows exist.
     """
-    rules = active_rules_for(task_type=task_type)
-    if not rules:
-        return ScoringPlan(decisions=[])
     tz = site_timezone()
-    amounts = object_points_for(rules=rules, business_id=business_id)
-    specs = [rule_spec(rule, object_points={business_id: amounts[rule.pk]} if rule.pk in amounts else {}) for rule in rules]
-    completion = Completion(occurred_at=occurred_at, business_id=business_id)
-    plan = ScoringPlan(decisions=[], state=_UserRuleState(user_id=user_id, specs=specs, completion=completion, tz=tz))
-    for spec in specs:
-        decision = evaluate(spec, completion, plan.state.progress(spec), tz)
-        if decision.takes_recipient_place and not _take_recipient_place(rule_id=spec.id, user_id=user_id):
-            decision = decision.capped()
-            # Tell this process's cached rule that the places are gone, so later events of
-            # non-recipients stop at the engine instead of trying the UPDATE again.
-            next(rule for rule in rules if rule.pk == spec.id).recipients_count = spec.recipient_cap
-        if decision.counted:
-            row = plan.state.row_for(spec, decision)
-            if spec.kind == STREAK:
-                row.streak_length = decision.progress
-            row.achievement_amount_now = decision.progress
-            row.achieved = row.achieved or decision.progress >= spec.required
-            row.awards_in_period += 1 if decision.awarded else 0
-            exclusive = not spec.can_repeat and spec.kind != STREAK
-            plan.counted.append((spec, row, business_id if exclusive else None))
-            if decision.awarded:
-                plan.awards.append((spec, row, decision))
-        logger.debug("event %s user %s rule %s: %s", event_id, user_id, spec.code, decision.reason)
-        plan.decisions.append(decision)
+    specs = _Specs(items)
+    wanted = [(item, specs.for_item(item)) for item in items]
+    plan = ScoringPlan(items=items, decisions=[])
+    if not any(item_specs for _, item_specs in wanted):
+        plan.decisions = [[] for _ in items]
+        return plan
+    plan.state = state = _BatchState(wanted=wanted, tz=tz)
+    debug = logger.isEnabledFor(logging.DEBUG)
+    for index, item in enumerate(items):
+        decisions = []
+        completion = Completion(occurred_at=item.occurred_at, business_id=item.business_id)
+        for spec in specs.for_item(item):
+            decision = evaluate(spec, completion, state.progress(item, spec, tz), tz)
+            if decision.takes_recipient_place:
+                if _take_recipient_place(rule_id=spec.id, user_id=item.user_id):
+                    state.recipients.add((item.user_id, spec.id))
+                else:
+                    decision = decision.capped()
+                    specs.places_gone(spec.id)
+            if decision.counted:
+                row = state.row_for(item, spec, decision)
+                if spec.kind == STREAK:
+                    row.streak = decision.progress
+                row.count = decision.progress
+                row.achieved = row.achieved or decision.progress >= spec.required
+                exclusive = not spec.can_repeat and spec.kind != STREAK
+                if exclusive:
+                    state.objects_seen.add((item.user_id, spec.id, row.period_start, item.business_id))
+                plan.counted.append((index, spec, row, item.business_id if exclusive else None))
+                if decision.awarded:
+                    row.awards += 1
+                    plan.awards.append((index, spec, row, decision))
+            if debug:
+                logger.debug("event %s user %s rule %s: %s", item.event_id, item.user_id, spec.code, decision.reason)
+            decisions.append(decision)
+        plan.decisions.append(decisions)
     return plan
 
 
-def scoring_plan_write(*, plan: ScoringPlan, record: UserTaskRecord, account: Account, meta: EntryMeta) -> None:
-    """Store a plan's progress rows, counted completions and ledger entries: one statement each."""
+_COUNTED_COLUMNS = ("rule_id", "score_info_id", "completion_id", "dedupe_key", "created_at")
+
+
+def scoring_plan_write(*, plan: ScoringPlan, completion_ids: list[int], accounts: dict[int, Account]) -> None:
+    """Store a plan's progress rows, counted completions and ledger entries: one statement per table.
+
+    `completion_ids` are the ids of the plan's completion rows, in item order; `accounts` holds
+    every item's user's account, locked in this transaction.
+    """
     if plan.state is None:
         return
     plan.state.save()
-    CountedCompletion.objects.bulk_create(
-        CountedCompletion(rule_id=spec.id, score_info=row, completion=record, dedupe_key=key) for spec, row, key in plan.counted
+    now = timezone.now()
+    rows_insert(
+        CountedCompletion,
+        _COUNTED_COLUMNS,
+        [(spec.id, row.pk, completion_ids[index], key, now) for index, spec, row, key in plan.counted],
     )
-    ledger_post_entries(
-        account=account,
-        entries=[
+    postings: dict[int, list[EntrySpec]] = {}
+    for index, spec, row, decision in plan.awards:
+        item = plan.items[index]
+        postings.setdefault(item.user_id, []).append(
             EntrySpec(
                 amount=decision.points,
                 kind=ScoreRecord.Kind.AWARD,
-                idempotency_key=f"award:{record.event_id}:{spec.id}",
+                idempotency_key=f"award:{item.event_id}:{spec.id}",
                 business_type=spec.code,
                 rule_id=spec.id,
-                completion_id=record.pk,
+                completion_id=completion_ids[index],
                 score_info_id=row.pk,
-                meta=meta,
+                meta=item.meta,
             )
-            for spec, row, decision in plan.awards
-        ],
-    )
+        )
+    ledger_post_batch(postings=[(accounts[user_id], entries) for user_id, entries in sorted(postings.items())])
 
 
 def completion_evaluate(*, record: UserTaskRecord, account: Account, meta: EntryMeta) -> list[Decision]:
@@ -213,15 +374,17 @@ def completion_evaluate(*, record: UserTaskRecord, account: Account, meta: Entry
     Must run inside the transaction that holds `account`'s lock and created `record`; returns
     the decisions in rule order.
     """
-    plan = completion_plan(
-        task_type=record.task.task_type,
+    item = ScoringItem(
         user_id=record.user_id,
+        task_type=record.task.task_type,
         event_id=record.event_id,
         occurred_at=record.occurred_at,
         business_id=record.business_id,
+        meta=meta,
     )
-    scoring_plan_write(plan=plan, record=record, account=account, meta=meta)
-    return plan.decisions
+    plan = completions_plan(items=[item])
+    scoring_plan_write(plan=plan, completion_ids=[record.pk], accounts={record.user_id: account})
+    return plan.decisions[0]
 
 
 def completion_reverse(*, record: UserTaskRecord, account: Account, meta: EntryMeta) -> UserTaskRecord | None:
