@@ -2,20 +2,15 @@
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum, Value, Window
 from django.db.models.functions import Coalesce, Lag
-from django.utils import timezone
 
 from apps.ledger.models import Account, Adjustment, ScoreRecord
-from apps.rules.models import ScoreRule, UserScoreInfo
-from apps.rules.periods import NONE, period_bounds, previous_period_start
-from apps.rules.selectors import RuleProgress
+from apps.rules.models import ScoreRule
+from apps.rules.selectors import RuleProgress, current_progress_for
 from apps.tasks.models import UserTaskRecord
 
 
@@ -126,7 +121,7 @@ def _double_award_problems() -> Iterator[LedgerProblem]:
 
 def _cap_problems() -> Iterator[LedgerProblem]:
     """Invariant 4: no capped rule has more distinct recipients than number_limit_all."""
-    from apps.rules.models import RuleRecipient, ScoreRule
+    from apps.rules.models import RuleRecipient
 
     capped = ScoreRule.all_objects.filter(number_limit_all__isnull=False)
     for rule in capped:
@@ -178,53 +173,6 @@ def ledger_problems() -> list[LedgerProblem]:
 # --- The admin's per-user page ------------------------------------------------------------------
 
 
-def user_rule_progress(*, user_id: int, at: datetime | None = None) -> list[RuleProgress]:
-    """The user's progress on every active rule in its period containing `at`: two queries in all.
-
-    Means the same as `rules.selectors.current_progress_for` (one query per rule), which a page
-    with many rules cannot afford. Period bounds depend only on the period kind, so the rows
-    needed are those starting at one of at most nine instants: each kind's current start, and the
-    previous one, from which a streak is still alive.
-    """
-    at = at or timezone.now()
-    tz = ZoneInfo(settings.TIME_ZONE)
-    rules = list(ScoreRule.objects.filter(status=ScoreRule.Status.ACTIVE).order_by("task_type", "id"))
-    bounds = {period: period_bounds(period, at, tz) for period in {rule.statistical_period for rule in rules}}
-    previous = {period: previous_period_start(period, start, tz) for period, (start, _end) in bounds.items() if period != NONE}
-    starts = {start for start, _end in bounds.values()} | set(previous.values())
-    rows = UserScoreInfo.objects.filter(
-        user_id=user_id, period_start__in=starts, achievement_type__status=ScoreRule.Status.ACTIVE
-    )
-    by_rule_and_start = {(row.achievement_type_id, row.period_start): row for row in rows}
-    progress = []
-    for rule in rules:
-        start, deadline = bounds[rule.statistical_period]
-        current = by_rule_and_start.get((rule.pk, start))
-        if rule.kind == ScoreRule.Kind.STREAK:
-            # A streak counts from the latest period the user completed: this one, or the one
-            # before if this one has not counted yet; anything older means it was broken.
-            if current is None or current.streak_length == 0:
-                current = None
-                before = by_rule_and_start.get((rule.pk, previous[rule.statistical_period]))
-                value = before.streak_length if before is not None else 0
-            else:
-                value = current.streak_length
-        else:
-            value = current.achievement_amount_now if current else 0
-        progress.append(
-            RuleProgress(
-                rule=rule,
-                period_start=start,
-                deadline=deadline,
-                progress=value,
-                required=rule.required_number_of_times,
-                achieved=bool(current and current.achieved),
-                awards=current.awards_in_period if current else 0,
-            )
-        )
-    return progress
-
-
 @dataclass(frozen=True)
 class UserLedger:
     """What the admin's per-user page shows: each list is the newest slice, never the whole history."""
@@ -270,7 +218,7 @@ def user_ledger(
     return UserLedger(
         user=user,
         account=account,
-        progress=user_rule_progress(user_id=user_id),
+        progress=current_progress_for(user_id=user_id),
         entries=page,
         older_entries_before=page[-1].seq if page and page[-1].seq > 1 else None,
         completions=done[:completions],

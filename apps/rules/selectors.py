@@ -13,7 +13,7 @@ from django.utils import timezone
 from apps.ledger.models import ScoreRecord
 from apps.rules.engine import RuleSpec
 from apps.rules.models import ScoreRule, ScoreRuleObjectPoints, UserScoreInfo
-from apps.rules.periods import next_period_start, period_bounds
+from apps.rules.periods import NONE, period_bounds, previous_period_start
 from apps.tasks.stamped_cache import StampedCache
 
 
@@ -103,36 +103,50 @@ class RuleProgress:
 
 
 def current_progress_for(*, user_id: int, at: datetime | None = None) -> list[RuleProgress]:
-    """The user's progress on every active rule, in the period that contains `at` (default now)."""
+    """The user's progress on every active rule in its period containing `at`: two queries in all.
+
+    The site's "my points" page and the admin's per-user page both show it, whatever the number of
+    rules. Period bounds depend only on the period kind, so the rows needed are those starting at
+    one of at most nine instants: each kind's current start, and the previous one, from which a
+    streak is still alive.
+    """
     at = at or timezone.now()
     tz = ZoneInfo(settings.TIME_ZONE)
     rules = list(ScoreRule.objects.filter(status=ScoreRule.Status.ACTIVE).order_by("task_type", "id"))
-    infos = UserScoreInfo.objects.filter(user_id=user_id, achievement_type__in=rules)
-    rows = []
+    bounds = {period: period_bounds(period, at, tz) for period in {rule.statistical_period for rule in rules}}
+    previous = {period: previous_period_start(period, start, tz) for period, (start, _end) in bounds.items() if period != NONE}
+    starts = {start for start, _end in bounds.values()} | set(previous.values())
+    rows = UserScoreInfo.objects.filter(
+        user_id=user_id, period_start__in=starts, achievement_type__status=ScoreRule.Status.ACTIVE
+    )
+    by_rule_and_start = {(row.achievement_type_id, row.period_start): row for row in rows}
+    progress = []
     for rule in rules:
-        start, deadline = period_bounds(rule.statistical_period, at, tz)
+        start, deadline = bounds[rule.statistical_period]
+        current = by_rule_and_start.get((rule.pk, start))
         if rule.kind == ScoreRule.Kind.STREAK:
-            latest = infos.filter(achievement_type=rule, streak_length__gt=0).order_by("-period_start").first()
-            alive = latest is not None and (
-                latest.period_start == start or next_period_start(rule.statistical_period, latest.period_start, tz) == start
-            )
-            progress = latest.streak_length if alive else 0
-            current = latest if latest is not None and latest.period_start == start else None
+            # A streak counts from the latest period the user completed: this one, or the one
+            # before if this one has not counted yet; anything older means it was broken.
+            if current is None or current.streak_length == 0:
+                current = None
+                before = by_rule_and_start.get((rule.pk, previous[rule.statistical_period]))
+                value = before.streak_length if before is not None else 0
+            else:
+                value = current.streak_length
         else:
-            current = infos.filter(achievement_type=rule, period_start=start).first()
-            progress = current.achievement_amount_now if current else 0
-        rows.append(
+            value = current.achievement_amount_now if current else 0
+        progress.append(
             RuleProgress(
                 rule=rule,
                 period_start=start,
                 deadline=deadline,
-                progress=progress,
+                progress=value,
                 required=rule.required_number_of_times,
                 achieved=bool(current and current.achieved),
                 awards=current.awards_in_period if current else 0,
             )
         )
-    return rows
+    return progress
 
 
 @dataclass(frozen=True)
