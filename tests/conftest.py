@@ -9,6 +9,14 @@ from apps.tracking.routing import route_table_clear
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
+@pytest.fixture
+def operator(client, django_user_model):
+    """A superuser signed in to the admin through the test client."""
+    user = django_user_model.objects.create_user("op", password="demo12345", is_staff=True, is_superuser=True)
+    client.force_login(user)
+    return user
+
+
 @pytest.fixture(autouse=True)
 def _fresh_caches():
     route_table_clear()

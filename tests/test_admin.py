@@ -5,16 +5,9 @@ from django.urls import reverse
 
 from apps.ledger.models import ScoreRecord
 from apps.rules.models import ScoreRule
-from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
+from tests.factories import ScoreRuleFactory, TaskConfigFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def operator(client):
-    user = UserFactory(username="op", is_staff=True, is_superuser=True)
-    client.force_login(user)
-    return user
 
 
 @pytest.fixture

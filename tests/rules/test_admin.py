@@ -19,13 +19,6 @@ CHANGELIST = "admin:rules_scorerule_changelist"
 
 
 @pytest.fixture
-def operator(client):
-    user = UserFactory(username="op", is_staff=True, is_superuser=True)
-    client.force_login(user)
-    return user
-
-
-@pytest.fixture
 def tasks():
     TaskConfigFactory(task_type="post")
     TaskConfigFactory(task_type="share", interface_name=r"^/posts/(?P<id>\d+)/share/$", id_group_name="id")

@@ -27,13 +27,6 @@ CSV_FORMAT, XLSX_FORMAT, JSON_FORMAT = (str(SHEET_FORMATS.index(f)) for f in (SH
 
 
 @pytest.fixture
-def operator(client):
-    user = UserFactory(username="op", is_staff=True, is_superuser=True)
-    client.force_login(user)
-    return user
-
-
-@pytest.fixture
 def post_task():
     return TaskConfigFactory(task_type="post", interface_name=r"^/posts/$")
 

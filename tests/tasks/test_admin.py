@@ -7,19 +7,12 @@ from django.urls import reverse
 from apps.tasks.models import TaskConfig
 from apps.tasks.selectors import request_routing_explain
 from apps.tracking.routing import route_table
-from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
+from tests.factories import ScoreRuleFactory, TaskConfigFactory
 
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = "admin:tasks_taskconfig_changelist"
 TEST_REQUEST = "admin:tasks_taskconfig_test_request"
-
-
-@pytest.fixture
-def operator(client):
-    user = UserFactory(username="op", is_staff=True, is_superuser=True)
-    client.force_login(user)
-    return user
 
 
 @pytest.fixture
