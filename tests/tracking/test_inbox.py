@@ -78,6 +78,12 @@ class TestInbox:
         assert [w["headers"]["id"] for w in wakes] == [second["event_id"], first["event_id"]]
         assert inbox.client.exists(inbox.template_key)
 
+    def test_push_survives_redis_forgetting_the_script(self, inbox, alice):
+        inbox.push(payload(alice))
+        inbox.client.script_flush()
+        inbox.push(payload(alice))
+        assert inbox.client.llen(inbox.key) == 2
+
     def test_claim_takes_the_oldest_first_and_finish_forgets_the_batch(self, inbox, alice):
         sent = [payload(alice) for _ in range(5)]
         for item in sent:
