@@ -82,7 +82,7 @@ def main() -> None:
     print(f"  (medians of the blocks: ratio {(med['tracked'] - med['bare']) / med['lpush']:.2f})")
     print(f"P1 ratio tracked/LPUSH = {ratio:.2f} (target <= 1.5): {'PASS' if ratio <= 1.5 else 'MISS'}")
     inbox = web_inbox()
-    inbox.client.delete(raw_key, inbox.key, inbox.wake_key, inbox.queue)
+    inbox.client.delete(raw_key, inbox.key, inbox.wake_key, inbox.queue, inbox.template_key)
 
 
 if __name__ == "__main__":

@@ -72,7 +72,7 @@ def inbox():
     def clear() -> None:
         for key in box.client.zrange(box.batches_key, 0, -1):
             box.client.delete(key)
-        box.client.delete(box.key, box.wake_key, box.queue, box.batches_key)
+        box.client.delete(box.key, box.wake_key, box.queue, box.batches_key, box.template_key)
 
     clear()
     services._inbox = None  # the test process's sweeper builds its client afresh

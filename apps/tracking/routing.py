@@ -7,12 +7,14 @@ rebuilds the table if so; a request itself never queries the database to be rout
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 
 from apps.tasks.models import TaskConfig
 from apps.tasks.stamped_cache import StampedCache
+
+_JSON_INT = re.compile(r"-?(0|[1-9][0-9]*)")
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,13 @@ class Route:
     status_max: int
     json_field: str
     json_value: str
+    # json_value as an int when it is one's JSON spelling ("0"), so the common integer success
+    # code is checked without json.dumps on every request.
+    json_int: int | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        spelled_int = _JSON_INT.fullmatch(self.json_value) is not None
+        object.__setattr__(self, "json_int", int(self.json_value) if spelled_int else None)
 
     @classmethod
     def from_config(cls, config: TaskConfig) -> "Route":
@@ -55,7 +64,11 @@ class Route:
         if not isinstance(json_body, dict) or self.json_field not in json_body:
             return False
         value = json_body[self.json_field]
-        return (value if isinstance(value, str) else json.dumps(value)) == self.json_value
+        if isinstance(value, str):
+            return value == self.json_value
+        if type(value) is int:  # json.dumps(value) is str(value): equal iff the numbers are
+            return value == self.json_int
+        return json.dumps(value) == self.json_value
 
 
 @dataclass(frozen=True)

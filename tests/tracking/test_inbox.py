@@ -37,12 +37,12 @@ def payload(user, business_id: str = "", task_type: str = "post") -> dict:
 @pytest.fixture
 def inbox():
     box = worker_inbox()
-    box.client.delete(box.key, box.wake_key, box.queue, box.batches_key)
+    box.client.delete(box.key, box.wake_key, box.queue, box.batches_key, box.template_key)
     services._inbox = None
     yield box
     for key in box.client.zrange(box.batches_key, 0, -1):
         box.client.delete(key)
-    box.client.delete(box.key, box.wake_key, box.queue, box.batches_key)
+    box.client.delete(box.key, box.wake_key, box.queue, box.batches_key, box.template_key)
 
 
 @pytest.fixture
@@ -65,6 +65,24 @@ class TestInbox:
         inbox.clear_wake()
         inbox.push(payload(alice))
         assert inbox.client.llen(inbox.queue) == 2
+
+    def test_wake_messages_have_their_own_ids_and_survive_a_lost_template(self, inbox, alice):
+        first, second = payload(alice), payload(alice)
+        inbox.push(first)
+        inbox.clear_wake()
+        inbox.client.delete(inbox.template_key)  # as after a Redis restart without persistence
+        inbox.push(second)
+        assert inbox.client.llen(inbox.key) == 2  # the retry did not push the event twice
+        wakes = [json.loads(raw) for raw in inbox.client.lrange(inbox.queue, 0, -1)]
+        assert [w["properties"]["delivery_tag"] for w in wakes] == [second["event_id"], first["event_id"]]
+        assert [w["headers"]["id"] for w in wakes] == [second["event_id"], first["event_id"]]
+        assert inbox.client.exists(inbox.template_key)
+
+    def test_push_survives_redis_forgetting_the_script(self, inbox, alice):
+        inbox.push(payload(alice))
+        inbox.client.script_flush()
+        inbox.push(payload(alice))
+        assert inbox.client.llen(inbox.key) == 2
 
     def test_claim_takes_the_oldest_first_and_finish_forgets_the_batch(self, inbox, alice):
         sent = [payload(alice) for _ in range(5)]

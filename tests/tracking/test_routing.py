@@ -79,6 +79,22 @@ class TestSuccessCriterion:
         assert not route.succeeded(200, None)
         assert not route.succeeded(500, {"code": 0})
 
+    @pytest.mark.parametrize(
+        ("json_value", "body_value", "expected"),
+        [
+            ("-3", -3, True),
+            ("0", False, False),  # JSON false is not the number 0
+            ("01", 1, False),  # compared as JSON spells it
+            ("true", True, True),
+            ("true", 1, False),
+            ("1.5", 1.5, True),
+            ("1", 1.0, False),
+        ],
+    )
+    def test_json_value_is_compared_as_json_spells_the_field(self, json_value, body_value, expected):
+        route = make_route(1, "/x/", json_field="code", json_value=json_value)
+        assert route.succeeded(200, {"code": body_value}) is expected
+
 
 @pytest.mark.django_db
 def test_only_in_use_configs_are_routed():
