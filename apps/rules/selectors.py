@@ -17,31 +17,37 @@ from apps.rules.periods import NONE, period_bounds, previous_period_start
 from apps.tasks.stamped_cache import StampedCache
 
 
-@dataclass(frozen=True)
 class ActiveRules:
-    by_task_type: dict[str, tuple[ScoreRule, ...]]
-    with_object_points: frozenset[int]  # ids of active rules that have any per-object amount
+    """The active rules of each task type, loaded the first time a worker meets that task type.
 
+    Only the event's task type is ever read (P4: the cost of an event does not grow with the
+    rules of other tasks, nor does a change to any rule make a worker load them all).
+    """
 
-def _load_active_rules() -> ActiveRules:
-    by_task_type: dict[str, list[ScoreRule]] = {}
-    for rule in ScoreRule.objects.filter(status=ScoreRule.Status.ACTIVE).order_by("id"):
-        by_task_type.setdefault(rule.task_type, []).append(rule)
-    with_points = ScoreRuleObjectPoints.objects.filter(rule__status=ScoreRule.Status.ACTIVE, rule__deleted_at__isnull=True)
-    return ActiveRules(
-        by_task_type={task_type: tuple(rules) for task_type, rules in by_task_type.items()},
-        with_object_points=frozenset(with_points.values_list("rule_id", flat=True).distinct()),
-    )
+    def __init__(self) -> None:
+        self._by_task_type: dict[str, tuple[tuple[ScoreRule, ...], frozenset[int]]] = {}
+
+    def of(self, task_type: str) -> tuple[tuple[ScoreRule, ...], frozenset[int]]:
+        """(the task type's active rules by id, the ids of those with per-object amounts): two queries, once."""
+        found = self._by_task_type.get(task_type)
+        if found is None:
+            rules = tuple(ScoreRule.objects.filter(status=ScoreRule.Status.ACTIVE, task_type=task_type).order_by("id"))
+            with_points = ScoreRuleObjectPoints.objects.filter(rule__in=[rule.pk for rule in rules]) if rules else None
+            ids = frozenset(with_points.values_list("rule_id", flat=True).distinct()) if with_points is not None else frozenset()
+            # A race between two threads loads the same rows twice; either result is right.
+            found = self._by_task_type[task_type] = (rules, ids)
+        return found
 
 
 # Workers look rules up per event; the cache makes that a dict lookup, whatever the number of
-# rules in the system (P4). A change reaches every worker within JIFEN_RULES_REFRESH_S.
-_active_rules = StampedCache(ScoreRule, _load_active_rules, lambda: settings.JIFEN_RULES_REFRESH_S)
+# rules in the system (P4). A change to any rule starts a new, empty cache, within
+# JIFEN_RULES_REFRESH_S in every worker.
+_active_rules = StampedCache(ScoreRule, ActiveRules, lambda: settings.JIFEN_RULES_REFRESH_S)
 
 
 def active_rules_for(*, task_type: str) -> tuple[ScoreRule, ...]:
     """Active rules of one task type, in the fixed order in which they are evaluated (by id)."""
-    return _active_rules.get().by_task_type.get(task_type, ())
+    return _active_rules.get().of(task_type)[0]
 
 
 def active_rules_clear() -> None:
@@ -53,7 +59,8 @@ def object_points_for_many(*, rules: Iterable[ScoreRule], business_ids: Iterable
 
     No query unless one of `rules` has per-object amounts at all.
     """
-    with_points = sorted({rule.pk for rule in rules if rule.pk in _active_rules.get().with_object_points})
+    active = _active_rules.get()
+    with_points = sorted({rule.pk for rule in rules if rule.pk in active.of(rule.task_type)[1]})
     if not with_points:
         return {}
     rows = ScoreRuleObjectPoints.objects.filter(rule_id__in=with_points, business_id__in=sorted(set(business_ids)))
