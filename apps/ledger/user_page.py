@@ -1,5 +1,7 @@
 """What the admin's per-user page shows, built from `selectors.user_ledger`."""
 
+from urllib.parse import urlencode
+
 from django.contrib.auth import get_user_model
 from django.http import Http404, HttpRequest
 from django.urls import NoReverseMatch, reverse
@@ -21,14 +23,30 @@ _REASONS = {
 }
 
 
+def _awarded_text(decision: dict) -> str:
+    points = decision.get("points", 0)
+    return ngettext("awarded %(points)s point", "awarded %(points)s points", points) % {"points": points}
+
+
+def decision_outcome(decision: dict) -> str:
+    """What a rule's decision came to, in three words: awarded N points, counted with no award, not counted."""
+    if decision.get("reason") == "awarded":
+        return _awarded_text(decision)
+    return _("counted, no award") if decision.get("counted") else _("not counted")
+
+
+def decision_reason(decision: dict) -> str:
+    """Why the rule decided so, in plain words."""
+    reason = decision.get("reason", "")
+    if reason == "awarded":
+        return _("the completion reached the number of times the rule asks for")
+    return str(_REASONS.get(reason, reason))
+
+
 def decision_text(decision: dict) -> str:
     """One rule's decision on a completion, e.g. "awarded 5 points (progress 3)"."""
     reason = decision.get("reason", "")
-    if reason == "awarded":
-        points = decision.get("points", 0)
-        text = ngettext("awarded %(points)s point", "awarded %(points)s points", points) % {"points": points}
-    else:
-        text = str(_REASONS.get(reason, reason))
+    text = _awarded_text(decision) if reason == "awarded" else decision_reason(decision)
     if decision.get("counted") or reason in ("period_already_counted", "late_event", "duplicate_object"):
         text = _("%(decision)s (progress %(progress)s)") % {"decision": text, "progress": decision.get("progress", 0)}
     return text
@@ -78,5 +96,11 @@ def user_page_context(request: HttpRequest, *, user_id: int, admin_site) -> dict
             "adjustments": _changelist(request, "ledger_adjustment_changelist", "ledger.view_adjustment", by_user),
             "new_adjustment": _changelist(request, "ledger_adjustment_add", "ledger.add_adjustment", f"user={user_id}"),
             "user": _user_admin_page(request, user_id),
+            "why": _changelist(
+                request,
+                "tasks_usertaskrecord_why",
+                "tasks.view_usertaskrecord",
+                urlencode({"username": ledger.user.get_username()}),
+            ),
         },
     }

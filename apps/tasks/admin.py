@@ -2,6 +2,7 @@ import uuid
 
 from django import forms
 from django.contrib import admin
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.urls import path
@@ -9,13 +10,22 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
 from apps.ledger.changelists import BigTableAdminMixin
+from apps.ledger.user_page import decision_outcome, decision_reason
 from apps.rules.admin_sheets import RuleSheetAdminMixin
 from apps.rules.selectors import active_rules_for
 from apps.tasks import services
 from apps.tasks.admin_actions import FrozenFieldsMixin, WorkflowAdminMixin, WorkflowStep
 from apps.tasks.models import TaskConfig, UserTaskRecord
 from apps.tasks.resources import TaskConfigResource
-from apps.tasks.selectors import request_path, request_routing_explain
+from apps.tasks.selectors import (
+    WHY_RECENT,
+    CompletionWhy,
+    completion_explain,
+    request_explain,
+    request_path,
+    request_routing_explain,
+    user_recent_completions,
+)
 
 _Status = TaskConfig.Status
 
@@ -31,6 +41,54 @@ class TestRequestForm(forms.Form):
 
     def clean_path(self) -> str:
         return request_path(self.cleaned_data["path"])
+
+
+class WhyForm(forms.Form):
+    """A user, and either one of their completions or a request (method, path, about when)."""
+
+    username = forms.CharField(
+        label=_("Username"),
+        max_length=150,
+        help_text=_("Exactly as the user signs in (case matters)."),
+        widget=forms.TextInput(attrs={"autofocus": True}),
+    )
+    completion = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+    method = forms.ChoiceField(label=_("Method"), choices=TaskConfig.Method.choices, initial=TaskConfig.Method.POST)
+    path = forms.CharField(
+        label=_("Path"),
+        max_length=2048,
+        required=False,
+        help_text=_("Optional: the request the user made, e.g. /posts/42/share/ (a pasted URL works too)."),
+        widget=forms.TextInput(attrs={"size": 60}),
+    )
+    around = forms.DateTimeField(
+        label=_("About when"),
+        required=False,
+        help_text=_("When the user made the request, in the site's time zone; completions within an hour either side are shown."),
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+
+    def clean_username(self) -> str:
+        username = self.cleaned_data["username"].strip()
+        self.user = get_user_model()._default_manager.filter(**{get_user_model().USERNAME_FIELD: username}).first()
+        if self.user is None:
+            raise forms.ValidationError(_("No user is called %(username)s.") % {"username": username})
+        return username
+
+    def clean_path(self) -> str:
+        text = self.cleaned_data["path"]
+        return request_path(text) if text.strip() else ""
+
+    def clean(self):
+        data = super().clean()
+        if data.get("path") and not data.get("around"):
+            self.add_error("around", _("Say about when the request was made."))
+        return data
+
+
+def _why_rows(why: CompletionWhy) -> tuple:
+    """A completion and, per rule, its verdict with the wording the per-user ledger page uses."""
+    return why, [(v, decision_outcome(v.decision), decision_reason(v.decision)) for v in why.verdicts]
 
 
 @admin.register(TaskConfig)
@@ -116,6 +174,43 @@ class UserTaskRecordAdmin(BigTableAdminMixin, admin.ModelAdmin):
     raw_id_fields = ("user", "reversed_by")
     readonly_fields = [field.name for field in UserTaskRecord._meta.fields]
     search_help_text = _("The beginning of a username (case matters), or an event id.")
+    change_list_template = "admin/tasks/usertaskrecord/change_list.html"
+
+    def get_urls(self):
+        return [
+            path("why/", self.admin_site.admin_view(self.why_view), name="tasks_usertaskrecord_why"),
+            *super().get_urls(),
+        ]
+
+    def why_view(self, request):
+        """Why no points?: a user's completion, or a request and a time, and what each rule decided."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        form = WhyForm(request.GET or None)
+        subject = recent = explained = request_why = None
+        if form.is_valid():
+            subject, data = form.user, form.cleaned_data
+            if data["completion"]:
+                explained = completion_explain(user_id=subject.pk, completion_id=data["completion"])
+            elif data["path"]:
+                request_why = request_explain(user_id=subject.pk, method=data["method"], path=data["path"], around=data["around"])
+            recent = user_recent_completions(user_id=subject.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Why no points?"),
+            "opts": self.opts,
+            "form": form,
+            "subject": subject,
+            "recent": recent,
+            "recent_limit": WHY_RECENT,
+            "asked_completion": form.is_valid() and form.cleaned_data["completion"],
+            "explained": _why_rows(explained) if explained else None,
+            "request_why": request_why,
+            "request_rows": [_why_rows(why) for why in request_why.completions] if request_why else [],
+            "user_page": subject and request.user.has_perm("ledger.view_account"),
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "admin/tasks/usertaskrecord/why.html", context)
 
     def get_search_results(self, request, queryset, search_term):
         try:

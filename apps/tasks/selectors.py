@@ -2,9 +2,15 @@
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from apps.tasks.models import TaskConfig
+from django.utils.dateparse import parse_datetime
+
+from apps.ledger.models import ScoreRecord
+from apps.rules.models import ScoreRule
+from apps.tasks.models import TaskConfig, UserTaskRecord
+from apps.tracking.models import FailedEvent, OutboxEvent
 from apps.tracking.routing import Route, RouteTable, build_route_table
 
 
@@ -67,3 +73,107 @@ def request_routing_explain(*, method: str, path: str) -> RequestRouting:
             if other is not None:
                 routing.other_methods.append(ConfigMatch(config, other.business_id))
     return routing
+
+
+# "Why no points?": an operator's question about one user's completion, answered from the
+# decisions the engine recorded on it, never by running the rules again.
+
+WHY_WINDOW = timedelta(hours=1)  # how far around the operator's time to look for the completion
+WHY_RECENT = 20  # completions offered to pick from
+
+
+@dataclass(frozen=True)
+class RuleVerdict:
+    """One rule's recorded decision on a completion, with its rule and ledger entry if any."""
+
+    decision: dict
+    rule: ScoreRule | None  # None if the rule has since been deleted
+    entry: ScoreRecord | None  # the award this decision posted
+
+
+@dataclass(frozen=True)
+class CompletionWhy:
+    record: UserTaskRecord
+    verdicts: list[RuleVerdict]
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    """An event of the user's that has not become a completion: parked after failing, or waiting in the outbox."""
+
+    kind: str  # "parked" or "outbox"
+    obj: FailedEvent | OutboxEvent
+    occurred_at: datetime | None
+
+
+@dataclass(frozen=True)
+class RequestWhy:
+    """What became of a user's request: how it routes, and what was recorded for it around a time."""
+
+    routing: RequestRouting
+    around: datetime
+    completions: list[CompletionWhy]
+    pending: list[PendingEvent]
+
+
+def user_recent_completions(*, user_id: int, limit: int = WHY_RECENT) -> list[UserTaskRecord]:
+    return list(UserTaskRecord.objects.filter(user_id=user_id).select_related("task").order_by("-id")[:limit])
+
+
+def completions_explain(*, records: list[UserTaskRecord]) -> list[CompletionWhy]:
+    """Each completion's recorded decisions, rule by rule, with the award entries they posted (3 queries)."""
+    rule_ids = {d.get("rule_id") for record in records for d in record.decisions if d.get("rule_id")}
+    rules = ScoreRule.objects.in_bulk(rule_ids) if rule_ids else {}
+    awards = ScoreRecord.objects.filter(completion__in=[record.pk for record in records], kind=ScoreRecord.Kind.AWARD).only(
+        "id", "serial_number", "trade_amount", "completion_id", "rule_id"
+    )
+    entries = {(entry.completion_id, entry.rule_id): entry for entry in awards} if records else {}
+    return [
+        CompletionWhy(
+            record,
+            [RuleVerdict(d, rules.get(d.get("rule_id")), entries.get((record.pk, d.get("rule_id")))) for d in record.decisions],
+        )
+        for record in records
+    ]
+
+
+def completion_explain(*, user_id: int, completion_id: int) -> CompletionWhy | None:
+    """One of the user's completions explained; None if it is not theirs."""
+    record = UserTaskRecord.objects.filter(user_id=user_id, pk=completion_id).select_related("task").first()
+    return completions_explain(records=[record])[0] if record else None
+
+
+def _pending_events(*, user_id: int, task_type: str, around: datetime) -> list[PendingEvent]:
+    """The user's parked and outbox events of this task near `around` (the newest hundred of each looked at)."""
+    found = []
+    sources = (
+        ("parked", FailedEvent.objects.filter(status=FailedEvent.Status.FAILED).order_by("-id")),
+        ("outbox", OutboxEvent.objects.order_by("-id")),
+    )
+    for kind, queryset in sources:
+        for obj in queryset.filter(payload__user_id=user_id, payload__task_type=task_type)[:100]:
+            occurred_at = parse_datetime(str(obj.payload.get("occurred_at", "")))
+            # An event whose time cannot be read is shown anyway: it may well be the one asked about.
+            if occurred_at is None or abs(occurred_at - around) <= WHY_WINDOW:
+                found.append(PendingEvent(kind, obj, occurred_at))
+    return found
+
+
+def request_explain(*, user_id: int, method: str, path: str, around: datetime) -> RequestWhy:
+    """Route `method path` as the middleware would, then find the user's completions of it within WHY_WINDOW."""
+    routing = request_routing_explain(method=method, path=path)
+    if routing.match is None:
+        return RequestWhy(routing, around, [], [])
+    task_type = routing.match.config.task_type
+    records = list(
+        UserTaskRecord.objects.filter(
+            user_id=user_id,
+            task__task_type=task_type,
+            business_id=routing.match.business_id,
+            occurred_at__range=(around - WHY_WINDOW, around + WHY_WINDOW),
+        )
+        .select_related("task")
+        .order_by("occurred_at", "id")[:WHY_RECENT]
+    )
+    pending = [] if records else _pending_events(user_id=user_id, task_type=task_type, around=around)
+    return RequestWhy(routing, around, completions_explain(records=records), pending)
