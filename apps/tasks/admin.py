@@ -53,7 +53,10 @@ class WhyForm(forms.Form):
         widget=forms.TextInput(attrs={"autofocus": True}),
     )
     completion = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
-    method = forms.ChoiceField(label=_("Method"), choices=TaskConfig.Method.choices, initial=TaskConfig.Method.POST)
+    # Not required: a link that picks a completion carries no method.
+    method = forms.ChoiceField(
+        label=_("Method"), choices=TaskConfig.Method.choices, initial=TaskConfig.Method.POST, required=False
+    )
     path = forms.CharField(
         label=_("Path"),
         max_length=2048,
@@ -83,6 +86,8 @@ class WhyForm(forms.Form):
         data = super().clean()
         if data.get("path") and not data.get("around"):
             self.add_error("around", _("Say about when the request was made."))
+        if data.get("path") and not data.get("method"):
+            self.add_error("method", _("Say which method the request used."))
         return data
 
 
