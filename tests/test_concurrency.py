@@ -267,7 +267,9 @@ def random_workload(rng: random.Random, users: list[int]) -> list[dict]:
     return payloads
 
 
-def test_g6_ledger_verifies_clean_after_a_random_concurrent_workload(pool):
+@pytest.fixture
+def mixed_rules():
+    """Sign-ins, posts (with a reversal and a per-object amount) and shares, with a capped first-share rule (returned)."""
     for task_type in ("sign-in", "post", "share"):
         TaskConfigFactory(task_type=task_type)
     TaskConfigFactory(task_type="post-delete", reverses="post")
@@ -288,6 +290,11 @@ def test_g6_ledger_verifies_clean_after_a_random_concurrent_workload(pool):
         award_limit_per_period=1,
         number_limit_all=G6_SHARE_CAP,
     )
+    return first_share
+
+
+def test_g6_ledger_verifies_clean_after_a_random_concurrent_workload(pool, mixed_rules):
+    first_share = mixed_rules
     users = create_users("g6-user", G6_USERS)
     payloads = random_workload(random.Random(SEED), users)
     distinct = {p["event_id"] for p in payloads}
@@ -304,28 +311,9 @@ def test_g6_ledger_verifies_clean_after_a_random_concurrent_workload(pool):
     assert kinds["award"] > 50 and kinds["reversal"] > 0, kinds
 
 
-def test_g3_g5_g6_hold_when_workers_process_batches_of_shared_users(pool):
+def test_g3_g5_g6_hold_when_workers_process_batches_of_shared_users(pool, mixed_rules):
     """The worker's real path: batches that share users, so accounts are skipped, put back and retried."""
-    for task_type in ("sign-in", "post", "share"):
-        TaskConfigFactory(task_type=task_type)
-    TaskConfigFactory(task_type="post-delete", reverses="post")
-    ScoreRuleFactory(task_type="sign-in", score_type="sign-in-daily", points=1, award_limit_per_period=1)
-    ScoreRuleFactory(
-        task_type="sign-in", score_type="sign-in-streak", kind=ScoreRule.Kind.STREAK, points=2, required_number_of_times=3
-    )
-    post_each = ScoreRuleFactory(task_type="post", score_type="post-each", points=5, award_limit_per_period=3, can_repeat=False)
-    ScoreRuleObjectPoints.objects.create(rule=post_each, business_id="2", points=50)
-    ScoreRuleFactory(
-        task_type="post", score_type="post-every-second", points=3, statistical_period="week", required_number_of_times=2
-    )
-    first_share = ScoreRuleFactory(
-        task_type="share",
-        score_type="first-share",
-        points=10,
-        statistical_period=ScoreRule.Period.NONE,
-        award_limit_per_period=1,
-        number_limit_all=G6_SHARE_CAP,
-    )
+    first_share = mixed_rules
     users = create_users("batch-user", G6_USERS)
     payloads = random_workload(random.Random(SEED + 1), users)
     distinct = {p["event_id"] for p in payloads}
