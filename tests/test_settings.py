@@ -38,6 +38,12 @@ def test_debug_off_without_a_secret_key_refuses_to_start():
     assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
 
 
+def test_a_checkout_without_configuration_runs_manage_py_as_a_development_checkout():
+    result = manage("check", env={})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "running as a development checkout (DEBUG=true)" in result.stderr
+
+
 def test_a_bad_value_stops_start_up_naming_the_variable():
     result = manage("check", env={**PRODUCTION_ENV, "SECURE_HSTS_SECONDS": "a year"})
     assert result.returncode != 0
