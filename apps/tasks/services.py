@@ -13,15 +13,6 @@ from apps.tasks.models import TaskConfig, UserTaskRecord
 from apps.tasks.multirow import rows_insert
 
 
-def completion_create(*, config: TaskConfig, decisions: list | None = None, **fields: Any) -> UserTaskRecord:
-    """Record one completion; IntegrityError if its event_id was recorded before.
-
-    Callers check first under the user's account lock; the unique constraint on event_id is what
-    guarantees exactly-once if two callers ever race.
-    """
-    return UserTaskRecord.objects.create(task=config, decisions=decisions or [], **fields)
-
-
 @dataclass(frozen=True, slots=True)
 class NewCompletion:
     """One completion to record with `completions_create` (the fields of UserTaskRecord it sets)."""
@@ -38,6 +29,16 @@ class NewCompletion:
     country: str = ""
     lang_type: str = ""
     decisions: Sequence[dict] = ()
+
+
+def completion_create(*, completion: NewCompletion) -> UserTaskRecord:
+    """Record one completion as a model instance (a reversal needs it); IntegrityError if its event_id was recorded before.
+
+    Callers check first under the user's account lock; the unique constraint on event_id is what
+    guarantees exactly-once if two callers ever race.
+    """
+    fields = {name: getattr(completion, name) for name in NewCompletion.__dataclass_fields__}
+    return UserTaskRecord.objects.create(**{**fields, "decisions": list(completion.decisions)})
 
 
 _COMPLETION_COLUMNS = (

@@ -126,19 +126,8 @@ def _record_and_score(events: list[tuple[Event, TaskConfig]], accounts: dict[int
 def _reversal_apply(event: Event, config: TaskConfig, account: Account) -> None:
     """A completion that undoes another: the undoing comes first, as it changes the progress the rules then read."""
     meta = _meta(event)
-    record = completion_create(
-        config=config,
-        user_id=event.user_id,
-        event_id=event.event_id,
-        occurred_at=event.occurred_at,
-        business_id=event.business_id,
-        method=event.method,
-        path=event.path,
-        status_code=event.status,
-        location=event.location,
-        country=event.country,
-        lang_type=event.lang_type,
-    )
+    record = completion_create(completion=_new_completion(event, config, []))
+    record.task = config  # already loaded: spares completion_reverse a query for it
     completion_reverse(record=record, account=account, meta=meta)
     decisions = completion_evaluate(record=record, account=account, meta=meta)
     record.decisions = [decision.as_record() for decision in decisions]
