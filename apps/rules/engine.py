@@ -7,7 +7,7 @@ functions serve the dry run and the tests.
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -28,6 +28,7 @@ class Reason(StrEnum):
     CAP_REACHED = "cap_reached"  # number_limit_all recipients already exist
     PERIOD_ALREADY_COUNTED = "period_already_counted"  # streak: this period already counts
     LATE_EVENT = "late_event"  # streak: older than the last counted period
+    COOLDOWN = "cooldown"  # too close in time to another counted completion (of the same object, if per object)
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class RuleSpec:
     active: bool = True
     object_points: Mapping[str, int] = field(default_factory=dict)
     recipients_count: int = 0  # places taken when the rule was read (may lag; never runs ahead)
+    cooldown: timedelta | None = None  # least time between two counted completions of one user
+    cooldown_per_object: bool = False  # the cooldown is per user and business id, not per user
 
     def amount_for(self, business_id: str) -> int:
         return self.object_points.get(business_id, self.points)
@@ -70,6 +73,7 @@ class Progress:
     For count rules, `count`, `awards` and `object_seen` describe the period of the completion.
     For streak rules, `last_period_start` and `streak` describe the latest counted period, and
     `awards` is for the completion's period (0 when that period has not counted yet).
+    `counted_before` / `counted_after` are read only when the rule has a cooldown.
     """
 
     count: int = 0
@@ -79,6 +83,10 @@ class Progress:
     streak: int = 0
     is_recipient: bool = False
     recipients: int = 0
+    # For a rule with a cooldown: the user's counted completions of this rule (of the same business
+    # id, if the cooldown is per object) nearest to this one, at or before it and after it.
+    counted_before: datetime | None = None
+    counted_after: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -140,6 +148,9 @@ def evaluate(rule: RuleSpec, completion: Completion, progress: Progress, tz: Zon
             return decided(Reason.DUPLICATE_OBJECT, value=progress.count)
         value = progress.count + 1
 
+    if rule.cooldown is not None and in_cooldown(rule.cooldown, completion.occurred_at, progress):
+        return decided(Reason.COOLDOWN, value=progress.streak if rule.kind == STREAK else progress.count)
+
     if value % rule.required:
         return decided(Reason.COUNTED, counted=True, value=value)
     if rule.award_limit is not None and progress.awards >= rule.award_limit:
@@ -158,3 +169,13 @@ def evaluate(rule: RuleSpec, completion: Completion, progress: Progress, tz: Zon
         points=rule.amount_for(completion.business_id),
         takes_recipient_place=takes_place,
     )
+
+
+def in_cooldown(cooldown: timedelta, at: datetime, progress: Progress) -> bool:
+    """Whether a completion at `at` lies within `cooldown` of a counted one, on either side.
+
+    Both sides, because events may arrive out of order: a late event inside the cooldown of a
+    counted one is refused just as an early one would have been.
+    """
+    before, after = progress.counted_before, progress.counted_after
+    return (before is not None and at - before < cooldown) or (after is not None and after - at < cooldown)

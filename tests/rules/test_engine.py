@@ -587,3 +587,59 @@ class TestDecision:
 
     def test_as_record_of_a_capped_decision(self):
         assert self.awarded().capped().as_record()["reason"] == "cap_reached"
+
+
+class TestCooldown:
+    """A rule may require a least time between two counted completions (anti-farming)."""
+
+    HOUR = timedelta(hours=1)
+
+    def test_a_completion_inside_the_cooldown_of_an_earlier_counted_one_is_not_counted(self):
+        decision = decide(count_rule(cooldown=self.HOUR), count=1, counted_before=NOON - timedelta(minutes=59, seconds=59))
+
+        assert decision.reason is Reason.COOLDOWN
+        assert decision.counted is False
+        assert decision.progress == 1
+        assert_no_award(decision)
+
+    def test_exactly_the_cooldown_later_counts(self):
+        decision = decide(count_rule(cooldown=self.HOUR), count=1, counted_before=NOON - self.HOUR)
+
+        assert decision.reason is Reason.AWARDED
+        assert decision.progress == 2
+
+    def test_a_late_event_inside_the_cooldown_of_a_later_counted_one_is_not_counted(self):
+        decision = decide(count_rule(cooldown=self.HOUR), count=1, counted_after=NOON + timedelta(minutes=30))
+
+        assert decision.reason is Reason.COOLDOWN
+
+    def test_a_late_event_the_cooldown_before_a_later_counted_one_counts(self):
+        assert decide(count_rule(cooldown=self.HOUR), count=1, counted_after=NOON + self.HOUR).awarded
+
+    def test_without_a_cooldown_the_neighbours_do_not_matter(self):
+        assert decide(count_rule(), counted_before=NOON, counted_after=NOON).awarded
+
+    def test_a_streak_rule_honours_its_cooldown_across_the_period_boundary(self):
+        rule = streak_rule(required=1, cooldown=timedelta(hours=20))
+        just_after_midnight = datetime(2026, 3, 11, 0, 30, tzinfo=TZ)
+
+        decision = decide(
+            rule, at=just_after_midnight, last_period_start=TODAY, streak=1, counted_before=datetime(2026, 3, 10, 23, tzinfo=TZ)
+        )
+
+        assert decision.reason is Reason.COOLDOWN
+        assert decision.progress == 1
+        assert_no_award(decision)
+
+    def test_a_duplicate_object_is_reported_as_such_before_the_cooldown(self):
+        rule = count_rule(can_repeat=False, cooldown=self.HOUR)
+
+        assert decide(rule, object_seen=True, counted_before=NOON).reason is Reason.DUPLICATE_OBJECT
+
+    def test_cooldowns_compare_instants_across_the_autumn_clock_change(self):
+        first = datetime(2026, 11, 1, 1, 50, tzinfo=NEW_YORK)  # EDT, the first 01:50
+        second = datetime(2026, 11, 1, 1, 10, fold=1, tzinfo=NEW_YORK)  # EST, 20 minutes later in real time
+
+        decision = decide(count_rule(cooldown=self.HOUR), at=second, tz=NEW_YORK, count=1, counted_before=first)
+
+        assert decision.reason is Reason.COOLDOWN
