@@ -55,6 +55,7 @@ class TestGroupsAfterMigrate:
             "rules.activate_scorerule",
             "rules.retire_scorerule",
             "rules.view_scoreruleobjectpoints",
+            "rules.view_backfillrun",
         }
 
     def test_ledger_operators(self):

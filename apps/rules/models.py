@@ -224,3 +224,57 @@ class RuleRecipient(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rule_id}: user {self.user_id}"
+
+
+class BackfillRun(models.Model):
+    """One backfill of a rule: awarding what completions recorded before its activation earned under it.
+
+    At most one run per rule may be queued, running or done (a partial unique constraint): a
+    second request, or two at once, finds the first and awards nothing. A failed run frees the
+    rule for another, which resumes after the last completion the failed one wrote
+    (`last_occurred_at`, `last_completion_id`, committed with each batch).
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("queued")
+        RUNNING = "running", _("running")
+        DONE = "done", _("done")
+        FAILED = "failed", _("failed")
+
+    rule = models.ForeignKey(ScoreRule, on_delete=models.PROTECT, related_name="backfills", verbose_name=_("rule"))
+    status = models.CharField(_("status"), max_length=8, choices=Status.choices, default=Status.QUEUED)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("requested by"),
+    )
+    window_start = models.DateTimeField(_("completions from"), null=True, blank=True)
+    recorded_before = models.DateTimeField(_("recorded before"), null=True, blank=True)
+    completions = models.PositiveIntegerField(_("completions read"), default=0)
+    counted = models.PositiveIntegerField(_("counted"), default=0)
+    awards = models.PositiveIntegerField(_("awards"), default=0)
+    points = models.BigIntegerField(_("points"), default=0)
+    recipients = models.PositiveIntegerField(_("recipients"), default=0)
+    reasons = models.JSONField(_("reasons"), default=dict, blank=True)
+    last_occurred_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_completion_id = models.BigIntegerField(null=True, blank=True, editable=False)
+    error = models.TextField(_("error"), blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("backfill run")
+        verbose_name_plural = _("backfill runs")
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule"], condition=Q(status__in=["queued", "running", "done"]), name="backfill_once_per_rule"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule_id}: backfill {self.pk} ({self.status})"

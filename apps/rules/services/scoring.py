@@ -312,24 +312,31 @@ def completions_plan(*, items: list[ScoringItem]) -> ScoringPlan:
                 else:
                     decision = decision.capped()
                     specs.places_gone(spec.id)
-            if decision.counted:
-                row = state.row_for(item, spec, decision)
-                if spec.kind == STREAK:
-                    row.streak = decision.progress
-                row.count = decision.progress
-                row.achieved = row.achieved or decision.progress >= spec.required
-                exclusive = not spec.can_repeat and spec.kind != STREAK
-                if exclusive:
-                    state.objects_seen.add((item.user_id, spec.id, row.period_start, item.business_id))
-                plan.counted.append((index, spec, row, item.business_id if exclusive else None))
-                if decision.awarded:
-                    row.awards += 1
-                    plan.awards.append((index, spec, row, decision))
+            plan_keep(plan, index, spec, decision)
             if debug:
                 logger.debug("event %s user %s rule %s: %s", item.event_id, item.user_id, spec.code, decision.reason)
             decisions.append(decision)
         plan.decisions.append(decisions)
     return plan
+
+
+def plan_keep(plan: ScoringPlan, index: int, spec: RuleSpec, decision: Decision) -> None:
+    """Keep what one decision on the plan's completion `index` does: its progress row, counted completion, award."""
+    if not decision.counted:
+        return
+    item, state = plan.items[index], plan.state
+    row = state.row_for(item, spec, decision)
+    if spec.kind == STREAK:
+        row.streak = decision.progress
+    row.count = decision.progress
+    row.achieved = row.achieved or decision.progress >= spec.required
+    exclusive = not spec.can_repeat and spec.kind != STREAK
+    if exclusive:
+        state.objects_seen.add((item.user_id, spec.id, row.period_start, item.business_id))
+    plan.counted.append((index, spec, row, item.business_id if exclusive else None))
+    if decision.awarded:
+        row.awards += 1
+        plan.awards.append((index, spec, row, decision))
 
 
 _COUNTED_COLUMNS = ("rule_id", "score_info_id", "completion_id", "dedupe_key", "created_at")

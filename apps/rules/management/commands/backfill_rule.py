@@ -1,0 +1,53 @@
+"""`manage.py backfill_rule SCORE_TYPE [--dry-run]`."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from apps.rules.dry_run import rule_dry_run
+from apps.rules.management.commands.simulate_rule import print_dry_run
+from apps.rules.management.rule_args import rule_by_code
+from apps.rules.models import BackfillRun, ScoreRule
+from apps.rules.services.backfill import BackfillRefused, backfill_window, score_rule_backfill
+
+
+class Command(BaseCommand):
+    help = (
+        "Award what completions recorded before an active rule's activation earned under it (from its start time). "
+        "Runs here, synchronously; a rule is backfilled once."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("score_type")
+        parser.add_argument("--dry-run", action="store_true", help="show what it would award; write nothing")
+
+    def handle(self, *args, score_type: str, dry_run: bool, **options) -> None:
+        rule = rule_by_code(score_type)
+        if rule.status != ScoreRule.Status.ACTIVE:
+            raise CommandError(f"{rule.score_type} is {rule.status}: only an active rule can be backfilled")
+        if dry_run:
+            window, activated = backfill_window(rule)
+            print_dry_run(
+                self,
+                rule_dry_run(rule=rule, since=window.start, recorded_before=activated, live_recipients=True),
+            )
+            self.stdout.write("dry run: nothing was written")
+            return
+        try:
+            run = score_rule_backfill(rule=rule)
+        except BackfillRefused as exc:
+            done = rule.backfills.filter(status=BackfillRun.Status.DONE).first()
+            if done is None:
+                raise CommandError(str(exc)) from None
+            # Idempotent: asked again, it says so and awards nothing.
+            self.stdout.write(
+                f"{rule.score_type} was backfilled already (run {done.pk}, {done.finished_at:%Y-%m-%d %H:%M}): nothing to do"
+            )
+            return
+        self.stdout.write(
+            f"run {run.pk}: {run.completions} completions, {run.counted} counted, "
+            f"{run.recipients} recipients, {run.awards} awards, {run.points} points"
+        )
+        for reason, count in sorted(run.reasons.items(), key=lambda item: -item[1]):
+            self.stdout.write(f"  {reason:<24} {count}")
+        if run.status != BackfillRun.Status.DONE:
+            raise CommandError(f"run {run.pk} {run.status}: {run.error}")
+        self.stdout.write(self.style.SUCCESS(f"run {run.pk} done"))

@@ -1,0 +1,258 @@
+"""Backfill: award what completions recorded before a rule's activation earned under it.
+
+The rule is replayed over those completions in (occurred_at, id) order, exactly as the dry run
+replays it, and each batch of decisions is written through the worker's own path
+(`scoring_plan_write`: progress rows, counted completions, ledger entries keyed by completion
+and rule) under the batch users' account locks, with the decisions appended to each completion
+for "why no points?". What the database already holds wins over the replay's memory: a place a
+live award took, a business id or a streak period counted live, awards live in the period. On a
+quiet system there is none of it, and the backfill awards exactly what the dry run showed.
+
+Exactly once: one run per rule may be queued, running or done (a unique constraint), and each
+batch commits with the run's high-water mark under the run's row lock, so a run that resumes,
+or a second process on the same run, never writes a completion twice.
+"""
+
+import dataclasses
+import logging
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from apps.ledger.services import EntryMeta, accounts_ensure, accounts_lock
+from apps.rules.dry_run import Window, replay_for
+from apps.rules.engine import STREAK, Decision, Reason, RuleSpec
+from apps.rules.models import BackfillRun, ScoreRule
+from apps.rules.replay import Replay, Tally
+from apps.rules.services.scoring import (
+    ScoringItem,
+    ScoringPlan,
+    _BatchState,
+    _take_recipient_place,
+    plan_keep,
+    scoring_plan_write,
+)
+from apps.rules.services.workflow import score_rule_activate
+from apps.tasks.models import TaskConfig, UserTaskRecord
+from apps.tasks.multirow import rows_update
+
+logger = logging.getLogger(__name__)
+
+BACKFILL_BATCH = 500  # completions per transaction: the users' account locks are held this long
+
+
+class BackfillRefused(Exception):
+    """The rule cannot be backfilled now (not active, or a run is queued, running or done)."""
+
+
+def rule_activated_at(rule: ScoreRule) -> datetime | None:
+    """When the rule became active, from its history (None if it never did)."""
+    first = rule.history.filter(status=ScoreRule.Status.ACTIVE).order_by("history_date").values_list("history_date", flat=True)
+    return first.first()
+
+
+def backfill_window(rule: ScoreRule) -> tuple[Window, datetime | None]:
+    """(the completions' window, the activation time): what a backfill of `rule` reads."""
+    return Window.of(rule, since=None), rule_activated_at(rule)
+
+
+def backfill_request(*, rule: ScoreRule, actor: AbstractBaseUser | None = None) -> BackfillRun:
+    """Queue the rule's backfill; raise BackfillRefused if it is not active or one is queued, running or done.
+
+    A failed run before it is resumed: the new run starts after the last completion it wrote.
+    """
+    if rule.status != ScoreRule.Status.ACTIVE:
+        raise BackfillRefused(_("Only an active rule can be backfilled; %(rule)s is %(status)s.") % _names(rule))
+    window, activated = backfill_window(rule)
+    failed = rule.backfills.filter(status=BackfillRun.Status.FAILED).exclude(last_completion_id=None).first()
+    try:
+        with transaction.atomic():
+            return BackfillRun.objects.create(
+                rule=rule,
+                requested_by=actor if actor is not None and actor.is_authenticated else None,
+                window_start=window.start,
+                recorded_before=activated,
+                last_occurred_at=failed.last_occurred_at if failed else None,
+                last_completion_id=failed.last_completion_id if failed else None,
+            )
+    except IntegrityError:
+        taken = rule.backfills.exclude(status=BackfillRun.Status.FAILED).first()
+        raise BackfillRefused(
+            _("%(rule)s has a backfill already (run %(run)s, %(status)s): it awards once.")
+            % {**_names(rule), "run": taken.pk if taken else "?", "status": taken.get_status_display() if taken else "?"}
+        ) from None
+
+
+def score_rule_activate_with_backfill(*, rule: ScoreRule, actor: AbstractBaseUser | None = None) -> BackfillRun:
+    """Activate the rule and queue its backfill in one transaction; the run starts once it commits."""
+    from apps.rules.tasks import run_backfill  # tasks import services; the task is enqueued from here only
+
+    with transaction.atomic():
+        score_rule_activate(rule=rule, actor=actor)
+        run = backfill_request(rule=rule, actor=actor)
+        transaction.on_commit(lambda: run_backfill.delay(run.pk))
+    return run
+
+
+def _names(rule: ScoreRule) -> dict:
+    return {"rule": rule.score_type, "status": rule.get_status_display()}
+
+
+def _page(rule: ScoreRule, window: Window, recorded_before: datetime | None, after: tuple[datetime, int] | None) -> list:
+    """The next BACKFILL_BATCH completions after `after`, as the dry run reads them (keyset pages: a batch per query)."""
+    task_ids = list(TaskConfig.all_objects.filter(task_type=rule.task_type).values_list("id", flat=True))
+    rows = UserTaskRecord.objects.filter(task_id__in=task_ids, reversed_at__isnull=True, occurred_at__lt=window.end)
+    if window.start is not None:
+        rows = rows.filter(occurred_at__gte=window.start)
+    if recorded_before is not None:
+        rows = rows.filter(created_at__lt=recorded_before)
+    if after is not None:
+        rows = rows.filter(Q(occurred_at__gt=after[0]) | Q(occurred_at=after[0], id__gt=after[1]))
+    return list(rows.order_by("occurred_at", "id").values_list("occurred_at", "id", "user_id", "business_id")[:BACKFILL_BATCH])
+
+
+def _reconciled(decision: Decision, plan: ScoringPlan, index: int, spec: RuleSpec) -> Decision:
+    """The replay's decision, corrected by what the database holds (only live activity makes them differ)."""
+    if not decision.counted:
+        return decision
+    item, state = plan.items[index], plan.state
+    row = state.rows.get((item.user_id, spec.id, decision.period_start))
+    if spec.kind == STREAK:
+        if row is not None and row.streak > 0:
+            return dataclasses.replace(
+                decision, reason=Reason.PERIOD_ALREADY_COUNTED, counted=False, points=0, progress=row.streak
+            )
+    else:
+        if not spec.can_repeat and (item.user_id, spec.id, decision.period_start, item.business_id) in state.objects_seen:
+            return dataclasses.replace(decision, reason=Reason.DUPLICATE_OBJECT, counted=False, points=0, progress=row.count)
+        if row is not None:  # counts add up with the period's live ones
+            decision = dataclasses.replace(decision, progress=row.count + 1)
+    if decision.awarded:
+        if spec.award_limit is not None and row is not None and row.awards >= spec.award_limit:
+            return dataclasses.replace(decision, reason=Reason.LIMIT_REACHED, points=0, takes_recipient_place=False)
+        if decision.takes_recipient_place:
+            if (item.user_id, spec.id) in state.recipients:
+                return dataclasses.replace(decision, takes_recipient_place=False)
+            if not _take_recipient_place(rule_id=spec.id, user_id=item.user_id):
+                return decision.capped()
+            state.recipients.add((item.user_id, spec.id))
+    return decision
+
+
+class _Run:
+    """A run's replay and figures while it executes."""
+
+    def __init__(self, run: BackfillRun, replay: Replay):
+        self.run, self.replay, self.tally = run, replay, Tally()
+        self.task_type = run.rule.task_type
+        self.mark = (run.last_occurred_at, run.last_completion_id) if run.last_completion_id is not None else None
+
+    def write_batch(self, rows: list) -> None:
+        """Decide and write one batch in one transaction, under the run's row lock and the users' account locks."""
+        replay, spec = self.replay, self.replay.spec
+        accounts_ensure(user_ids=sorted({row[2] for row in rows}))
+        with transaction.atomic():
+            locked = BackfillRun.objects.select_for_update().get(pk=self.run.pk)
+            mark = (locked.last_occurred_at, locked.last_completion_id) if locked.last_completion_id is not None else None
+            if locked.status != BackfillRun.Status.RUNNING or mark != self.mark:
+                raise BackfillRefused(_("Backfill run %(run)s was moved on by another process.") % {"run": locked.pk})
+            accounts = accounts_lock(user_ids=sorted({row[2] for row in rows}))
+            details = {
+                pk: rest
+                for pk, *rest in UserTaskRecord.objects.filter(pk__in=[row[1] for row in rows]).values_list(
+                    "pk", "event_id", "location", "country", "lang_type", "decisions"
+                )
+            }
+            items = [
+                ScoringItem(
+                    user_id=user_id,
+                    task_type=self.task_type,
+                    event_id=details[pk][0],
+                    occurred_at=occurred_at,
+                    business_id=business_id,
+                    meta=EntryMeta(*details[pk][1:4]),
+                )
+                for occurred_at, pk, user_id, business_id in rows
+            ]
+            plan = ScoringPlan(items=items, decisions=[])
+            plan.state = _BatchState(wanted=[(item, [spec]) for item in items], tz=replay.tz)
+            for index, item in enumerate(items):
+                decision = _reconciled(replay.decide(item.user_id, item.occurred_at, item.business_id), plan, index, spec)
+                replay.apply(item.user_id, item.occurred_at, item.business_id, decision)
+                plan_keep(plan, index, spec, decision)
+                plan.decisions.append([decision])
+                self.tally.add(item.user_id, decision)
+            ids = [row[1] for row in rows]
+            scoring_plan_write(plan=plan, completion_ids=ids, accounts=accounts)
+            now = timezone.now()
+            rows_update(
+                UserTaskRecord,
+                ("decisions", "updated_at"),
+                [
+                    (pk, [*details[pk][4], decisions[0].as_record()], now)
+                    for pk, decisions in zip(ids, plan.decisions, strict=True)
+                ],
+            )
+            self.mark = (rows[-1][0], rows[-1][1])
+            locked.last_occurred_at, locked.last_completion_id = self.mark
+            self._figures(locked)
+            locked.save()
+
+    def _figures(self, run: BackfillRun) -> None:
+        tally = self.tally
+        run.completions, run.counted, run.awards, run.points = tally.completions, tally.counted, tally.awards, tally.points
+        run.recipients, run.reasons = tally.recipients, dict(tally.reasons)
+
+
+def backfill_run_execute(*, run_id: int) -> BackfillRun:
+    """Run a queued backfill to the end, a batch per transaction; return the run, done or failed.
+
+    A run left `running` by a process that died is taken up again from its high-water mark (the
+    replay goes over the completions before it again, in memory, to rebuild the users' progress).
+    Raises BackfillRefused if the run is done or failed already.
+    """
+    claimed = BackfillRun.objects.filter(pk=run_id, status__in=[BackfillRun.Status.QUEUED, BackfillRun.Status.RUNNING]).update(
+        status=BackfillRun.Status.RUNNING, started_at=timezone.now()
+    )
+    run = BackfillRun.objects.select_related("rule").get(pk=run_id)
+    if not claimed:
+        raise BackfillRefused(
+            _("Backfill run %(run)s is %(status)s already.") % {"run": run.pk, "status": run.get_status_display()}
+        )
+    rule = run.rule
+    window = Window.of(rule, since=run.window_start)
+    executing = _Run(run, replay_for(rule, live_recipients=True))
+    try:
+        after = None
+        while True:
+            rows = _page(rule, window, run.recorded_before, after)
+            if not rows:
+                break
+            after = (rows[-1][0], rows[-1][1])
+            fresh = [row for row in rows if executing.mark is None or (row[0], row[1]) > executing.mark]
+            for occurred_at, _pk, user_id, business_id in rows[: len(rows) - len(fresh)]:
+                executing.replay.step(user_id, occurred_at, business_id)  # written before: replayed only
+            if fresh:
+                executing.write_batch(fresh)
+    except BackfillRefused:
+        raise  # another process holds the run: it goes on, this one stops
+    except Exception as exc:
+        logger.exception("backfill run %s of rule %s failed", run.pk, rule.score_type)
+        BackfillRun.objects.filter(pk=run.pk, status=BackfillRun.Status.RUNNING).update(
+            status=BackfillRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:4000], finished_at=timezone.now()
+        )
+    else:
+        BackfillRun.objects.filter(pk=run.pk).update(status=BackfillRun.Status.DONE, finished_at=timezone.now())
+    run.refresh_from_db()
+    run.tally = executing.tally
+    return run
+
+
+def score_rule_backfill(*, rule: ScoreRule, actor: AbstractBaseUser | None = None) -> BackfillRun:
+    """Request and run the rule's backfill here and now (the command's path); see `backfill_request`."""
+    run = backfill_request(rule=rule, actor=actor)
+    return backfill_run_execute(run_id=run.pk)
