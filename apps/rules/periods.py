@@ -47,12 +47,22 @@ def _local_midnight(day: date, tz: ZoneInfo) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(UTC)
 
 
+# The latest bounds computed per (period kind, zone). Completions mostly fall in the current
+# period (and a replay reads them in time order), so this spares most of the date arithmetic;
+# a period is a plain interval of instants, so a hit is exactly what computing would give.
+_latest: dict[tuple[str, ZoneInfo], tuple[datetime, datetime]] = {}
+
+
 def period_bounds(period: str, at: datetime, tz: ZoneInfo) -> tuple[datetime, datetime | None]:
     """Return (start, end), in UTC, of the period that contains the aware datetime `at`; end is None for `none`."""
     if period == NONE:
         return LIFETIME_START, None
+    latest = _latest.get((period, tz))
+    if latest is not None and latest[0] <= at < latest[1]:
+        return latest
     first = _first_day(period, at.astimezone(tz).date())
-    return _local_midnight(first, tz), _local_midnight(_next_first_day(period, first), tz)
+    bounds = _latest[(period, tz)] = (_local_midnight(first, tz), _local_midnight(_next_first_day(period, first), tz))
+    return bounds
 
 
 def next_period_start(period: str, start: datetime, tz: ZoneInfo) -> datetime | None:
