@@ -6,6 +6,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from apps.ledger.changelists import BigTableAdminMixin
 from apps.rules import services
+from apps.rules.admin_dry_run import RuleDryRunAdminMixin
 from apps.rules.admin_sheets import RuleSheetAdminMixin
 from apps.rules.models import ScoreRule, ScoreRuleObjectPoints, UserScoreInfo
 from apps.rules.resources import ObjectPointsResource, ScoreRuleResource
@@ -37,7 +38,7 @@ class ObjectPointsInline(admin.TabularInline):
 
 
 @admin.register(ScoreRule)
-class ScoreRuleAdmin(WorkflowAdminMixin, FrozenFieldsMixin, RuleSheetAdminMixin, SimpleHistoryAdmin):
+class ScoreRuleAdmin(RuleDryRunAdminMixin, WorkflowAdminMixin, FrozenFieldsMixin, RuleSheetAdminMixin, SimpleHistoryAdmin):
     list_display = (
         "score_type",
         "status_badge",
@@ -90,6 +91,7 @@ class ScoreRuleAdmin(WorkflowAdminMixin, FrozenFieldsMixin, RuleSheetAdminMixin,
             extra_context = {
                 **(extra_context or {}),
                 "live_figures": rule_live_figures(rule_id=obj.pk),
+                "backfill_runs": self.backfill_runs(obj),
                 "object_points_url": reverse("admin:rules_scoreruleobjectpoints_changelist") + f"?rule__id__exact={obj.pk}",
             }
         return super().change_view(request, object_id, form_url, extra_context)

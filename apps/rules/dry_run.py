@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.rules.engine import RuleSpec
@@ -50,9 +51,7 @@ def replay_spec(rule: ScoreRule) -> RuleSpec:
     return dataclasses.replace(rule_spec(rule, object_points=amounts), active=True)
 
 
-def rule_completions(
-    *, task_type: str, window: Window, recorded_before: datetime | None = None
-) -> Iterator[tuple[datetime, int, int, str]]:
+def completions_query(*, task_type: str, window: Window, recorded_before: datetime | None = None) -> QuerySet:
     """(occurred_at, id, user id, business id) of the task's live, unreversed completions in `window`, in time order.
 
     `recorded_before` keeps only completions recorded (created) before that instant: those the
@@ -65,10 +64,15 @@ def rule_completions(
         rows = rows.filter(occurred_at__gte=window.start)
     if recorded_before is not None:
         rows = rows.filter(created_at__lt=recorded_before)
-    return (
-        rows.order_by("occurred_at", "id")
-        .values_list("occurred_at", "id", "user_id", "business_id")
-        .iterator(chunk_size=STREAM_CHUNK)
+    return rows.order_by("occurred_at", "id").values_list("occurred_at", "id", "user_id", "business_id")
+
+
+def rule_completions(
+    *, task_type: str, window: Window, recorded_before: datetime | None = None
+) -> Iterator[tuple[datetime, int, int, str]]:
+    """`completions_query`'s rows, streamed a chunk at a time."""
+    return completions_query(task_type=task_type, window=window, recorded_before=recorded_before).iterator(
+        chunk_size=STREAM_CHUNK
     )
 
 

@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.ledger.services import EntryMeta, accounts_ensure, accounts_lock
-from apps.rules.dry_run import Window, replay_for
+from apps.rules.dry_run import Window, completions_query, replay_for
 from apps.rules.engine import STREAK, Decision, Reason, RuleSpec
 from apps.rules.models import BackfillRun, ScoreRule
 from apps.rules.replay import Replay, Tally
@@ -37,7 +37,7 @@ from apps.rules.services.scoring import (
     scoring_plan_write,
 )
 from apps.rules.services.workflow import score_rule_activate
-from apps.tasks.models import TaskConfig, UserTaskRecord
+from apps.tasks.models import UserTaskRecord
 from apps.tasks.multirow import rows_update
 
 logger = logging.getLogger(__name__)
@@ -104,15 +104,10 @@ def _names(rule: ScoreRule) -> dict:
 
 def _page(rule: ScoreRule, window: Window, recorded_before: datetime | None, after: tuple[datetime, int] | None) -> list:
     """The next BACKFILL_BATCH completions after `after`, as the dry run reads them (keyset pages: a batch per query)."""
-    task_ids = list(TaskConfig.all_objects.filter(task_type=rule.task_type).values_list("id", flat=True))
-    rows = UserTaskRecord.objects.filter(task_id__in=task_ids, reversed_at__isnull=True, occurred_at__lt=window.end)
-    if window.start is not None:
-        rows = rows.filter(occurred_at__gte=window.start)
-    if recorded_before is not None:
-        rows = rows.filter(created_at__lt=recorded_before)
+    rows = completions_query(task_type=rule.task_type, window=window, recorded_before=recorded_before)
     if after is not None:
         rows = rows.filter(Q(occurred_at__gt=after[0]) | Q(occurred_at=after[0], id__gt=after[1]))
-    return list(rows.order_by("occurred_at", "id").values_list("occurred_at", "id", "user_id", "business_id")[:BACKFILL_BATCH])
+    return list(rows[:BACKFILL_BATCH])
 
 
 def _reconciled(decision: Decision, plan: ScoringPlan, index: int, spec: RuleSpec) -> Decision:
