@@ -21,7 +21,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from apps.rules.dry_run import rule_dry_run
+from apps.ledger.user_page import decision_reason
+from apps.rules.dry_run import DryRun, rule_dry_run
 from apps.rules.models import BackfillRun, ScoreRule
 from apps.rules.services.backfill import BackfillRefused, score_rule_activate_with_backfill
 
@@ -30,6 +31,13 @@ DRY_RUN_DAYS = 30  # how far back the dry run page looks unless told
 
 def _local_midnight(day) -> datetime:
     return datetime.combine(day, time(), tzinfo=ZoneInfo(settings.TIME_ZONE))
+
+
+def _reason_rows(result: DryRun | None) -> list[tuple[str, str, int]]:
+    """(reason, in the words of "why no points?", completions), most first."""
+    if result is None:
+        return []
+    return [(reason, decision_reason({"reason": reason}), count) for reason, count in result.reasons()]
 
 
 class DryRunForm(forms.Form):
@@ -82,6 +90,7 @@ class RuleDryRunAdminMixin:
             "original": rule,
             "form": form,
             "result": result,
+            "reason_rows": _reason_rows(result),
         }
         return TemplateResponse(request, "admin/rules/scorerule/dry_run.html", context)
 
@@ -110,12 +119,14 @@ class RuleDryRunAdminMixin:
                     messages.SUCCESS,
                 )
             return HttpResponseRedirect(self._change_url(rule))
+        result = rule_dry_run(rule=rule, since=rule.start_time)
         context = {
             **self.admin_site.each_context(request),
             "title": _("Activate %(rule)s") % {"rule": rule.score_type},
             "opts": self.opts,
             "original": rule,
-            "result": rule_dry_run(rule=rule, since=rule.start_time),
+            "result": result,
+            "reason_rows": _reason_rows(result),
         }
         return TemplateResponse(request, "admin/rules/scorerule/activate.html", context)
 

@@ -32,7 +32,7 @@ def test_the_dry_run_page_shows_the_figures_and_writes_nothing(client, operator)
     assert 'name="since"' in page and "dry-run-awards" not in page  # the form, filled with 30 days back
     page = client.get(url, {"since": "2020-01-01"}).content.decode()
     assert 'id="dry-run-awards"' in page and 'id="dry-run-top"' in page
-    assert "duplicate_object" in page
+    assert 'class="jifen-reason-duplicate_object"' in page and "the rule does not repeat" in page
     assert not ScoreRecord.objects.exists()
     assert "dry-run" in client.get(reverse("admin:rules_scorerule_change", args=[rule.pk])).content.decode()
     bad = client.get(url, {"since": "2026-13-01"})
