@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -143,10 +144,13 @@ def rule_dry_run(
     if not window.empty:
         replay = replay_for(rule, live_recipients=live_recipients)
         step, add = replay.step, tally.add
-        for occurred_at, _id, user_id, business_id in rule_completions(
-            task_type=rule.task_type, window=window, recorded_before=recorded_before
-        ):
-            add(user_id, step(user_id, occurred_at, business_id))
+        # In a transaction: one snapshot, and PostgreSQL streams the cursor instead of first
+        # materializing every row, as it must for a cursor that outlives its transaction (WITH HOLD).
+        with transaction.atomic():
+            for occurred_at, _id, user_id, business_id in rule_completions(
+                task_type=rule.task_type, window=window, recorded_before=recorded_before
+            ):
+                add(user_id, step(user_id, occurred_at, business_id))
     tally.stop()
     return DryRun(rule=rule, window=window, tally=tally, top=_top_users(tally, top))
 
