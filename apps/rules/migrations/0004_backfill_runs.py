@@ -6,40 +6,71 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('rules', '0003_translatable_names'),
+        ("rules", "0003_translatable_names"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='BackfillRun',
+            name="BackfillRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('queued', 'queued'), ('running', 'running'), ('done', 'done'), ('failed', 'failed')], default='queued', max_length=8, verbose_name='status')),
-                ('window_start', models.DateTimeField(blank=True, null=True, verbose_name='completions from')),
-                ('recorded_before', models.DateTimeField(blank=True, null=True, verbose_name='recorded before')),
-                ('completions', models.PositiveIntegerField(default=0, verbose_name='completions read')),
-                ('counted', models.PositiveIntegerField(default=0, verbose_name='counted')),
-                ('awards', models.PositiveIntegerField(default=0, verbose_name='awards')),
-                ('points', models.BigIntegerField(default=0, verbose_name='points')),
-                ('recipients', models.PositiveIntegerField(default=0, verbose_name='recipients')),
-                ('reasons', models.JSONField(blank=True, default=dict, verbose_name='reasons')),
-                ('last_occurred_at', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('last_completion_id', models.BigIntegerField(blank=True, editable=False, null=True)),
-                ('error', models.TextField(blank=True, verbose_name='error')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
-                ('started_at', models.DateTimeField(blank=True, null=True, verbose_name='started at')),
-                ('finished_at', models.DateTimeField(blank=True, null=True, verbose_name='finished at')),
-                ('requested_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='requested by')),
-                ('rule', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='backfills', to='rules.scorerule', verbose_name='rule')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("queued", "queued"), ("running", "running"), ("done", "done"), ("failed", "failed")],
+                        default="queued",
+                        max_length=8,
+                        verbose_name="status",
+                    ),
+                ),
+                ("window_start", models.DateTimeField(blank=True, null=True, verbose_name="completions from")),
+                ("recorded_before", models.DateTimeField(blank=True, null=True, verbose_name="recorded before")),
+                ("completions", models.PositiveIntegerField(default=0, verbose_name="completions read")),
+                ("counted", models.PositiveIntegerField(default=0, verbose_name="counted")),
+                ("awards", models.PositiveIntegerField(default=0, verbose_name="awards")),
+                ("points", models.BigIntegerField(default=0, verbose_name="points")),
+                ("recipients", models.PositiveIntegerField(default=0, verbose_name="recipients")),
+                ("reasons", models.JSONField(blank=True, default=dict, verbose_name="reasons")),
+                ("last_occurred_at", models.DateTimeField(blank=True, editable=False, null=True)),
+                ("last_completion_id", models.BigIntegerField(blank=True, editable=False, null=True)),
+                ("error", models.TextField(blank=True, verbose_name="error")),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                ("started_at", models.DateTimeField(blank=True, null=True, verbose_name="started at")),
+                ("finished_at", models.DateTimeField(blank=True, null=True, verbose_name="finished at")),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="requested by",
+                    ),
+                ),
+                (
+                    "rule",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="backfills",
+                        to="rules.scorerule",
+                        verbose_name="rule",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'backfill run',
-                'verbose_name_plural': 'backfill runs',
-                'ordering': ['-id'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('status__in', ['queued', 'running', 'done'])), fields=('rule',), name='backfill_once_per_rule')],
+                "verbose_name": "backfill run",
+                "verbose_name_plural": "backfill runs",
+                "ordering": ["-id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("status__in", ["queued", "running", "done"])),
+                        fields=("rule",),
+                        name="backfill_once_per_rule",
+                    )
+                ],
             },
         ),
     ]

@@ -16,9 +16,7 @@ def grant(apps, schema_editor):
     Permission = apps.get_model("auth", "Permission")
     for name, codenames in GRANTS.items():
         group, _ = Group.objects.using(using).get_or_create(name=name)
-        group.permissions.add(
-            *Permission.objects.using(using).filter(content_type__app_label="rules", codename__in=codenames)
-        )
+        group.permissions.add(*Permission.objects.using(using).filter(content_type__app_label="rules", codename__in=codenames))
 
 
 def revoke(apps, schema_editor):
