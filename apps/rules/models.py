@@ -86,7 +86,7 @@ class ScoreRule(SoftDeleteModel):
         ),
     )
     cooldown_scope = models.CharField(
-        _("cooldown applies"), max_length=8, choices=CooldownScope.choices, default=CooldownScope.USER
+        _("cooldown scope"), max_length=8, choices=CooldownScope.choices, default=CooldownScope.USER
     )
     # Kept by a conditional UPDATE under the row lock, so the cap holds with any number of workers.
     recipients_count = models.PositiveIntegerField(_("recipients"), default=0, editable=False)

@@ -38,7 +38,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='historicalscorerule',
             name='cooldown_scope',
-            field=models.CharField(choices=[('user', 'per user'), ('object', 'per user and business object')], default='user', max_length=8, verbose_name='cooldown applies'),
+            field=models.CharField(choices=[('user', 'per user'), ('object', 'per user and business object')], default='user', max_length=8, verbose_name='cooldown scope'),
         ),
         migrations.AddField(
             model_name='scorerule',
@@ -48,7 +48,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='scorerule',
             name='cooldown_scope',
-            field=models.CharField(choices=[('user', 'per user'), ('object', 'per user and business object')], default='user', max_length=8, verbose_name='cooldown applies'),
+            field=models.CharField(choices=[('user', 'per user'), ('object', 'per user and business object')], default='user', max_length=8, verbose_name='cooldown scope'),
         ),
         migrations.AddIndex(
             model_name='countedcompletion',
