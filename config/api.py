@@ -4,7 +4,7 @@ Each app owns its endpoints (a ninja Router in `apps/<app>/api.py`); this module
 them. A new group of endpoints is one import and one `add_router` line below.
 """
 
-from ninja import NinjaAPI
+from ninja import NinjaAPI, Swagger
 
 from apps.ledger.api import router as me_router
 from apps.rules.api import router as progress_router
@@ -21,6 +21,9 @@ api = NinjaAPI(
     urls_namespace="api",
     openapi_url="/openapi.json",
     docs_url="/docs",
+    # Swagger UI comes from the package's static files (ninja is an installed app); no validator
+    # badge, which would call a public validator service with the schema's address.
+    docs=Swagger(settings={"validatorUrl": None}),
 )
 install_error_handlers(api)
 

@@ -157,3 +157,5 @@ class TestSchema:
         assert "swagger-ui-bundle.js" in html
         sources = re.findall(r'(?:src|href)="([^"]+)"', html)
         assert sources and all(not re.match(r"(https?:)?//", source) for source in sources), sources
+        settings = json.loads(re.search(r'id="swagger-settings">(.*?)</script>', html, re.S).group(1))
+        assert settings["url"] == "/api/openapi.json" and settings["validatorUrl"] is None
