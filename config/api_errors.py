@@ -6,7 +6,7 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from ninja import NinjaAPI, Schema
-from ninja.errors import AuthenticationError
+from ninja.errors import AuthenticationError, ValidationError
 
 from apps.tracking.capture import client_address
 from apps.tracking.signing import HEADER_KEY, Refused
@@ -54,14 +54,20 @@ def _not_signed_in(api: NinjaAPI, request: HttpRequest, exc: AuthenticationError
     return api.create_response(request, {"error": "not_signed_in", "message": _("Sign in first.")}, status=401)
 
 
+def _bad_parameters(api: NinjaAPI, request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    body = {"error": "bad_parameters", "message": _("Some parameters are not valid."), "detail": exc.errors}
+    return api.create_response(request, body, status=422)
+
+
 def _database_down(api: NinjaAPI, request: HttpRequest, exc: DatabaseError) -> HttpResponse:
     logger.error("api: %s %s failed on the database: %s", request.method, request.path, exc)
-    refused = Refused(503, "unavailable", _("The service cannot take requests right now; try again shortly."))
-    refused.retry_after_s = RETRY_AFTER_S
+    message = _("The service cannot take requests right now; try again shortly.")
+    refused = Refused(503, "unavailable", message, retry_after_s=RETRY_AFTER_S)
     return _refused(api, request, refused)
 
 
 def install_error_handlers(api: NinjaAPI) -> None:
     api.add_exception_handler(Refused, lambda request, exc: _refused(api, request, exc))
     api.add_exception_handler(AuthenticationError, lambda request, exc: _not_signed_in(api, request, exc))
+    api.add_exception_handler(ValidationError, lambda request, exc: _bad_parameters(api, request, exc))
     api.add_exception_handler(DatabaseError, lambda request, exc: _database_down(api, request, exc))

@@ -108,7 +108,9 @@ class TestLedger:
     @pytest.mark.parametrize("query", [{"limit": 0}, {"before": 0}, {"limit": "many"}])
     def test_bad_parameters_are_422(self, client, alice, query):
         client.force_login(alice)
-        assert client.get("/api/me/ledger", query).status_code == 422
+        response = client.get("/api/me/ledger", query)
+        assert response.status_code == 422
+        assert response.json()["error"] == "bad_parameters" and response.json()["detail"]
 
 
 class TestProgress:

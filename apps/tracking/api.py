@@ -1,10 +1,12 @@
 """`POST /api/events`: other business systems report completed tasks, signed with their service key."""
 
 import time
+from datetime import timedelta
 
 import orjson
 from django.conf import settings
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from ninja import Router, Schema, Status
 from ninja.security import APIKeyHeader
@@ -134,7 +136,9 @@ def post_events(request: HttpRequest):
     if request.content_type != "application/json":
         raise Refused(415, "unsupported_media_type", _("Send the events as application/json."))
     items = _items(request.body)
-    read = read_batch(LineReader(route_table()), items, allowed_task_types=signed.key.allowed_task_types)
+    # The same allowance for clock skew as for the signature's timestamp.
+    latest = timezone.now() + timedelta(seconds=settings.JIFEN_API_SIGNATURE_MAX_AGE_S)
+    read = read_batch(LineReader(route_table()), items, latest=latest, allowed_task_types=signed.key.allowed_task_types)
     if read.errors:
         count = len(read.errors)
         raise Refused(

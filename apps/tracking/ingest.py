@@ -153,11 +153,15 @@ class BatchRead:
     errors: list[dict]  # {"index", "event_id", "field", "message"}
 
 
-def read_batch(reader: LineReader, items: list, *, allowed_task_types: frozenset[str] = frozenset()) -> BatchRead:
+def read_batch(
+    reader: LineReader, items: list, *, latest: datetime, allowed_task_types: frozenset[str] = frozenset()
+) -> BatchRead:
     """Read every item of an API batch with `reader`, so that one bad item can refuse the whole batch.
 
-    `allowed_task_types`, when not empty, is what the posting key may report: an event of another
-    task type (named, or routed from its method and path) is an error, not a skip.
+    An event that occurred after `latest` (the server's clock plus the allowed skew) is an error: a
+    completion from the future would open periods and streaks ahead of time. `allowed_task_types`,
+    when not empty, is what the posting key may report: an event of another task type (named, or
+    routed from its method and path) is an error, not a skip.
     """
     reader.prefetch_users(item.get("user") for item in items if isinstance(item, dict))
     events, skipped, errors = [], [], []
@@ -171,6 +175,9 @@ def read_batch(reader: LineReader, items: list, *, allowed_task_types: frozenset
             continue
         if isinstance(result, Skipped):
             skipped.append({"index": index, "event_id": event_id, "reason": result.reason})
+        elif result.occurred_at > latest:
+            message = "occurred_at: later than the server's clock (events report what already happened)"
+            errors.append({"index": index, "event_id": event_id, "field": "occurred_at", "message": message})
         elif allowed_task_types and result.task_type not in allowed_task_types:
             message = f"task_type: this key may not report {result.task_type!r} events"
             errors.append({"index": index, "event_id": event_id, "field": "task_type", "message": message})

@@ -304,6 +304,14 @@ class TestBadBodies:
         assert "mallory" in unknown_user["message"] and unknown_user["event_id"] == str(uuid.UUID(int=2))
         assert state() == (0, 0, 0) and sent == []
 
+    def test_an_event_from_the_future(self, shop, sent):
+        future = (timezone.now() + timedelta(hours=1)).isoformat()
+        body = refused(shop.post(event(1, task_type="sign-in", occurred_at=future)), 422, "invalid_events")
+        assert body["errors"][0]["field"] == "occurred_at"
+        assert state() == (0, 0, 0) and sent == []
+        soon = (timezone.now() + timedelta(seconds=60)).isoformat()  # within the allowed clock skew
+        assert shop.post(event(2, task_type="sign-in", occurred_at=soon)).status_code == 202
+
     def test_unknown_user(self, shop, sent):
         body = refused(shop.post(event(1, task_type="sign-in", user="nobody")), 422, "invalid_events")
         assert body["errors"][0]["field"] == "user"
