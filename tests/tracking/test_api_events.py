@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from apps.tasks.models import UserTaskRecord
 from apps.tracking import handoff as handoff_module
-from apps.tracking.handoff import HandoffUnavailable
+from apps.tracking.handoff import HandoffUnavailable, worker_inbox
 from apps.tracking.models import OutboxEvent, SeenSignature, ServiceKey
 from apps.tracking.services import events_process_batch
 from apps.tracking.services_api import seen_signatures_prune, service_key_create, service_key_revoke
@@ -70,17 +70,12 @@ def shop(client, site):
     return Service(client, key, secret)
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def sent(monkeypatch):
-    """Every payload handed to the broker (still handed over for real)."""
+    """Every payload handed to the broker. The hand-off runs (breaker included) but stops short of the
+    broker, so that no test leaves messages for a later test's worker; one test below pushes for real."""
     payloads: list[dict] = []
-    real = handoff_module.Handoff.send
-
-    def spy(self, batch):
-        real(self, batch)
-        payloads.extend(batch)
-
-    monkeypatch.setattr(handoff_module.Handoff, "send", spy)
+    monkeypatch.setattr(handoff_module.Handoff, "_publish", lambda self, batch: payloads.extend(batch))
     return payloads
 
 
@@ -165,7 +160,9 @@ class TestAccepted:
         assert "try again" in body["message"]
         assert state() == (0, 0, 0)  # the signature was not used up
         monkeypatch.undo()
+        monkeypatch.setattr(handoff_module.Handoff, "_publish", lambda self, batch: sent.extend(batch))
         assert shop.post(raw, timestamp=stamp).status_code == 202
+        assert [p["event_id"] for p in sent] == [str(uuid.UUID(int=10))]
 
     def test_the_key_is_marked_used(self, shop):
         assert shop.key.last_used_at is None
@@ -359,6 +356,20 @@ class TestBadBodies:
         response = client.post(URL, data=json.dumps(event(1, task_type="sign-in")), content_type="application/json")
         refused(response, 401, "missing_signature")
         assert sent == []
+
+
+@pytest.mark.redis
+def test_accepted_events_are_in_the_redis_inbox(shop, monkeypatch):
+    monkeypatch.undo()  # the real hand-off
+    inbox = worker_inbox()
+    before = inbox.client.llen(inbox.key)
+    try:
+        assert shop.post({"events": [event(1, task_type="sign-in"), event(2, task_type="purchase")]}).status_code == 202
+        waiting = [json.loads(raw) for raw in inbox.client.lrange(inbox.key, 0, 1)]
+        assert inbox.client.llen(inbox.key) == before + 2
+        assert {item["event_id"] for item in waiting} == {str(uuid.UUID(int=1)), str(uuid.UUID(int=2))}
+    finally:
+        inbox.client.delete(inbox.key, inbox.wake_key, inbox.queue, inbox.template_key)
 
 
 def test_expired_signatures_are_pruned(shop):

@@ -10,11 +10,18 @@ import pytest
 from django.contrib.auth.models import Group
 from django.urls import reverse
 
+from apps.tracking import handoff as handoff_module
 from apps.tracking.models import ServiceKey
 from apps.tracking.services_api import service_key_create
 from tests.factories import TaskConfigFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _no_broker(monkeypatch):
+    """Accepted events stop short of the broker: no message is left for a later test's worker."""
+    monkeypatch.setattr(handoff_module.Handoff, "_publish", lambda self, payloads: None)
 
 
 def post_event(client, key_id: str, secret: str):
