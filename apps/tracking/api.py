@@ -1,5 +1,6 @@
 """`POST /api/events`: other business systems report completed tasks, signed with their service key."""
 
+import re
 import time
 from datetime import timedelta
 
@@ -20,12 +21,14 @@ from config.api_errors import ErrorOut
 
 router = Router(tags=["events"])
 
+_DIGITS = re.compile(r"[0-9]{1,12}")
+
 
 def _body_within_limit(request: HttpRequest) -> bytes:
     """The body, read only once its declared length is known to be within the limit (413 otherwise)."""
     most = settings.JIFEN_API_MAX_BODY_BYTES
     declared = request.META.get("CONTENT_LENGTH") or "0"
-    if not declared.isdigit() or int(declared) > most:
+    if not _DIGITS.fullmatch(declared) or int(declared) > most:
         raise Refused(
             413, "body_too_large", _("The body is larger than %(most)d bytes; send fewer events at once.") % {"most": most}
         )
