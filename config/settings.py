@@ -45,6 +45,9 @@ INSTALLED_APPS = [
     "import_export",
     "simple_history",
     "axes",
+    # The JSON API (config/api.py). Installed as an app so that its docs page takes Swagger UI from
+    # the package's static files rather than from a CDN.
+    "ninja",
     "apps.tasks",
     "apps.rules",
     "apps.ledger",
@@ -247,6 +250,17 @@ JIFEN_ROUTES_REFRESH_S = env_float("JIFEN_ROUTES_REFRESH_S", 1.0, minimum=0.0)
 # an operator requests it; a bigger one waits until a second operator approves it.
 JIFEN_ADJUSTMENT_APPROVAL_ABOVE = env_int("JIFEN_ADJUSTMENT_APPROVAL_ABOVE", 1000, minimum=0)
 
+# The events API for other systems (POST /api/events): how far a request's signed timestamp may be
+# from the server's clock, either way (and so how long a signature is remembered against replay),
+# the largest body read, and the most events in one batch.
+JIFEN_API_SIGNATURE_MAX_AGE_S = env_int("JIFEN_API_SIGNATURE_MAX_AGE_S", 300, minimum=1)
+JIFEN_API_MAX_BODY_BYTES = env_int("JIFEN_API_MAX_BODY_BYTES", 1_048_576, minimum=1024)
+# Django refuses a bigger body than this before any view runs; never below the API's own limit.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, JIFEN_API_MAX_BODY_BYTES)
+JIFEN_API_MAX_EVENTS = env_int("JIFEN_API_MAX_EVENTS", 1000, minimum=1)
+# Entries per page of GET /api/me/ledger, at most.
+JIFEN_API_LEDGER_PAGE_MAX = env_int("JIFEN_API_LEDGER_PAGE_MAX", 100, minimum=1)
+
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,
@@ -264,6 +278,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "sweep-inbox": {"task": "apps.tracking.tasks.sweep_inbox", "schedule": env_float("JIFEN_SWEEP_S", 10.0, minimum=1.0)},
     "heartbeat": {"task": "apps.tracking.tasks.heartbeat", "schedule": 10.0},
+    "prune-seen-signatures": {"task": "apps.tracking.tasks.prune_seen_signatures", "schedule": 300.0},
 }
 CELERY_TASK_STORE_ERRORS_EVEN_IF_IGNORED = True
 # The queue the tracking tasks use; separate deployments (or test runs) sharing a Redis use their own.

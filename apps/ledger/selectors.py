@@ -18,6 +18,10 @@ def balance_of(*, user_id: int) -> int:
     return Account.objects.filter(user_id=user_id).values_list("balance", flat=True).first() or 0
 
 
+def account_of(*, user_id: int) -> Account | None:
+    return Account.objects.filter(user_id=user_id).first()
+
+
 def recent_entries(*, user_id: int, limit: int = 20) -> QuerySet[ScoreRecord]:
     return ScoreRecord.objects.filter(user_id=user_id).select_related("rule").order_by("-id")[:limit]
 
@@ -226,3 +230,30 @@ def user_ledger(
         adjustments=adjusted[:adjustments],
         more_adjustments=len(adjusted) > adjustments,
     )
+
+
+# --- The JSON API (GET /api/me, /api/me/ledger) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LedgerPage:
+    """A slice of one user's ledger, newest first."""
+
+    account: Account | None
+    entries: list[ScoreRecord]
+    next_before: int | None  # pass as `before_seq` for the next, older slice; None when there is none
+
+
+def ledger_page(*, user_id: int, before_seq: int | None = None, limit: int = 20) -> LedgerPage:
+    """The user's entries with seq below `before_seq` (all, when None), newest first, at most `limit`.
+
+    Keyset pagination over the unique (account, seq) index: two queries for any page, however
+    deep, and a page never shifts when new entries arrive meanwhile. seq has no gaps, so the
+    slice's last seq tells whether older entries exist.
+    """
+    account = Account.objects.filter(user_id=user_id).first()
+    if account is None:
+        return LedgerPage(account=None, entries=[], next_before=None)
+    below = account.last_seq + 1 if before_seq is None else before_seq
+    entries = list(ScoreRecord.objects.filter(account=account, seq__lt=below).select_related("rule").order_by("-seq")[:limit])
+    return LedgerPage(account=account, entries=entries, next_before=entries[-1].seq if entries and entries[-1].seq > 1 else None)

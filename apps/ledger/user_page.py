@@ -1,10 +1,15 @@
 """What the admin's per-user page shows, built from `selectors.user_ledger`."""
 
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 from django.contrib.auth import get_user_model
 from django.http import Http404, HttpRequest
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.formats import localize
+from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
@@ -20,7 +25,27 @@ _REASONS = {
     "cap_reached": gettext_lazy("counted; no award: the rule's recipient cap was already reached"),
     "period_already_counted": gettext_lazy("not counted again: this period already counts toward the streak"),
     "late_event": gettext_lazy("not counted: older than the streak's last counted period"),
+    "cooldown": gettext_lazy("not counted: too close in time to another counted completion (the rule's cooldown)"),
 }
+
+
+def _duration_text(seconds: int) -> str:
+    """A cooldown as people say it: "30 seconds", "10 minutes", "1 day, 2 hours"."""
+    if seconds < 60:
+        return ngettext("%(n)s second", "%(n)s seconds", seconds) % {"n": seconds}
+    start = datetime(2000, 1, 1, tzinfo=UTC)
+    return timesince(start, start + timedelta(seconds=seconds), depth=3)
+
+
+def _cooldown_text(decision: dict) -> str:
+    """The cooldown reason with the rule's cooldown and when the next completion can count, as far as recorded."""
+    ends = parse_datetime(decision.get("cooldown_ends") or "")
+    if ends is None or "cooldown_s" not in decision:
+        return str(_REASONS["cooldown"])
+    return _(
+        "not counted: within the rule's cooldown of %(cooldown)s of another counted completion; "
+        "a completion from %(time)s on can count"
+    ) % {"cooldown": _duration_text(decision["cooldown_s"]), "time": localize(timezone.localtime(ends))}
 
 
 def _awarded_text(decision: dict) -> str:
@@ -40,6 +65,8 @@ def decision_reason(decision: dict) -> str:
     reason = decision.get("reason", "")
     if reason == "awarded":
         return _("the completion reached the number of times the rule asks for")
+    if reason == "cooldown":
+        return _cooldown_text(decision)
     return str(_REASONS.get(reason, reason))
 
 
@@ -47,7 +74,7 @@ def decision_text(decision: dict) -> str:
     """One rule's decision on a completion, e.g. "awarded 5 points (progress 3)"."""
     reason = decision.get("reason", "")
     text = _awarded_text(decision) if reason == "awarded" else decision_reason(decision)
-    if decision.get("counted") or reason in ("period_already_counted", "late_event", "duplicate_object"):
+    if decision.get("counted") or reason in ("period_already_counted", "late_event", "duplicate_object", "cooldown"):
         text = _("%(decision)s (progress %(progress)s)") % {"decision": text, "progress": decision.get("progress", 0)}
     return text
 

@@ -50,8 +50,16 @@ class ScoreRuleAdmin(RuleDryRunAdminMixin, WorkflowAdminMixin, FrozenFieldsMixin
         "award_limit_per_period",
         "number_limit_all",
         "recipients_count",
+        "cooldown",
     )
-    list_filter = ("status", "task_type", "statistical_period", "kind")
+    list_filter = (
+        "status",
+        "task_type",
+        "statistical_period",
+        "kind",
+        ("cooldown", admin.EmptyFieldListFilter),
+        "cooldown_scope",
+    )
     search_fields = ("score_type", "score_desc", "task_type")
     readonly_fields = ("recipients_count",)
     # Fixed order, so fields keep their place when they turn read-only; the status shows as a badge.
@@ -64,6 +72,16 @@ class ScoreRuleAdmin(RuleDryRunAdminMixin, WorkflowAdminMixin, FrozenFieldsMixin
         (
             gettext_lazy("Limits and window"),
             {"fields": ("award_limit_per_period", "number_limit_all", "recipients_count", "start_time", "end_time")},
+        ),
+        (
+            gettext_lazy("Cooldown (anti-farming)"),
+            {
+                "fields": ("cooldown", "cooldown_scope"),
+                "description": gettext_lazy(
+                    "Judged by when completions happened, not when they arrived: a completion closer than the cooldown "
+                    "to a counted one, before or after it, does not count."
+                ),
+            },
         ),
     )
     inlines = [ObjectPointsInline]

@@ -100,6 +100,9 @@ class Decision:
     progress: int = 0  # count (count rules) or streak length (streak rules) after this completion
     points: int = 0  # awarded now; 0 unless reason is AWARDED
     takes_recipient_place: bool = False
+    # Reason COOLDOWN only: the rule's cooldown, and when the counted completion that blocked this one lets another count.
+    cooldown: timedelta | None = None
+    cooldown_ends: datetime | None = None
 
     @property
     def awarded(self) -> bool:
@@ -111,7 +114,7 @@ class Decision:
 
     def as_record(self) -> dict:
         """A JSON-ready summary kept on the completion, for operators asking "why no points?"."""
-        return {
+        record = {
             "rule": self.rule_code,
             "rule_id": self.rule_id,
             "counted": self.counted,
@@ -119,6 +122,10 @@ class Decision:
             "progress": self.progress,
             "points": self.points,
         }
+        if self.cooldown is not None and self.cooldown_ends is not None:
+            record["cooldown_s"] = int(self.cooldown.total_seconds())
+            record["cooldown_ends"] = self.cooldown_ends.astimezone(UTC).isoformat()
+        return record
 
 
 def evaluate(rule: RuleSpec, completion: Completion, progress: Progress, tz: ZoneInfo) -> Decision:
@@ -149,7 +156,18 @@ def evaluate(rule: RuleSpec, completion: Completion, progress: Progress, tz: Zon
         value = progress.count + 1
 
     if rule.cooldown is not None and in_cooldown(rule.cooldown, completion.occurred_at, progress):
-        return decided(Reason.COOLDOWN, value=progress.streak if rule.kind == STREAK else progress.count)
+        value = progress.streak if rule.kind == STREAK else progress.count
+        return Decision(
+            rule.id,
+            rule.code,
+            Reason.COOLDOWN,
+            False,
+            start,
+            deadline,
+            progress=value,
+            cooldown=rule.cooldown,
+            cooldown_ends=cooldown_ends(rule.cooldown, completion.occurred_at, progress),
+        )
 
     if value % rule.required:
         return decided(Reason.COUNTED, counted=True, value=value)
@@ -179,3 +197,13 @@ def in_cooldown(cooldown: timedelta, at: datetime, progress: Progress) -> bool:
     """
     before, after = progress.counted_before, progress.counted_after
     return (before is not None and at - before < cooldown) or (after is not None and after - at < cooldown)
+
+
+def cooldown_ends(cooldown: timedelta, at: datetime, progress: Progress) -> datetime | None:
+    """When the latest counted completion within `cooldown` of `at` lets another one count; None if none is."""
+    near = [
+        moment
+        for moment in (progress.counted_before, progress.counted_after)
+        if moment is not None and abs(at - moment) < cooldown
+    ]
+    return max(near) + cooldown if near else None

@@ -1,5 +1,7 @@
 """What a task is worth (ScoreRule), per-object amounts, and per-user progress."""
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -10,6 +12,10 @@ from simple_history.models import HistoricalRecords
 from apps.tasks.lifecycle import frozen_field_errors, status_change_error
 from apps.tasks.models import TaskConfig
 from apps.tasks.soft_delete import SoftDeleteModel
+
+# A cooldown below a second is no protection; one above a year is almost surely a typo (days for seconds).
+MIN_COOLDOWN = timedelta(seconds=1)
+MAX_COOLDOWN = timedelta(days=366)
 
 
 class ScoreRule(SoftDeleteModel):
@@ -31,6 +37,10 @@ class ScoreRule(SoftDeleteModel):
         YEAR = "year", _("year")
         NONE = "none", _("none (lifetime)")
 
+    class CooldownScope(models.TextChoices):
+        USER = "user", _("per user")
+        OBJECT = "object", _("per user and business object")
+
     # The fields that decide awards; once a rule is active they cannot change (SPEC §4).
     FROZEN_FIELDS = (
         "task_type",
@@ -42,6 +52,8 @@ class ScoreRule(SoftDeleteModel):
         "number_limit_all",
         "start_time",
         "can_repeat",
+        "cooldown",
+        "cooldown_scope",
     )
     STATUS_ORDER = (Status.EDITING, Status.ACTIVE, Status.RETIRED)
 
@@ -63,6 +75,18 @@ class ScoreRule(SoftDeleteModel):
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.EDITING)
     can_repeat = models.BooleanField(
         _("can repeat"), default=True, help_text=_("Off: the same business object counts once per user and period.")
+    )
+    cooldown = models.DurationField(
+        _("cooldown"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Least time between two counted completions of one user, by when they happened, e.g. 00:10:00 "
+            "for ten minutes or 1 00:00:00 for a day. Empty: none."
+        ),
+    )
+    cooldown_scope = models.CharField(
+        _("cooldown scope"), max_length=8, choices=CooldownScope.choices, default=CooldownScope.USER
     )
     # Kept by a conditional UPDATE under the row lock, so the cap holds with any number of workers.
     recipients_count = models.PositiveIntegerField(_("recipients"), default=0, editable=False)
@@ -95,6 +119,10 @@ class ScoreRule(SoftDeleteModel):
                 condition=Q(number_limit_all__isnull=True) | Q(recipients_count__lte=F("number_limit_all")),
                 name="scorerule_cap_respected",
             ),
+            models.CheckConstraint(
+                condition=Q(cooldown__isnull=True) | Q(cooldown__gte=MIN_COOLDOWN, cooldown__lte=MAX_COOLDOWN),
+                name="scorerule_cooldown_sane",
+            ),
         ]
         indexes = [models.Index(fields=["task_type", "status"], name="scorerule_task_status")]
 
@@ -111,6 +139,8 @@ class ScoreRule(SoftDeleteModel):
             errors["statistical_period"] = _("A streak needs a period (day, week, month or year).")
         if self.start_time and self.end_time and self.end_time <= self.start_time:
             errors["end_time"] = _("The end time must be after the start time.")
+        if self.cooldown is not None and not MIN_COOLDOWN <= self.cooldown <= MAX_COOLDOWN:
+            errors["cooldown"] = _("A cooldown must be at least one second and at most 366 days; leave it empty for none.")
         if self.task_type and not TaskConfig.objects.filter(task_type=self.task_type).exists():
             errors["task_type"] = _("No task config has the task type %(type)s.") % {"type": self.task_type}
         errors.update(frozen_field_errors(self, frozen=self.FROZEN_FIELDS, draft_status=self.Status.EDITING))
@@ -197,6 +227,14 @@ class CountedCompletion(models.Model):
     dedupe_key = models.CharField(max_length=255, null=True, blank=True)
     reversed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    # Copied from the completion for rules with a cooldown only (NULL otherwise), so that the
+    # counted completions near a new one are one index range away; rules without a cooldown
+    # neither write nor index them.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, db_index=False, related_name="+"
+    )
+    occurred_at = models.DateTimeField(null=True, blank=True)
+    business_id = models.CharField(max_length=255, null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -206,6 +244,13 @@ class CountedCompletion(models.Model):
                 condition=Q(reversed_at__isnull=True, dedupe_key__isnull=False),
                 name="counted_object_once_per_period",
             ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["rule", "user", "occurred_at"],
+                condition=Q(occurred_at__isnull=False, reversed_at__isnull=True),
+                name="counted_cooldown_lookup",
+            )
         ]
 
     def __str__(self) -> str:

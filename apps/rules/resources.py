@@ -4,7 +4,15 @@ from django.utils.translation import gettext as _
 from import_export import fields, resources, widgets
 
 from apps.rules.models import ScoreRule, ScoreRuleObjectPoints
-from apps.tasks.sheets import ChoiceWidget, FlagWidget, MomentWidget, SheetResourceMixin, TextWidget, WholeNumberWidget
+from apps.tasks.sheets import (
+    ChoiceWidget,
+    DurationWidget,
+    FlagWidget,
+    MomentWidget,
+    SheetResourceMixin,
+    TextWidget,
+    WholeNumberWidget,
+)
 
 
 class ScoreRuleResource(SheetResourceMixin, resources.ModelResource):
@@ -26,6 +34,12 @@ class ScoreRuleResource(SheetResourceMixin, resources.ModelResource):
     start_time = fields.Field(attribute="start_time", column_name="start_time", widget=MomentWidget())
     end_time = fields.Field(attribute="end_time", column_name="end_time", widget=MomentWidget())
     can_repeat = fields.Field(attribute="can_repeat", column_name="can_repeat", widget=FlagWidget(default=True))
+    cooldown = fields.Field(attribute="cooldown", column_name="cooldown", widget=DurationWidget())
+    cooldown_scope = fields.Field(
+        attribute="cooldown_scope",
+        column_name="cooldown_scope",
+        widget=ChoiceWidget(ScoreRule.CooldownScope.choices, default="user"),
+    )
     status = fields.Field(
         attribute="status", column_name="status", widget=ChoiceWidget(ScoreRule.Status.choices, default="editing")
     )
@@ -45,6 +59,8 @@ class ScoreRuleResource(SheetResourceMixin, resources.ModelResource):
             "start_time",
             "end_time",
             "can_repeat",
+            "cooldown",
+            "cooldown_scope",
             "status",
         )
         import_id_fields = ("score_type",)

@@ -85,6 +85,8 @@ def rule_spec(rule: ScoreRule, *, object_points: dict[str, int] | None = None) -
         active=rule.status == ScoreRule.Status.ACTIVE,
         object_points=object_points or {},
         recipients_count=rule.recipients_count,
+        cooldown=rule.cooldown,
+        cooldown_per_object=rule.cooldown_scope == ScoreRule.CooldownScope.OBJECT,
     )
 
 

@@ -1,6 +1,8 @@
 """Reads about task configs for the operator's tools."""
 
 import re
+import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -177,3 +179,11 @@ def request_explain(*, user_id: int, method: str, path: str, around: datetime) -
     )
     pending = [] if records else _pending_events(user_id=user_id, task_type=task_type, around=around)
     return RequestWhy(routing, around, completions_explain(records=records), pending)
+
+
+def recorded_event_ids(*, event_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    """Those of `event_ids` whose completion is recorded already (one query)."""
+    wanted = list(event_ids)
+    if not wanted:
+        return set()
+    return set(UserTaskRecord.objects.filter(event_id__in=wanted).values_list("event_id", flat=True))

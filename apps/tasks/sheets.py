@@ -1,13 +1,14 @@
 """Spreadsheet plumbing shared by the rule-sheet resources: safe text cells, strict XLSX reading."""
 
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from io import BytesIO
 from zoneinfo import ZoneInfo
 
 import tablib
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.dateparse import parse_date, parse_datetime, parse_duration
+from django.utils.duration import duration_string
 from django.utils.translation import gettext as _
 from import_export import widgets
 from import_export.formats import base_formats
@@ -107,6 +108,33 @@ class MomentWidget(widgets.DateTimeWidget):
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=ZoneInfo(settings.TIME_ZONE))
         return moment
+
+
+class DurationWidget(widgets.Widget):
+    """Duration cells: 00:10:00 (ten minutes), 1 00:00:00 (a day), ISO 8601 (PT10M) or seconds; empty means none.
+
+    Written as Django writes a duration, which reads back unchanged. A spreadsheet that took
+    00:10:00 for a time of day hands over a time: read as that long after midnight.
+    """
+
+    def clean(self, value, row=None, **kwargs):
+        if value is None or str(value).strip() == "":
+            return None
+        if isinstance(value, timedelta):
+            return value
+        if isinstance(value, time):
+            return timedelta(hours=value.hour, minutes=value.minute, seconds=value.second, microseconds=value.microsecond)
+        text = str(value).strip()
+        duration = None if isinstance(value, datetime | date) else parse_duration(text)
+        if duration is None:
+            raise ValueError(
+                _("%(value)r is not a duration (use e.g. 00:10:00 for ten minutes, 1 00:00:00 for a day, or PT10M)")
+                % {"value": text}
+            )
+        return duration
+
+    def render(self, value, obj=None, **kwargs):
+        return "" if value is None else duration_string(value)
 
 
 class FlagWidget(widgets.BooleanWidget):

@@ -10,6 +10,12 @@ from django.utils.dateparse import parse_datetime
 class EventError(ValueError):
     """The payload is not a well-formed event; the message names the field."""
 
+    @property
+    def field(self) -> str | None:
+        """The field the message starts with ("user: no user named 'bob'" -> "user"), or None."""
+        head, colon, _ = str(self).partition(": ")
+        return head if colon and head.isidentifier() else None
+
 
 @dataclass(frozen=True, slots=True)
 class Event:

@@ -1,7 +1,8 @@
-"""Reading events from JSON Lines (`manage.py ingest_events`, SPEC §2)."""
+"""Reading events from JSON Lines (`manage.py ingest_events`, SPEC §2) and from batches (`POST /api/events`)."""
 
 import json
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -51,13 +52,29 @@ class LineReader:
             parsed = parsed.replace(tzinfo=self.tz)
         return parsed
 
+    def prefetch_users(self, usernames: Iterable[object]) -> None:
+        """Look up many usernames in one query (a batch), rather than one query each as `read` meets them."""
+        wanted = {name for name in usernames if isinstance(name, str) and name and name not in self._user_ids}
+        if not wanted:
+            return
+        found = dict(get_user_model().objects.filter(username__in=wanted).values_list("username", "pk"))
+        for name in wanted:
+            self._user_ids[name] = found.get(name)
+
     def read(self, line: str) -> Event | Skipped:
+        """One JSON line: an Event, a Skipped, or EventError naming what is wrong."""
         try:
             data = json.loads(line)
         except ValueError as exc:
             raise EventError(f"not valid JSON ({exc.msg})") from None
         if not isinstance(data, dict):
             raise EventError("a line must be a JSON object")
+        return self.read_data(data)
+
+    def read_data(self, data: dict) -> Event | Skipped:
+        """One event already decoded from JSON (a line, or an item of an API batch)."""
+        if not isinstance(data, dict):
+            raise EventError("an event must be a JSON object")
         try:
             event_id = uuid.UUID(str(data["event_id"]))
         except (KeyError, ValueError):
@@ -105,4 +122,65 @@ class LineReader:
             method=method.upper(),
             path=path[:2048],
             status=status,
+            **_request_meta(data),
         )
+
+
+# Optional request meta of an event (SPEC §2), with the longest value each may have.
+_META_FIELDS = {"location": 64, "country": 8, "lang_type": 35}
+
+
+def _request_meta(data: dict) -> dict[str, str]:
+    meta = {}
+    for name, longest in _META_FIELDS.items():
+        value = data.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise EventError(f"{name}: must be a string")
+        if len(value) > longest:
+            raise EventError(f"{name}: longer than {longest} characters")
+        meta[name] = value
+    return meta
+
+
+@dataclass(frozen=True)
+class BatchRead:
+    """A batch of events read whole: what to hand off, what is no completion, and what is wrong (by index)."""
+
+    events: list[Event]
+    skipped: list[dict]  # {"index", "event_id", "reason"}
+    errors: list[dict]  # {"index", "event_id", "field", "message"}
+
+
+def read_batch(
+    reader: LineReader, items: list, *, latest: datetime, allowed_task_types: frozenset[str] = frozenset()
+) -> BatchRead:
+    """Read every item of an API batch with `reader`, so that one bad item can refuse the whole batch.
+
+    An event that occurred after `latest` (the server's clock plus the allowed skew) is an error: a
+    completion from the future would open periods and streaks ahead of time. `allowed_task_types`,
+    when not empty, is what the posting key may report: an event of another task type (named, or
+    routed from its method and path) is an error, not a skip.
+    """
+    reader.prefetch_users(item.get("user") for item in items if isinstance(item, dict))
+    events, skipped, errors = [], [], []
+    for index, item in enumerate(items):
+        event_id = item.get("event_id") if isinstance(item, dict) else None
+        event_id = event_id if isinstance(event_id, str) else None
+        try:
+            result = reader.read_data(item)
+        except EventError as exc:
+            errors.append({"index": index, "event_id": event_id, "field": exc.field, "message": str(exc)})
+            continue
+        if isinstance(result, Skipped):
+            skipped.append({"index": index, "event_id": event_id, "reason": result.reason})
+        elif result.occurred_at > latest:
+            message = "occurred_at: later than the server's clock (events report what already happened)"
+            errors.append({"index": index, "event_id": event_id, "field": "occurred_at", "message": message})
+        elif allowed_task_types and result.task_type not in allowed_task_types:
+            message = f"task_type: this key may not report {result.task_type!r} events"
+            errors.append({"index": index, "event_id": event_id, "field": "task_type", "message": message})
+        else:
+            events.append(result)
+    return BatchRead(events=events, skipped=skipped, errors=errors)

@@ -1,7 +1,9 @@
 """The outbox: events that could not reach the broker wait here, durable, until it is back."""
 
+from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
 
 
 class OutboxEvent(models.Model):
@@ -53,3 +55,80 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} {self.seen_at:%Y-%m-%d %H:%M:%S}"
+
+
+class ServiceKey(models.Model):
+    """Another business system's key for `POST /api/events`: it signs each request with `secret` (HMAC-SHA256).
+
+    The secret is shown once, when the key is created, and never again: not in the admin, not in
+    history. Revoking is immediate in every process, since each request reads its key from here.
+    """
+
+    name = models.CharField(_("name"), max_length=100, help_text=_("Which system uses this key, e.g. “shop”."))
+    key_id = models.CharField(_("key id"), max_length=40, unique=True, editable=False)
+    secret = models.CharField(max_length=128, editable=False)
+    task_types = models.CharField(
+        _("allowed task types"),
+        max_length=1000,
+        blank=True,
+        help_text=_("Comma-separated task types this key may post; empty means any."),
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("revoked by"),
+    )
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+
+    # The secret never enters history; last use changes too often to be worth a history row.
+    history = HistoricalRecords(excluded_fields=["secret", "last_used_at"])
+
+    class Meta:
+        verbose_name = _("service key")
+        verbose_name_plural = _("service keys")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key_id})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    @property
+    def allowed_task_types(self) -> frozenset[str]:
+        """The task types this key may post; empty means any."""
+        return frozenset(item.strip() for item in self.task_types.split(",") if item.strip())
+
+
+class SeenSignature(models.Model):
+    """A signature `POST /api/events` accepted, kept while its timestamp is fresh so that a replay is refused.
+
+    The unique constraint is the guard: of two concurrent requests with one signature, on any
+    number of web processes, one insert fails. Rows past `expires_at` are pruned; a replay of one
+    of those is refused as stale anyway.
+    """
+
+    signature = models.CharField(max_length=64, unique=True)
+    key = models.ForeignKey(ServiceKey, on_delete=models.CASCADE, related_name="+")
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        verbose_name = _("seen signature")
+        verbose_name_plural = _("seen signatures")
+
+    def __str__(self) -> str:
+        return self.signature[:12]

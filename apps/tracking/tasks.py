@@ -7,6 +7,7 @@ from django.db import OperationalError
 
 from apps.tracking.events import Event, EventError
 from apps.tracking.services import event_park, event_process, heartbeat_record, inbox_drain, inbox_sweep, outbox_flush
+from apps.tracking.services_api import seen_signatures_prune
 
 logger = logging.getLogger(__name__)
 
@@ -44,3 +45,8 @@ def flush_outbox() -> int:
 @shared_task(ignore_result=True)
 def heartbeat() -> None:
     heartbeat_record()
+
+
+@shared_task(ignore_result=True)
+def prune_seen_signatures() -> int:
+    return seen_signatures_prune()

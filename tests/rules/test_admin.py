@@ -132,6 +132,8 @@ class TestChangePage:
             "statistical_period": "day",
             "required_number_of_times": 1,
             "can_repeat": "on",
+            "cooldown": "",
+            "cooldown_scope": "user",
             "start_time_0": "",
             "start_time_1": "",
             "end_time_0": "",

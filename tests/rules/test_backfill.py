@@ -35,6 +35,14 @@ RULES = {
         "can_repeat": False,
     },
     "streak": {"kind": "streak", "statistical_period": "day", "required_number_of_times": 3, "points": 7},
+    "cooldown": {
+        "kind": "count",
+        "statistical_period": "day",
+        "required_number_of_times": 1,
+        "points": 2,
+        "cooldown": timedelta(hours=6),
+        "cooldown_scope": "object",
+    },
     "lifetime": {
         "kind": "count",
         "statistical_period": "none",
@@ -94,6 +102,8 @@ def test_the_backfill_awards_exactly_what_the_dry_run_showed_and_only_once(kind)
     rule = draft(RULES[kind])
     dry = rule_dry_run(rule=rule, since=None)  # since the rule's start time, as the activation page shows it
     assert dry.tally.awards > 0 and dry.tally.completions < 390  # the window cut older completions off
+    if kind == "cooldown":
+        assert dry.tally.reasons["cooldown"] > 0
 
     score_rule_activate(rule=rule)
     run = score_rule_backfill(rule=rule)
@@ -136,9 +146,10 @@ def test_progress_left_by_the_backfill_goes_on_live():
 
 
 @pytest.mark.django_db
-def test_the_dry_run_of_an_active_rule_agrees_with_what_the_workers_awarded():
+@pytest.mark.parametrize("kind", ["count", "cooldown", "streak"])
+def test_the_dry_run_of_an_active_rule_agrees_with_what_the_workers_awarded(kind):
     TaskConfigFactory(task_type="post")
-    rule = ScoreRuleFactory(task_type="post", score_type="live", **RULES["count"])
+    rule = ScoreRuleFactory(task_type="post", score_type="live", **RULES[kind])
     people = [UserFactory() for _ in range(5)]
     rng = random.Random(2)
     now = timezone.now()

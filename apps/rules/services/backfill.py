@@ -16,6 +16,7 @@ or a second process on the same run, never writes a completion twice.
 import dataclasses
 import logging
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
@@ -25,7 +26,7 @@ from django.utils.translation import gettext as _
 
 from apps.ledger.services import EntryMeta, accounts_ensure, accounts_lock
 from apps.rules.dry_run import Window, completions_query, replay_for
-from apps.rules.engine import STREAK, Decision, Reason, RuleSpec
+from apps.rules.engine import STREAK, Decision, Reason, RuleSpec, in_cooldown
 from apps.rules.models import BackfillRun, ScoreRule
 from apps.rules.replay import Replay, Tally
 from apps.rules.services.scoring import (
@@ -110,12 +111,17 @@ def _page(rule: ScoreRule, window: Window, recorded_before: datetime | None, aft
     return list(rows[:BACKFILL_BATCH])
 
 
-def _reconciled(decision: Decision, plan: ScoringPlan, index: int, spec: RuleSpec) -> Decision:
+def _reconciled(decision: Decision, plan: ScoringPlan, index: int, spec: RuleSpec, tz: ZoneInfo) -> Decision:
     """The replay's decision, corrected by what the database holds (only live activity makes them differ)."""
     if not decision.counted:
         return decision
     item, state = plan.items[index], plan.state
     row = state.rows.get((item.user_id, spec.id, decision.period_start))
+    if spec.cooldown is not None and in_cooldown(spec.cooldown, item.occurred_at, state.progress(item, spec, tz)):
+        value = (row.streak if spec.kind == STREAK else row.count) if row is not None else 0
+        return dataclasses.replace(
+            decision, reason=Reason.COOLDOWN, counted=False, points=0, progress=value, takes_recipient_place=False
+        )
     if spec.kind == STREAK:
         if row is not None and row.streak > 0:
             return dataclasses.replace(
@@ -176,7 +182,8 @@ class _Run:
             plan = ScoringPlan(items=items, decisions=[])
             plan.state = _BatchState(wanted=[(item, [spec]) for item in items], tz=replay.tz)
             for index, item in enumerate(items):
-                decision = _reconciled(replay.decide(item.user_id, item.occurred_at, item.business_id), plan, index, spec)
+                decided = replay.decide(item.user_id, item.occurred_at, item.business_id)
+                decision = _reconciled(decided, plan, index, spec, replay.tz)
                 replay.apply(item.user_id, item.occurred_at, item.business_id, decision)
                 plan_keep(plan, index, spec, decision)
                 plan.decisions.append([decision])

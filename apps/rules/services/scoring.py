@@ -8,8 +8,9 @@ the outcome once the completion rows exist, with one statement per table for the
 
 import logging
 import uuid
+from bisect import bisect_right, insort
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -103,6 +104,45 @@ def _progress_rows(exact: dict[tuple[int, datetime], set[int]], onward: dict[tup
     ]
 
 
+def _cooldown_key(item: ScoringItem, spec: RuleSpec) -> tuple[int, int, str]:
+    """Whose counted completions a cooldown keeps apart: (user, rule, business id if per object)."""
+    return item.user_id, spec.id, item.business_id if spec.cooldown_per_object else ""
+
+
+def _counted_times(cooled: list[tuple[ScoringItem, RuleSpec]]) -> dict[tuple[int, int, str], list[datetime]]:
+    """When the users' counted completions of rules with a cooldown happened, near the batch's: one query.
+
+    `cooled` pairs each completion with each of its rules that has a cooldown. Only counted
+    completions within a cooldown of one of the batch's can block it, so each rule reads from its
+    earliest completion in the batch less the cooldown to its latest plus the cooldown (index
+    `counted_cooldown_lookup`); a neighbour farther away than that is left out, which the engine
+    takes the same as none. Sorted lists, keyed by `_cooldown_key`.
+    """
+    ranges: dict[int, tuple[timedelta, set[int], datetime, datetime]] = {}
+    for item, spec in cooled:
+        at = item.occurred_at
+        _, users, first, last = ranges.get(spec.id, (None, set(), at, at))
+        users.add(item.user_id)
+        ranges[spec.id] = (spec.cooldown, users, min(first, at), max(last, at))
+    times: dict[tuple[int, int, str], list[datetime]] = {}
+    terms, params = [], []
+    for rule_id, (cooldown, users, first, last) in sorted(ranges.items()):
+        terms.append(f"(rule_id = %s AND user_id IN ({int_list(sorted(users))}) AND occurred_at > %s AND occurred_at < %s)")
+        params += [rule_id, db_time(first - cooldown), db_time(last + cooldown)]
+    rows = fetch(
+        f"SELECT user_id, rule_id, business_id, occurred_at FROM {CountedCompletion._meta.db_table} "  # noqa: S608 - integers and parameters only
+        f"WHERE occurred_at IS NOT NULL AND reversed_at IS NULL AND ({' OR '.join(terms)})",
+        params,
+    )
+    per_object = {spec.id for _, spec in cooled if spec.cooldown_per_object}
+    for user_id, rule_id, business_id, occurred_at in rows:
+        key = (user_id, rule_id, (business_id or "") if rule_id in per_object else "")
+        times.setdefault(key, []).append(read_time(occurred_at))
+    for moments in times.values():
+        moments.sort()
+    return times
+
+
 class _BatchState:
     """The progress rows, recipient places and counted business ids that a batch's completions read.
 
@@ -118,12 +158,15 @@ class _BatchState:
         exact: dict[tuple[int, datetime], set[int]] = {}
         onward: dict[tuple[int, datetime], set[int]] = {}
         exclusive: set[tuple[int, int, datetime]] = set()
+        cooled: list[tuple[ScoringItem, RuleSpec]] = []
         for item, specs in wanted:
             for spec in specs:
                 start, since = _periods(spec, item.occurred_at, tz)
                 (onward if spec.kind == STREAK else exact).setdefault((spec.id, since), set()).add(item.user_id)
                 if not spec.can_repeat and spec.kind != STREAK:
                     exclusive.add((item.user_id, spec.id, start))
+                if spec.cooldown is not None:
+                    cooled.append((item, spec))
         self.rows: dict[tuple[int, int, datetime], _Row] = {}
         self.of_rule: dict[tuple[int, int], list[_Row]] = {}  # (user, rule): its rows, for streaks
         for values in _progress_rows(exact, onward):
@@ -151,6 +194,8 @@ class _BatchState:
             for pk, key in counted:
                 row = exclusive_rows[pk]
                 self.objects_seen.add((row.user_id, row.rule_id, row.period_start, key))
+        # (user, rule, business id or ""): when counted completions happened, for rules with a cooldown.
+        self.counted_at = _counted_times(cooled) if cooled else {}
 
     def _add(self, row: _Row) -> None:
         self.rows[(row.user_id, row.rule_id, row.period_start)] = row
@@ -166,6 +211,11 @@ class _BatchState:
             # real; every award that takes a place is still decided by the conditional UPDATE.
             "recipients": spec.recipients_count,
         }
+        if spec.cooldown is not None:
+            times = self.counted_at.get(_cooldown_key(item, spec), ())
+            after = bisect_right(times, item.occurred_at)
+            common["counted_before"] = times[after - 1] if after else None
+            common["counted_after"] = times[after] if after < len(times) else None
         if spec.kind == STREAK:
             counted = [
                 row for row in self.of_rule.get((item.user_id, spec.id), ()) if row.streak > 0 and row.period_start >= since
@@ -179,6 +229,10 @@ class _BatchState:
             object_seen=(item.user_id, spec.id, start, item.business_id) in self.objects_seen,
             **common,
         )
+
+    def count_at(self, item: ScoringItem, spec: RuleSpec) -> None:
+        """Remember a counted completion of a rule with a cooldown, for the batch's later completions."""
+        insort(self.counted_at.setdefault(_cooldown_key(item, spec), []), item.occurred_at)
 
     def row_for(self, item: ScoringItem, spec: RuleSpec, decision: Decision) -> _Row:
         row = self.rows.get((item.user_id, spec.id, decision.period_start))
@@ -333,6 +387,8 @@ def plan_keep(plan: ScoringPlan, index: int, spec: RuleSpec, decision: Decision)
     exclusive = not spec.can_repeat and spec.kind != STREAK
     if exclusive:
         state.objects_seen.add((item.user_id, spec.id, row.period_start, item.business_id))
+    if spec.cooldown is not None:
+        state.count_at(item, spec)
     plan.counted.append((index, spec, row, item.business_id if exclusive else None))
     if decision.awarded:
         row.awards += 1
@@ -340,6 +396,12 @@ def plan_keep(plan: ScoringPlan, index: int, spec: RuleSpec, decision: Decision)
 
 
 _COUNTED_COLUMNS = ("rule_id", "score_info_id", "completion_id", "dedupe_key", "created_at")
+# Written only for rules with a cooldown; a batch without one sends the statement it always did.
+_COOLDOWN_COLUMNS = ("user_id", "occurred_at", "business_id")
+
+
+def _cooldown_values(item: ScoringItem, spec: RuleSpec) -> tuple:
+    return (item.user_id, item.occurred_at, item.business_id) if spec.cooldown is not None else (None, None, None)
 
 
 def scoring_plan_write(*, plan: ScoringPlan, completion_ids: list[int], accounts: dict[int, Account]) -> None:
@@ -352,11 +414,21 @@ def scoring_plan_write(*, plan: ScoringPlan, completion_ids: list[int], accounts
         return
     plan.state.save()
     now = timezone.now()
-    rows_insert(
-        CountedCompletion,
-        _COUNTED_COLUMNS,
-        [(spec.id, row.pk, completion_ids[index], key, now) for index, spec, row, key in plan.counted],
-    )
+    if not any(spec.cooldown is not None for _, spec, _, _ in plan.counted):
+        rows_insert(
+            CountedCompletion,
+            _COUNTED_COLUMNS,
+            [(spec.id, row.pk, completion_ids[index], key, now) for index, spec, row, key in plan.counted],
+        )
+    else:
+        rows_insert(
+            CountedCompletion,
+            (*_COUNTED_COLUMNS, *_COOLDOWN_COLUMNS),
+            [
+                (spec.id, row.pk, completion_ids[index], key, now, *_cooldown_values(plan.items[index], spec))
+                for index, spec, row, key in plan.counted
+            ],
+        )
     postings: dict[int, list[EntrySpec]] = {}
     for index, spec, row, decision in plan.awards:
         item = plan.items[index]

@@ -30,6 +30,6 @@ def revoke(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("rules", "0004_backfill_runs"), ("tracking", "0003_roles")]
+    dependencies = [("rules", "0005_backfill_runs"), ("tracking", "0003_roles")]
 
     operations = [migrations.RunPython(grant, revoke)]

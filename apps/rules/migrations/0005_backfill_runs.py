@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("rules", "0003_translatable_names"),
+        ("rules", "0004_cooldown"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

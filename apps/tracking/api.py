@@ -1,0 +1,165 @@
+"""`POST /api/events`: other business systems report completed tasks, signed with their service key."""
+
+import re
+import time
+from datetime import timedelta
+
+import orjson
+from django.conf import settings
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from ninja import Router, Schema, Status
+from ninja.security import APIKeyHeader
+
+from apps.tasks.selectors import recorded_event_ids
+from apps.tracking.ingest import LineReader, read_batch
+from apps.tracking.routing import route_table
+from apps.tracking.services_api import SignatureReplayed, events_accept, service_key_touch
+from apps.tracking.signing import HEADER_KEY, Refused, SignedRequest, replayed_message, signed_request_verify
+from config.api_errors import ErrorOut
+
+router = Router(tags=["events"])
+
+_DIGITS = re.compile(r"[0-9]{1,12}")
+
+
+def _body_within_limit(request: HttpRequest) -> bytes:
+    """The body, read only once its declared length is known to be within the limit (413 otherwise)."""
+    most = settings.JIFEN_API_MAX_BODY_BYTES
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    if not _DIGITS.fullmatch(declared) or int(declared) > most:
+        raise Refused(
+            413, "body_too_large", _("The body is larger than %(most)d bytes; send fewer events at once.") % {"most": most}
+        )
+    # The WSGI server gives the view at most CONTENT_LENGTH bytes, so this read is bounded.
+    return request.body
+
+
+class ServiceSignature(APIKeyHeader):
+    """An HMAC-SHA256 signature of the request by a service key (see the README's "API" section)."""
+
+    param_name = HEADER_KEY
+    openapi_description = (
+        "HMAC-SHA256 request signature. Send X-Jifen-Key (the key id), X-Jifen-Timestamp (Unix seconds) and "
+        'X-Jifen-Signature = hex HMAC-SHA256(secret, timestamp + "\\n" + METHOD + "\\n" + path + "\\n" + body).'
+    )
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> SignedRequest:
+        body = _body_within_limit(request)
+        signed = signed_request_verify(
+            headers=request.headers, method=request.method or "", path=request.path, body=body, now=time.time()
+        )
+        service_key_touch(key=signed.key)
+        return signed
+
+
+class EventIn(Schema):
+    """One event (SPEC §2); either task_type, or method and path (routed like a request on the site)."""
+
+    event_id: str
+    user: str
+    occurred_at: str
+    task_type: str | None = None
+    method: str | None = None
+    path: str | None = None
+    status: int | None = 200
+    business_id: str | None = ""
+    location: str | None = None
+    country: str | None = None
+    lang_type: str | None = None
+
+
+class SkippedOut(Schema):
+    index: int
+    event_id: str | None = None
+    reason: str
+
+
+class AcceptedOut(Schema):
+    accepted: int
+    already_recorded: list[str]
+    skipped: list[SkippedOut]
+
+
+def _items(body: bytes) -> list:
+    """The batch's items: the body is one event object, or {"events": [...]}; raises Refused (400, 413)."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Refused(400, "not_json", _("The body is not valid JSON: %(error)s") % {"error": exc}) from None
+    if not isinstance(data, dict):
+        raise Refused(400, "bad_batch", _('The body must be one event object, or {"events": [...]}.'))
+    if "events" not in data:
+        return [data]
+    items = data["events"]
+    if not isinstance(items, list) or not items:
+        raise Refused(400, "bad_batch", _('"events" must be a non-empty list of event objects.'))
+    most = settings.JIFEN_API_MAX_EVENTS
+    if len(items) > most:
+        raise Refused(
+            413,
+            "too_many_events",
+            _("A batch holds at most %(most)d events; this one has %(count)d.") % {"most": most, "count": len(items)},
+        )
+    return items
+
+
+# The body is read by hand (it is signed byte for byte), so its schema is spelled out for the docs.
+_EVENT_SCHEMA = EventIn.model_json_schema()
+_BODY_SCHEMA = {
+    "oneOf": [
+        _EVENT_SCHEMA,
+        {
+            "title": "BatchIn",
+            "type": "object",
+            "required": ["events"],
+            "properties": {"events": {"type": "array", "minItems": 1, "items": _EVENT_SCHEMA}},
+        },
+    ]
+}
+
+
+@router.post(
+    "",
+    auth=ServiceSignature(),
+    response={202: AcceptedOut, frozenset({400, 401, 409, 413, 415, 422, 503}): ErrorOut},
+    summary="Report completed tasks (one event, or a batch)",
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _BODY_SCHEMA}}}},
+)
+def post_events(request: HttpRequest):
+    """Validate the whole batch, then hand it to the workers; 202 once the events are durable.
+
+    Any bad event refuses the batch (422, each error naming the event's index and field) and
+    nothing is handed off. An event whose task is not in use, or whose method and path route to no
+    task, is no completion: it is listed under `skipped`. Events already recorded are listed under
+    `already_recorded` and not processed again (idempotent on event_id).
+    """
+    signed: SignedRequest = request.auth
+    if request.content_type != "application/json":
+        raise Refused(415, "unsupported_media_type", _("Send the events as application/json."))
+    items = _items(request.body)
+    # The same allowance for clock skew as for the signature's timestamp.
+    latest = timezone.now() + timedelta(seconds=settings.JIFEN_API_SIGNATURE_MAX_AGE_S)
+    read = read_batch(LineReader(route_table()), items, latest=latest, allowed_task_types=signed.key.allowed_task_types)
+    if read.errors:
+        count = len(read.errors)
+        raise Refused(
+            422,
+            "invalid_events",
+            _("%(count)d event(s) are not valid; nothing was accepted.") % {"count": count},
+            errors=read.errors,
+        )
+    recorded = recorded_event_ids(event_ids=[event.event_id for event in read.events])
+    fresh = [event for event in read.events if event.event_id not in recorded]
+    try:
+        # When neither the broker nor the database can keep them, a DatabaseError: 503 (config/api_errors).
+        events_accept(signed=signed, events=fresh)
+    except SignatureReplayed:
+        raise Refused(409, "replayed", replayed_message()) from None
+    accepted = {
+        "accepted": len({event.event_id for event in fresh}),
+        "already_recorded": sorted(str(event_id) for event_id in recorded),
+        "skipped": read.skipped,
+    }
+    return Status(202, accepted)

@@ -1,0 +1,34 @@
+"""The JSON API, mounted at /api/: its schema at /api/openapi.json, its docs at /api/docs.
+
+Each app owns its endpoints (a ninja Router in `apps/<app>/api.py`); this module only composes
+them. A new group of endpoints is one import and one `add_router` line below.
+"""
+
+from ninja import NinjaAPI, Swagger
+
+from apps.ledger.api import router as me_router
+from apps.rules.api import router as progress_router
+from apps.tracking.api import router as events_router
+from config.api_errors import install_error_handlers
+
+api = NinjaAPI(
+    title="Jifen API",
+    version="1",
+    description=(
+        "The signed-in user's points (session sign-in, as on the site), and POST /api/events for "
+        "other business systems (HMAC-signed with a service key; see the README's API section)."
+    ),
+    urls_namespace="api",
+    openapi_url="/openapi.json",
+    docs_url="/docs",
+    # Swagger UI comes from the package's static files (ninja is an installed app); no validator
+    # badge, which would call a public validator service with the schema's address.
+    docs=Swagger(settings={"validatorUrl": None}),
+)
+install_error_handlers(api)
+
+api.add_router("/events", events_router)
+api.add_router("/me", me_router)
+api.add_router("/me/progress", progress_router)
+# Leaderboards: a Router in the app that owns them, added here, e.g.
+#     api.add_router("/leaderboards", leaderboards_router)

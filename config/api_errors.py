@@ -1,0 +1,73 @@
+"""How every endpoint of the JSON API answers an error: one JSON shape, `{"error", "message", ...}`."""
+
+import logging
+
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext as _
+from ninja import NinjaAPI, Schema
+from ninja.errors import AuthenticationError, ValidationError
+
+from apps.tracking.capture import client_address
+from apps.tracking.signing import HEADER_KEY, Refused
+
+logger = logging.getLogger("apps.tracking.api")
+
+# Seconds a client is asked to wait when the events cannot be kept right now.
+RETRY_AFTER_S = 5
+
+
+class EventErrorOut(Schema):
+    index: int
+    event_id: str | None = None
+    field: str | None = None
+    message: str
+
+
+class ErrorOut(Schema):
+    error: str
+    message: str
+    errors: list[EventErrorOut] = []
+
+
+def _refused(api: NinjaAPI, request: HttpRequest, refused: Refused) -> HttpResponse:
+    # Which key, why and from where; never the secret, the signature or the body.
+    logger.warning(
+        "api: %s %s refused with %d %s (key %r, client %s)",
+        request.method,
+        request.path,
+        refused.status,
+        refused.code,
+        request.headers.get(HEADER_KEY, "")[:40],
+        client_address(request),
+    )
+    body = {"error": refused.code, "message": refused.message}
+    if refused.errors:
+        body["errors"] = refused.errors
+    response = api.create_response(request, body, status=refused.status)
+    if refused.retry_after_s:
+        response["Retry-After"] = str(refused.retry_after_s)
+    return response
+
+
+def _not_signed_in(api: NinjaAPI, request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    return api.create_response(request, {"error": "not_signed_in", "message": _("Sign in first.")}, status=401)
+
+
+def _bad_parameters(api: NinjaAPI, request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    body = {"error": "bad_parameters", "message": _("Some parameters are not valid."), "detail": exc.errors}
+    return api.create_response(request, body, status=422)
+
+
+def _database_down(api: NinjaAPI, request: HttpRequest, exc: DatabaseError) -> HttpResponse:
+    logger.error("api: %s %s failed on the database: %s", request.method, request.path, exc)
+    message = _("The service cannot take requests right now; try again shortly.")
+    refused = Refused(503, "unavailable", message, retry_after_s=RETRY_AFTER_S)
+    return _refused(api, request, refused)
+
+
+def install_error_handlers(api: NinjaAPI) -> None:
+    api.add_exception_handler(Refused, lambda request, exc: _refused(api, request, exc))
+    api.add_exception_handler(AuthenticationError, lambda request, exc: _not_signed_in(api, request, exc))
+    api.add_exception_handler(ValidationError, lambda request, exc: _bad_parameters(api, request, exc))
+    api.add_exception_handler(DatabaseError, lambda request, exc: _database_down(api, request, exc))
