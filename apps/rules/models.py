@@ -272,7 +272,7 @@ class RuleRecipient(models.Model):
 
 
 class BackfillRun(models.Model):
-    """One backfill of a rule: awarding what completions recorded before its activation earned under it.
+    """One backfill of a rule: awarding what the completions it never decided (recorded before its activation) earned.
 
     At most one run per rule may be queued, running or done (a partial unique constraint): a
     second request, or two at once, finds the first and awards nothing. A failed run frees the
@@ -297,7 +297,7 @@ class BackfillRun(models.Model):
         verbose_name=_("requested by"),
     )
     window_start = models.DateTimeField(_("completions from"), null=True, blank=True)
-    recorded_before = models.DateTimeField(_("recorded before"), null=True, blank=True)
+    activated_at = models.DateTimeField(_("rule activated at"), null=True, blank=True)
     completions = models.PositiveIntegerField(_("completions read"), default=0)
     counted = models.PositiveIntegerField(_("counted"), default=0)
     awards = models.PositiveIntegerField(_("awards"), default=0)

@@ -146,6 +146,31 @@ def test_progress_left_by_the_backfill_goes_on_live():
 
 
 @pytest.mark.django_db
+def test_a_completion_a_stale_worker_recorded_after_activation_is_backfilled_and_one_decided_live_is_not():
+    config = TaskConfigFactory(task_type="post")
+    user = UserFactory()
+    rule = draft({"kind": "count", "statistical_period": "none", "required_number_of_times": 1, "points": 4}, days_back=2)
+    score_rule_activate(rule=rule)
+    # Recorded after the activation by a worker whose rules cache had not seen it yet: no decision of the rule.
+    (stale,) = completions_create(
+        completions=[
+            NewCompletion(task_id=config.pk, user_id=user.pk, event_id=uuid.uuid4(), occurred_at=timezone.now(), business_id="x")
+        ]
+    )
+    live = uuid.uuid4()
+    event_process(event=Event(event_id=live, user_id=user.pk, task_type="post", occurred_at=timezone.now(), business_id="y"))
+
+    run = score_rule_backfill(rule=rule)
+
+    assert run.status == BackfillRun.Status.DONE, run.error
+    awards = ScoreRecord.objects.filter(rule=rule, kind="award")
+    assert sorted(awards.values_list("completion__business_id", flat=True)) == ["x", "y"]
+    assert run.awards == 1 and run.completions == 1
+    assert [d["rule_id"] for d in UserTaskRecord.objects.get(pk=stale).decisions] == [rule.pk]
+    assert [d["rule_id"] for d in UserTaskRecord.objects.get(event_id=live).decisions] == [rule.pk]
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("kind", ["count", "cooldown", "streak"])
 def test_the_dry_run_of_an_active_rule_agrees_with_what_the_workers_awarded(kind):
     TaskConfigFactory(task_type="post")

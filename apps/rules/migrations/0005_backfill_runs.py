@@ -26,7 +26,7 @@ class Migration(migrations.Migration):
                     ),
                 ),
                 ("window_start", models.DateTimeField(blank=True, null=True, verbose_name="completions from")),
-                ("recorded_before", models.DateTimeField(blank=True, null=True, verbose_name="recorded before")),
+                ("activated_at", models.DateTimeField(blank=True, null=True, verbose_name="rule activated at")),
                 ("completions", models.PositiveIntegerField(default=0, verbose_name="completions read")),
                 ("counted", models.PositiveIntegerField(default=0, verbose_name="counted")),
                 ("awards", models.PositiveIntegerField(default=0, verbose_name="awards")),

@@ -1,5 +1,11 @@
 """Backfill: award what completions recorded before a rule's activation earned under it.
 
+Which completions: those of the rule's task in its window that the rule never decided, i.e. whose
+recorded decisions do not name it. That is every completion recorded before the activation, and
+also one recorded just after it by a worker whose rule cache had not yet seen the activation
+(`JIFEN_RULES_REFRESH_S`), which a bound on the recording time would miss. A completion's row
+commits with its scoring, so one that the rule decided live is never decided again here.
+
 The rule is replayed over those completions in (occurred_at, id) order, exactly as the dry run
 replays it, and each batch of decisions is written through the worker's own path
 (`scoring_plan_write`: progress rows, counted completions, ledger entries keyed by completion
@@ -18,6 +24,7 @@ import logging
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -43,6 +50,7 @@ from apps.tasks.multirow import rows_update
 
 logger = logging.getLogger(__name__)
 
+STALE_BATCH_S = 5.0  # the longest a worker's batch keeps the rules it read when it started
 BACKFILL_BATCH = 500  # completions per transaction: the users' account locks are held this long
 
 
@@ -76,7 +84,7 @@ def backfill_request(*, rule: ScoreRule, actor: AbstractBaseUser | None = None) 
                 rule=rule,
                 requested_by=actor if actor is not None and actor.is_authenticated else None,
                 window_start=window.start,
-                recorded_before=activated,
+                activated_at=activated,
                 last_occurred_at=failed.last_occurred_at if failed else None,
                 last_completion_id=failed.last_completion_id if failed else None,
             )
@@ -95,7 +103,11 @@ def score_rule_activate_with_backfill(*, rule: ScoreRule, actor: AbstractBaseUse
     with transaction.atomic():
         score_rule_activate(rule=rule, actor=actor)
         run = backfill_request(rule=rule, actor=actor)
-        transaction.on_commit(lambda: run_backfill.delay(run.pk))
+        # Started once every worker has seen the activation (its rules cache refreshes within
+        # JIFEN_RULES_REFRESH_S, plus a batch in flight), so that a completion a stale worker
+        # records meanwhile is already committed, undecided by the rule, when the run reads it.
+        countdown = settings.JIFEN_RULES_REFRESH_S + STALE_BATCH_S
+        transaction.on_commit(lambda: run_backfill.apply_async((run.pk,), countdown=countdown))
     return run
 
 
@@ -103,9 +115,9 @@ def _names(rule: ScoreRule) -> dict:
     return {"rule": rule.score_type, "status": rule.get_status_display()}
 
 
-def _page(rule: ScoreRule, window: Window, recorded_before: datetime | None, after: tuple[datetime, int] | None) -> list:
+def _page(rule: ScoreRule, window: Window, after: tuple[datetime, int] | None) -> list:
     """The next BACKFILL_BATCH completions after `after`, as the dry run reads them (keyset pages: a batch per query)."""
-    rows = completions_query(task_type=rule.task_type, window=window, recorded_before=recorded_before)
+    rows = completions_query(task_type=rule.task_type, window=window)
     if after is not None:
         rows = rows.filter(Q(occurred_at__gt=after[0]) | Q(occurred_at=after[0], id__gt=after[1]))
     return list(rows[:BACKFILL_BATCH])
@@ -168,6 +180,8 @@ class _Run:
                     "pk", "event_id", "location", "country", "lang_type", "decisions"
                 )
             }
+            # Completions the rule decided live (a worker saw it active) stand as decided.
+            undecided = [row for row in rows if not any(d.get("rule_id") == spec.id for d in details[row[1]][4])]
             items = [
                 ScoringItem(
                     user_id=user_id,
@@ -177,7 +191,7 @@ class _Run:
                     business_id=business_id,
                     meta=EntryMeta(*details[pk][1:4]),
                 )
-                for occurred_at, pk, user_id, business_id in rows
+                for occurred_at, pk, user_id, business_id in undecided
             ]
             plan = ScoringPlan(items=items, decisions=[])
             plan.state = _BatchState(wanted=[(item, [spec]) for item in items], tz=replay.tz)
@@ -188,17 +202,18 @@ class _Run:
                 plan_keep(plan, index, spec, decision)
                 plan.decisions.append([decision])
                 self.tally.add(item.user_id, decision)
-            ids = [row[1] for row in rows]
-            scoring_plan_write(plan=plan, completion_ids=ids, accounts=accounts)
-            now = timezone.now()
-            rows_update(
-                UserTaskRecord,
-                ("decisions", "updated_at"),
-                [
-                    (pk, [*details[pk][4], decisions[0].as_record()], now)
-                    for pk, decisions in zip(ids, plan.decisions, strict=True)
-                ],
-            )
+            if items:
+                ids = [row[1] for row in undecided]
+                scoring_plan_write(plan=plan, completion_ids=ids, accounts=accounts)
+                now = timezone.now()
+                rows_update(
+                    UserTaskRecord,
+                    ("decisions", "updated_at"),
+                    [
+                        (pk, [*details[pk][4], decisions[0].as_record()], now)
+                        for pk, decisions in zip(ids, plan.decisions, strict=True)
+                    ],
+                )
             self.mark = (rows[-1][0], rows[-1][1])
             locked.last_occurred_at, locked.last_completion_id = self.mark
             self._figures(locked)
@@ -231,7 +246,7 @@ def backfill_run_execute(*, run_id: int) -> BackfillRun:
     try:
         after = None
         while True:
-            rows = _page(rule, window, run.recorded_before, after)
+            rows = _page(rule, window, after)
             if not rows:
                 break
             after = (rows[-1][0], rows[-1][1])
