@@ -40,7 +40,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.community.bulk_write import BulkTable, ids_reserve
-from apps.ledger.models import Account, Adjustment, ScoreRecord
+from apps.ledger.models import Account, Adjustment, LeaderboardTotal, ScoreRecord
+from apps.ledger.services_leaderboard import leaderboards_rebuild
 from apps.rules.models import CountedCompletion, ScoreRule, ScoreRuleObjectPoints, UserScoreInfo
 from apps.rules.periods import period_bounds
 from apps.tasks.models import TaskConfig, UserTaskRecord
@@ -71,6 +72,7 @@ class SeedReport:
     entries: int = 0
     adjustments: int = 0
     pending_adjustments: int = 0
+    leaderboard_totals: int = 0
     per_table_s: Counter = field(default_factory=Counter)
 
 
@@ -446,6 +448,10 @@ def demo_data_seed(*, plan: SeedPlan, operator_id: int, progress: Callable[[str]
         report.accounts += len(accounts)
         progress(f"{end}/{plan.users} users and accounts")
     seeder.write_in_time_order(postings, ids, progress)
+    # The totals are recomputed from the whole ledger rather than written with the entries: the
+    # same arithmetic as `verify_ledger` checks them with, at a few seconds per million entries.
+    report.leaderboard_totals = leaderboards_rebuild()
+    progress(f"{report.leaderboard_totals} leaderboard totals")
 
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -453,6 +459,7 @@ def demo_data_seed(*, plan: SeedPlan, operator_id: int, progress: Callable[[str]
     if connection.vendor == "postgresql" and not connection.in_atomic_block:
         with connection.cursor() as cursor:
             # Fresh statistics and visibility maps, so the admin's first queries are planned on the new sizes.
-            for model in (user_model, Account, UserTaskRecord, UserScoreInfo, CountedCompletion, ScoreRecord, Adjustment):
+            tables = (user_model, Account, UserTaskRecord, UserScoreInfo, CountedCompletion, ScoreRecord, Adjustment)
+            for model in (*tables, LeaderboardTotal):
                 cursor.execute(f"VACUUM ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
     return report
