@@ -58,6 +58,7 @@ class LeaderboardForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["rule"].queryset = leaderboard_rules()
+        self.fields["rule"].label_from_instance = lambda rule: rule.score_desc or rule.score_type
 
     def choice(self) -> tuple[ScoreRule | None, str, int]:
         """(rule or None for overall, period, page), falling back to overall, this week, page 1 for bad values."""
