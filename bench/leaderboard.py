@@ -9,7 +9,8 @@ site without the totals would run; both answers are compared, then timed in alte
 
 1. Database `jifen_bench_leaderboard` (dropped, created, migrated; `--reuse-database` keeps one
    with at least `--entries` entries): `manage.py seed_demo_data --users --entries` (60 days of
-   activity; the seed ends with `leaderboards_rebuild`, whose time it prints), VACUUM ANALYZE.
+   activity; the seed ends with `leaderboards_rebuild`; a reused database gets a timed rebuild),
+   VACUUM ANALYZE; then `leaderboard_problems` (verify_ledger's check of the totals), timed.
 2. For the overall board and the busiest rule's board, in the periods all, month, week and day
    (the ones containing the latest award): top 50 (`leaderboard_page`) and the rank of the user
    in the middle of the all-time list (`leaderboard_rank_of`), against the aggregation's top 50
@@ -55,7 +56,8 @@ def _database_has(database: str, entries: int) -> bool:
         return False
 
 
-def prepare(args: argparse.Namespace) -> None:
+def prepare(args: argparse.Namespace) -> bool:
+    """Set up the database and Django; return whether an existing database was reused."""
     env = harness.bench_env(args.database, f"jifen-bench-{os.getpid()}")
     env["JIFEN_VAR_DIR"] = str(harness.ROOT / "var" / "bench-leaderboard")
     full_env = {**os.environ, **env}
@@ -74,6 +76,7 @@ def prepare(args: argparse.Namespace) -> None:
     import django
 
     django.setup()
+    return reuse
 
 
 # --- The same answers, aggregated from the ledger -----------------------------------------------
@@ -146,15 +149,25 @@ def explain(sql: str, params: list) -> list[str]:
 
 def main() -> int:
     args = parse_args()
-    prepare(args)
+    reused = prepare(args)
     from django.db import connection
     from django.db.models import Count
 
     from apps.ledger.models import LeaderboardTotal, ScoreRecord
-    from apps.ledger.selectors_leaderboard import leaderboard_page, leaderboard_rank_of
+    from apps.ledger.selectors_leaderboard import leaderboard_page, leaderboard_problems, leaderboard_rank_of
+    from apps.ledger.services_leaderboard import leaderboards_rebuild
     from apps.rules.models import ScoreRule
 
     harness.vacuum_analyze()
+    if reused:  # the seed rebuilt the totals; a kept database gets them rebuilt, timed
+        started = time.perf_counter()
+        written = leaderboards_rebuild()
+        print(f"rebuild_leaderboards: {written} totals from the ledger in {time.perf_counter() - started:.1f} s")
+    started = time.perf_counter()
+    problems = leaderboard_problems()
+    print(
+        f"leaderboard_problems (verify_ledger's check of every total): {len(problems)} in {time.perf_counter() - started:.1f} s"
+    )
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE ledger_leaderboardtotal")
     entries = ScoreRecord.objects.count()

@@ -448,10 +448,6 @@ def demo_data_seed(*, plan: SeedPlan, operator_id: int, progress: Callable[[str]
         report.accounts += len(accounts)
         progress(f"{end}/{plan.users} users and accounts")
     seeder.write_in_time_order(postings, ids, progress)
-    # The totals are recomputed from the whole ledger rather than written with the entries: the
-    # same arithmetic as `verify_ledger` checks them with, at a few seconds per million entries.
-    report.leaderboard_totals = leaderboards_rebuild()
-    progress(f"{report.leaderboard_totals} leaderboard totals")
 
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -460,6 +456,14 @@ def demo_data_seed(*, plan: SeedPlan, operator_id: int, progress: Callable[[str]
         with connection.cursor() as cursor:
             # Fresh statistics and visibility maps, so the admin's first queries are planned on the new sizes.
             tables = (user_model, Account, UserTaskRecord, UserScoreInfo, CountedCompletion, ScoreRecord, Adjustment)
-            for model in (*tables, LeaderboardTotal):
+            for model in tables:
                 cursor.execute(f"VACUUM ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
+    # The totals are recomputed from the whole ledger rather than written with the entries: the
+    # same arithmetic as `verify_ledger` checks them with. After the statistics above, so the
+    # rebuild's query is planned on the ledger's real size.
+    report.leaderboard_totals = leaderboards_rebuild()
+    progress(f"{report.leaderboard_totals} leaderboard totals")
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        with connection.cursor() as cursor:
+            cursor.execute(f"VACUUM ANALYZE {connection.ops.quote_name(LeaderboardTotal._meta.db_table)}")
     return report

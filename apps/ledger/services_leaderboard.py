@@ -132,10 +132,13 @@ def _earned_sql(tz: ZoneInfo) -> tuple[str, list]:
     )
     kinds = [ScoreRecord.Kind.AWARD.value, ScoreRecord.Kind.REVERSAL.value]
     if connection.vendor == "postgresql":
+        # MATERIALIZED: planned for all its rows (hash joins over the whole ledger, then one sort),
+        # not for a cursor's first rows, which would walk the ledger by user through an index.
         day = f"({earned} AT TIME ZONE %s)::date"
         sql = (
-            f"SELECT e.user_id, e.rule_id, {day} AS day, SUM(e.trade_amount), MAX(e.created_at) {source} "  # noqa: S608 - table names only
-            "GROUP BY e.user_id, e.rule_id, day ORDER BY e.user_id"
+            f"WITH g AS MATERIALIZED (SELECT e.user_id, e.rule_id, {day} AS day, SUM(e.trade_amount) AS points, "  # noqa: S608 - table names only
+            f"MAX(e.created_at) AS reached {source} GROUP BY e.user_id, e.rule_id, day) "
+            "SELECT user_id, rule_id, day, points, reached FROM g ORDER BY user_id"
         )
         return sql, [tz.key, *kinds]
     sql = f"SELECT e.user_id, e.rule_id, {earned}, e.trade_amount, e.created_at {source} ORDER BY e.user_id"  # noqa: S608
