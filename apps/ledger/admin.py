@@ -102,7 +102,7 @@ class LeaderboardAdmin(ReadOnlyAdmin):
             raise PermissionDenied
         context = {
             **self.admin_site.each_context(request),
-            **leaderboard_context(request),
+            **leaderboard_context(request, count_ranked=True),
             "opts": self.opts,
             "title": _("Leaderboards"),
         }

@@ -7,12 +7,14 @@ from apps.ledger.forms import LeaderboardForm
 from apps.ledger.selectors_leaderboard import leaderboard_page, leaderboard_rank_of
 
 
-def leaderboard_context(request: HttpRequest) -> dict:
+def leaderboard_context(request: HttpRequest, *, count_ranked: bool = False) -> dict:
     """What the site's and the admin's leaderboard pages show for the request's query string."""
     form = LeaderboardForm(request.GET)
     rule, period, page_number = form.choice()
     per_page = LeaderboardForm.PER_PAGE
-    page = leaderboard_page(rule=rule, period=period, offset=(page_number - 1) * per_page, limit=per_page)
+    page = leaderboard_page(
+        rule=rule, period=period, offset=(page_number - 1) * per_page, limit=per_page, count_ranked=count_ranked
+    )
     mine = None
     if request.user.is_authenticated:
         mine = leaderboard_rank_of(user_id=request.user.pk, rule=rule, period=period)
