@@ -33,9 +33,11 @@ state:
     completions_create:                INSERT tasks_usertaskrecord, 50 rows (with the engine's decisions)
     _BatchState.save:                  UPDATE rules_userscoreinfo, 100 rows
     scoring_plan_write:                INSERT rules_countedcompletion, 100 rows
-    ledger_post_batch:                 INSERT ledger_scorerecord, 50 rows; UPDATE ledger_account, 50 rows
+    ledger_post_batch:                 INSERT ledger_scorerecord, 50 rows; UPDATE ledger_account, 50 rows;
+                                       INSERT ledger_leaderboardtotal … ON CONFLICT DO UPDATE, 500 rows
+                                       (5 periods × overall and post-each × 50 users)
     COMMIT
-    = 12 round trips per batch; the writes are `… FROM UNNEST(<one array literal per column>)`
+    = 13 round trips per batch; the writes are `… FROM UNNEST(<one array literal per column>)`
 
 The script's reads are the captured statements themselves, with pgbench's users and event ids
 written in; its writes come from the pipeline's own statement builders (apps/tasks/multirow.py),
@@ -254,12 +256,13 @@ def pgbench_script(ctx: ScriptContext, *, captured: list[str], payloads: list[di
     two clients never want the same account (no lock waits on pgbench's side; the pipeline's
     batches do share users).
     """
-    from apps.ledger.models import Account, ScoreRecord
+    from apps.ledger.models import Account, LeaderboardTotal, ScoreRecord
     from apps.ledger.services import _ENTRY_COLUMNS
+    from apps.ledger.services_leaderboard import KEY_COLUMNS, OVERALL, period_starts
     from apps.rules.models import CountedCompletion, UserScoreInfo
     from apps.rules.services.scoring import _COUNTED_COLUMNS
     from apps.tasks.models import UserTaskRecord
-    from apps.tasks.multirow import unnest_insert_sql, unnest_update_sql
+    from apps.tasks.multirow import unnest_accumulate_sql, unnest_insert_sql, unnest_update_sql
     from apps.tasks.services import _COMPLETION_COLUMNS
 
     n, c, each, first, now = PGBENCH_BATCH, ctx.concurrency, ctx.each, ctx.first, ctx.now
@@ -347,6 +350,13 @@ def pgbench_script(ctx: ScriptContext, *, captured: list[str], payloads: list[di
     lines.append(_rendered(*unnest_insert_sql(ScoreRecord, _ENTRY_COLUMNS, entries)) + ";")
     moved = [(f":a{i}_id", f":b{i}", f":s{i}", now, now) for i in range(n)]
     lines.append(_rendered(*unnest_update_sql(Account, ("balance", "last_seq", "last_activity_at", "updated_at"), moved)) + ";")
+    # Leaderboards: each award adds to its user's totals on the overall board and the rule's, in
+    # every period of the completion's time (now), keys sorted as the pipeline sorts them.
+    totals = sorted(
+        (board, period, start, i) for i in range(n) for period, start in period_starts(now) for board in (OVERALL, each.pk)
+    )
+    boards = [(board, period, start, f":u{i}", each.points, now) for board, period, start, i in totals]
+    lines.append(_rendered(*unnest_accumulate_sql(LeaderboardTotal, KEY_COLUMNS, ("points",), ("reached_at",), boards)) + ";")
     lines.append("COMMIT;")
     return "\n".join(lines) + "\n"
 

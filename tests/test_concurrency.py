@@ -333,3 +333,37 @@ def test_g3_g5_g6_hold_when_workers_process_batches_of_shared_users(pool, mixed_
     assert RuleRecipient.objects.filter(rule=first_share).count() == G6_SHARE_CAP
     kinds = Counter(ScoreRecord.objects.values_list("kind", flat=True))
     assert kinds["award"] > 50 and kinds["reversal"] > 0, kinds
+
+
+def test_leaderboard_totals_equal_the_ledger_when_workers_award_the_same_few_users_at_once(pool, mixed_rules):
+    """Every batch of every worker awards the same six users, so their totals' rows are upserted from all sides."""
+    from apps.ledger.models import LeaderboardTotal
+    from apps.ledger.selectors_leaderboard import leaderboard_page, leaderboard_problems
+
+    users = create_users("board-user", 6)
+    rng = random.Random(SEED + 2)
+    payloads = [
+        make_event(
+            user_id=users[i % 6],
+            task_type=rng.choice(["post", "post", "sign-in", "share", "post-delete"]),
+            when=datetime(2026, 11, rng.randint(1, 3), rng.randrange(24), rng.randrange(60), tzinfo=TZ),
+            business_id=rng.choice(["1", "2", "3"]),
+            rng=rng,
+        )
+        for i in range(480)
+    ]
+    shares = [
+        {"batches": [payloads[i : i + 12] for i in range(index * 12, len(payloads), 12 * WORKERS)]} for index in range(WORKERS)
+    ]
+
+    assert_clean_overlapping_run(pool.run(shares))
+
+    assert leaderboard_problems() == []
+    net = Counter()
+    for user_id, amount in ScoreRecord.objects.filter(kind__in=["award", "reversal"]).values_list("user_id", "trade_amount"):
+        net[user_id] += amount
+    overall = dict(LeaderboardTotal.objects.filter(board=0, period="all").values_list("user_id", "points"))
+    assert overall == dict(net) and len(overall) == 6
+    listed = leaderboard_page(rule=None, period="all").entries
+    assert [e.points for e in listed] == sorted(net.values(), reverse=True)
+    assert ScoreRecord.objects.filter(kind="reversal").exists()

@@ -65,6 +65,7 @@ class TestGroupsAfterMigrate:
             "ledger.view_adjustment",
             "ledger.add_adjustment",
             "ledger.approve_adjustment",
+            "ledger.view_leaderboardtotal",
             "rules.view_scorerule",
             "rules.view_userscoreinfo",
             "tasks.view_usertaskrecord",

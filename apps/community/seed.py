@@ -40,7 +40,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.community.bulk_write import BulkTable, ids_reserve
-from apps.ledger.models import Account, Adjustment, ScoreRecord
+from apps.ledger.models import Account, Adjustment, LeaderboardTotal, ScoreRecord
+from apps.ledger.services_leaderboard import leaderboards_rebuild
 from apps.rules.models import CountedCompletion, ScoreRule, ScoreRuleObjectPoints, UserScoreInfo
 from apps.rules.periods import period_bounds
 from apps.tasks.models import TaskConfig, UserTaskRecord
@@ -71,6 +72,7 @@ class SeedReport:
     entries: int = 0
     adjustments: int = 0
     pending_adjustments: int = 0
+    leaderboard_totals: int = 0
     per_table_s: Counter = field(default_factory=Counter)
 
 
@@ -453,6 +455,15 @@ def demo_data_seed(*, plan: SeedPlan, operator_id: int, progress: Callable[[str]
     if connection.vendor == "postgresql" and not connection.in_atomic_block:
         with connection.cursor() as cursor:
             # Fresh statistics and visibility maps, so the admin's first queries are planned on the new sizes.
-            for model in (user_model, Account, UserTaskRecord, UserScoreInfo, CountedCompletion, ScoreRecord, Adjustment):
+            tables = (user_model, Account, UserTaskRecord, UserScoreInfo, CountedCompletion, ScoreRecord, Adjustment)
+            for model in tables:
                 cursor.execute(f"VACUUM ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
+    # The totals are recomputed from the whole ledger rather than written with the entries: the
+    # same arithmetic as `verify_ledger` checks them with. After the statistics above, so the
+    # rebuild's query is planned on the ledger's real size.
+    report.leaderboard_totals = leaderboards_rebuild()
+    progress(f"{report.leaderboard_totals} leaderboard totals")
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        with connection.cursor() as cursor:
+            cursor.execute(f"VACUUM ANALYZE {connection.ops.quote_name(LeaderboardTotal._meta.db_table)}")
     return report

@@ -30,9 +30,10 @@ from apps.ledger.changelists import (
     UserListMixin,
 )
 from apps.ledger.forms import AdjustmentRequestForm
-from apps.ledger.models import Account, Adjustment, ScoreRecord
+from apps.ledger.models import Account, Adjustment, LeaderboardTotal, ScoreRecord
 from apps.ledger.resources import LedgerCSV, LedgerXLSX, ScoreRecordResource
 from apps.ledger.user_page import user_page_context
+from apps.ledger.views import leaderboard_context
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -90,6 +91,25 @@ class AccountAdmin(BigTableAdminMixin, ReadOnlyAdmin):
             "opts": self.opts,
         }
         return TemplateResponse(request, "admin/ledger/user_page.html", context)
+
+
+@admin.register(LeaderboardTotal)
+class LeaderboardAdmin(ReadOnlyAdmin):
+    """The leaderboards as the site shows them, with the same choices: totals are never edited by hand."""
+
+    def changelist_view(self, request: HttpRequest, extra_context=None) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            **leaderboard_context(request, count_ranked=True),
+            "opts": self.opts,
+            "title": _("Leaderboards"),
+        }
+        return TemplateResponse(request, "admin/ledger/leaderboardtotal/leaderboard.html", context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        return redirect("admin:ledger_leaderboardtotal_changelist")
 
 
 @admin.register(ScoreRecord)

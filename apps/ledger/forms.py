@@ -1,4 +1,4 @@
-"""The operator's adjustment request form (admin)."""
+"""The operator's adjustment request form (admin), and the leaderboard's choices (site and admin)."""
 
 import uuid
 
@@ -7,8 +7,10 @@ from django.contrib.admin.widgets import ForeignKeyRawIdWidget
 from django.contrib.auth import get_user_model
 from django.utils.translation import gettext_lazy as _
 
-from apps.ledger.models import Adjustment
+from apps.ledger.models import Adjustment, LeaderboardTotal
+from apps.ledger.selectors_leaderboard import leaderboard_rules
 from apps.ledger.services import ADJUSTMENT_MAX_POINTS
+from apps.rules.models import ScoreRule
 
 
 class AdjustmentRequestForm(forms.Form):
@@ -40,3 +42,25 @@ class AdjustmentRequestForm(forms.Form):
         if amount == 0:
             raise forms.ValidationError(_("An adjustment moves at least one point."))
         return amount
+
+
+class LeaderboardForm(forms.Form):
+    """Which leaderboard to show (the site's and the admin's, from the query string): board, period, page."""
+
+    PER_PAGE = 50
+
+    period = forms.ChoiceField(label=_("Period"), choices=LeaderboardTotal.Period.choices, required=False)
+    rule = forms.ModelChoiceField(
+        label=_("Leaderboard"), queryset=ScoreRule.objects.none(), required=False, empty_label=_("All rules")
+    )
+    page = forms.IntegerField(label=_("Page"), min_value=1, max_value=10_000, required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["rule"].queryset = leaderboard_rules()
+        self.fields["rule"].label_from_instance = lambda rule: rule.score_desc or rule.score_type
+
+    def choice(self) -> tuple[ScoreRule | None, str, int]:
+        """(rule or None for overall, period, page), falling back to overall, this week, page 1 for bad values."""
+        data = self.cleaned_data if self.is_valid() else {}
+        return data.get("rule"), data.get("period") or LeaderboardTotal.Period.WEEK, data.get("page") or 1

@@ -193,3 +193,51 @@ class Adjustment(models.Model):
 
     def __str__(self) -> str:
         return _("%(amount)+d for %(user)s (%(status)s)") % {"amount": self.amount, "user": self.user, "status": self.status}
+
+
+class LeaderboardTotal(models.Model):
+    """A user's points on one leaderboard in one period, kept with the ledger entries that change it.
+
+    A leaderboard (`board`) is one rule's, by its id, or the overall one (0). Awards count, net of
+    their reversals, in the periods of the completion that earned them (SPEC-level decision, see
+    the README's Leaderboards section); adjustments do not count. One row per (board, period
+    kind, period start, user), changed only by `leaderboard_totals_add` in the transaction of the
+    entries, under the user's account lock, or rebuilt from the ledger by `leaderboards_rebuild`.
+    """
+
+    class Period(models.TextChoices):
+        DAY = "day", _("day")
+        WEEK = "week", _("week")
+        MONTH = "month", _("month")
+        YEAR = "year", _("year")
+        ALL = "all", _("all time")
+
+    # Not a foreign key: 0 is the overall board, and rules are never deleted (entries protect them).
+    board = models.PositiveIntegerField(_("leaderboard"), help_text=_("The rule's id, or 0 for all rules together."))
+    period = models.CharField(_("period"), max_length=5, choices=Period.choices)
+    period_start = models.DateTimeField(_("period start"))
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False, verbose_name=_("user")
+    )
+    points = models.BigIntegerField(_("points"), default=0)
+    # When the total last changed (the latest counting entry's created_at): equal totals are
+    # ranked alike and listed in the order their users reached them, then by user id.
+    reached_at = models.DateTimeField(_("reached at"))
+
+    class Meta:
+        verbose_name = _("leaderboard total")
+        verbose_name_plural = _("leaderboards")
+        constraints = [
+            # The upsert's conflict target.
+            models.UniqueConstraint(fields=["board", "period", "period_start", "user"], name="leaderboardtotal_key"),
+        ]
+        indexes = [
+            # A page of a board is a range of this index in display order, and a user's rank is a
+            # count of the range above their total: both read the index alone on PostgreSQL.
+            models.Index(
+                fields=["board", "period", "period_start", "-points", "reached_at", "user"], name="leaderboardtotal_rank"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.board}/{self.period}/{self.period_start:%Y-%m-%d} {self.user_id}: {self.points}"

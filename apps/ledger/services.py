@@ -3,6 +3,7 @@
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -11,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.ledger.models import Account, Adjustment, ScoreRecord
+from apps.ledger.services_leaderboard import COUNTED_KINDS, Contribution, leaderboard_totals_add
 from apps.tasks.multirow import fetch, int_list, rows_insert, rows_update
 
 if TYPE_CHECKING:
@@ -88,6 +90,19 @@ class EntrySpec:
     score_info_id: int | None = None
     reverses_id: int | None = None
     meta: EntryMeta = EntryMeta()
+    # Leaderboards: when the points were earned, the occurred_at of the completion whose award
+    # this is (for a reversal, of the award it undoes). Required for awards and reversals that
+    # name a completion or an award; without either, the entry's own created_at is used.
+    earned_at: datetime | None = None
+
+
+def _contribution(user_id: int, entry: EntrySpec, created_at: datetime) -> Contribution | None:
+    """What `entry` adds to its user's leaderboard totals, or None for entries that do not count."""
+    if entry.kind not in COUNTED_KINDS:
+        return None
+    if entry.earned_at is None and (entry.completion_id or entry.reverses_id):
+        raise ValueError("an award or reversal of a completion needs earned_at (the completion's occurred_at)")
+    return Contribution(user_id, entry.rule_id, entry.earned_at or created_at, entry.amount, created_at)
 
 
 def _numbered(account: Account, entries: Sequence[EntrySpec], now) -> Iterator[tuple[EntrySpec, int, int, str]]:
@@ -112,7 +127,8 @@ def ledger_post_entries(*, account: Account, entries: list[EntrySpec]) -> list[S
     """Append `entries` to `account` in order and move its balance; return the new rows.
 
     `account` must come from `account_lock` in the current transaction. One INSERT for all the
-    entries and one UPDATE of the account. A repeated idempotency key raises IntegrityError from
+    entries, one UPDATE of the account and, for awards and reversals, one upsert of the user's
+    leaderboard totals (apps.ledger.services_leaderboard). A repeated idempotency key raises IntegrityError from
     the database, which aborts the caller's transaction: nothing is half-posted. Raises
     InsufficientBalanceError when an adjustment would take the balance below zero.
     """
@@ -142,7 +158,11 @@ def ledger_post_entries(*, account: Account, entries: list[EntrySpec]) -> list[S
     ]
     if not rows:
         return []
-    ScoreRecord.objects.bulk_create(rows)
+    ScoreRecord.objects.bulk_create(rows)  # created_at: auto_now_add stamps each row as it goes
+    contributions = [
+        c for entry, row in zip(entries, rows, strict=True) if (c := _contribution(account.user_id, entry, row.created_at))
+    ]
+    leaderboard_totals_add(contributions=contributions)
     account.balance, account.last_seq, account.last_activity_at = rows[-1].amount_after_trade, rows[-1].seq, now
     account.save(update_fields=["balance", "last_seq", "last_activity_at", "updated_at"])
     return rows
@@ -175,14 +195,17 @@ def ledger_post_batch(*, postings: Sequence[tuple[Account, Sequence[EntrySpec]]]
 
     Each account must come from `account_lock`/`accounts_lock` in the current transaction and
     appear once. The same checks and the same rows as `ledger_post_entries`, without building a
-    model instance per entry (the worker's batches). Returns the number of entries written.
+    model instance per entry (the worker's batches), and one upsert for the leaderboard totals of
+    all the entries. Returns the number of entries written.
     """
     now = timezone.now()
-    rows, moved = [], []
+    rows, moved, contributions = [], [], []
     for account, entries in postings:
         last = None
         for entry, seq, before, serial in _numbered(account, entries, now):
             meta = entry.meta
+            if contribution := _contribution(account.user_id, entry, now):
+                contributions.append(contribution)
             rows.append(
                 (
                     account.pk,
@@ -211,6 +234,7 @@ def ledger_post_batch(*, postings: Sequence[tuple[Account, Sequence[EntrySpec]]]
             moved.append((account.pk, account.balance, account.last_seq, now, now))
     rows_insert(ScoreRecord, _ENTRY_COLUMNS, rows)
     rows_update(Account, ("balance", "last_seq", "last_activity_at", "updated_at"), moved)
+    leaderboard_totals_add(contributions=contributions)
     return len(rows)
 
 
@@ -290,9 +314,7 @@ def adjustment_request(
         if existing is not None:
             return AdjustmentRequested(existing, created=False)
         _refuse_below_zero(account, amount)
-        adjustment = Adjustment(
-            user_id=user_id, amount=amount, reason=reason, requested_by=actor, request_token=request_token
-        )
+        adjustment = Adjustment(user_id=user_id, amount=amount, reason=reason, requested_by=actor, request_token=request_token)
         try:
             with transaction.atomic():
                 _save_with_history(adjustment, actor=actor, reason="requested")

@@ -222,3 +222,52 @@ def fetch(sql: str, params: Sequence[Any] = ()) -> list[tuple]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
+
+
+def unnest_accumulate_sql(
+    model: type[models.Model], keys: Sequence[str], sums: Sequence[str], latest: Sequence[str], rows: Sequence[Row]
+) -> tuple[str, list[str]]:
+    """PostgreSQL: the `INSERT … SELECT FROM UNNEST(…) ON CONFLICT … DO UPDATE` that `rows_accumulate` sends."""
+    columns = (*keys, *sums, *latest)
+    head, _ = _insert_head(model, columns, ())
+    source, params = _arrays(_fields(model, columns), rows)
+    return f"{head}SELECT * FROM {source}{_accumulate_tail(model, keys, sums, latest, 'GREATEST')}", params
+
+
+def _accumulate_tail(
+    model: type[models.Model], keys: Sequence[str], sums: Sequence[str], latest: Sequence[str], larger: str
+) -> str:
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    sets = [f"{quote(c)} = {table}.{quote(c)} + EXCLUDED.{quote(c)}" for c in sums]
+    sets += [f"{quote(c)} = {larger}({table}.{quote(c)}, EXCLUDED.{quote(c)})" for c in latest]
+    return f" ON CONFLICT ({', '.join(quote(c) for c in keys)}) DO UPDATE SET {', '.join(sets)}"
+
+
+def rows_accumulate(
+    model: type[models.Model], keys: Sequence[str], sums: Sequence[str], latest: Sequence[str], rows: Sequence[Row]
+) -> None:
+    """Add rows into `model`'s table by a unique key: one `INSERT … ON CONFLICT (keys) DO UPDATE` per chunk.
+
+    Each row is (*keys, *sums, *latest) values: a new key is inserted as given; an existing one
+    gets the `sums` columns added to its own and keeps the later of each `latest` column's two
+    values. Atomic per row, so concurrent callers never lose an addition. A key must appear at
+    most once in `rows` (PostgreSQL refuses to update one row twice in a statement): callers
+    add up their rows per key first, and sort them by key, so that two callers lock the rows
+    they share in the same order.
+    """
+    if not rows:
+        return
+    columns = (*keys, *sums, *latest)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            for chunk in _chunks(rows, len(columns)):
+                cursor.execute(*unnest_accumulate_sql(model, keys, sums, latest, chunk))
+            return
+        head, _ = _insert_head(model, columns, ())
+        # SQLite's two-argument MAX is the larger of its arguments; times are ISO text, which sorts as time.
+        tail = _accumulate_tail(model, keys, sums, latest, "MAX")
+        one = "(" + ", ".join(["%s"] * len(columns)) + ")"
+        for chunk in _chunks(_prepared(_fields(model, columns), rows), len(columns)):
+            params = [value for row in chunk for value in row]
+            cursor.execute(f"{head}VALUES {', '.join([one] * len(chunk))}{tail}", params)

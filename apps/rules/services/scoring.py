@@ -442,6 +442,7 @@ def scoring_plan_write(*, plan: ScoringPlan, completion_ids: list[int], accounts
                 completion_id=completion_ids[index],
                 score_info_id=row.pk,
                 meta=item.meta,
+                earned_at=item.occurred_at,
             )
         )
     ledger_post_batch(postings=[(accounts[user_id], entries) for user_id, entries in sorted(postings.items())])
@@ -513,5 +514,6 @@ def completion_reverse(*, record: UserTaskRecord, account: Account, meta: EntryM
             score_info_id=award.score_info_id,
             reverses_id=award.pk,
             meta=meta,
+            earned_at=target.occurred_at,
         )
     return target

@@ -1,27 +1,42 @@
 """`manage.py verify_ledger`: check the ledger's invariants (SPEC §5) and name what fails.
 
 SPEC §5 asks for 1-4; 5 (no adjustment took a balance below zero, each posted adjustment has its
-entry) is checked too, since adjustments are where an operator's mistake would show.
+entry) is checked too, since adjustments are where an operator's mistake would show. The
+leaderboard totals are checked against the ledger as well (`rebuild_leaderboards` repairs them).
 """
 
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.ledger.models import Account
 from apps.ledger.selectors import ledger_problems
+from apps.ledger.selectors_leaderboard import leaderboard_problems
 
 
 class Command(BaseCommand):
-    help = "Check ledger invariants 1-5 over the whole ledger; exit non-zero naming the accounts that fail."
+    help = (
+        "Check ledger invariants 1-5 and the leaderboard totals over the whole ledger; "
+        "exit non-zero naming the accounts and totals that fail."
+    )
 
     def handle(self, *args, **options) -> None:
         problems = ledger_problems()
-        if not problems:
-            self.stdout.write(self.style.SUCCESS("Ledger OK: invariants 1-5 hold."))
+        boards = leaderboard_problems()
+        if not problems and not boards:
+            self.stdout.write(self.style.SUCCESS("Ledger OK: invariants 1-5 hold, leaderboard totals agree with the ledger."))
             return
-        for problem in problems:
+        for problem in [*problems, *boards]:
             self.stderr.write(str(problem))
-        ids = sorted({p.account_id for p in problems if p.account_id is not None})
-        names = dict(Account.objects.filter(pk__in=ids).values_list("pk", "user__username"))
-        listed = ", ".join(f"{pk} ({names.get(pk, '?')})" for pk in ids)
-        named = f" in accounts {listed}" if ids else ""
-        raise CommandError(f"{len(problems)} ledger problem(s){named}")
+        failures = []
+        if problems:
+            ids = sorted({p.account_id for p in problems if p.account_id is not None})
+            names = dict(Account.objects.filter(pk__in=ids).values_list("pk", "user__username"))
+            listed = ", ".join(f"{pk} ({names.get(pk, '?')})" for pk in ids)
+            named = f" in accounts {listed}" if ids else ""
+            failures.append(f"{len(problems)} ledger problem(s){named}")
+        if boards:
+            users = ", ".join(str(user) for user in sorted({p.user_id for p in boards}))
+            failures.append(
+                f"{len(boards)} leaderboard total(s) disagree with the ledger, of users {users} "
+                "(manage.py rebuild_leaderboards recomputes them)"
+            )
+        raise CommandError("; ".join(failures))
