@@ -7,6 +7,7 @@ them. A new group of endpoints is one import and one `add_router` line below.
 from ninja import NinjaAPI, Swagger
 
 from apps.ledger.api import router as me_router
+from apps.ledger.api_leaderboard import router as leaderboards_router
 from apps.rules.api import router as progress_router
 from apps.tracking.api import router as events_router
 from config.api_errors import install_error_handlers
@@ -15,7 +16,7 @@ api = NinjaAPI(
     title="Jifen API",
     version="1",
     description=(
-        "The signed-in user's points (session sign-in, as on the site), and POST /api/events for "
+        "The signed-in user's points (session sign-in, as on the site), the leaderboards, and POST /api/events for "
         "other business systems (HMAC-signed with a service key; see the README's API section)."
     ),
     urls_namespace="api",
@@ -30,5 +31,4 @@ install_error_handlers(api)
 api.add_router("/events", events_router)
 api.add_router("/me", me_router)
 api.add_router("/me/progress", progress_router)
-# Leaderboards: a Router in the app that owns them, added here, e.g.
-#     api.add_router("/leaderboards", leaderboards_router)
+api.add_router("/leaderboards", leaderboards_router)

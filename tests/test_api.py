@@ -136,13 +136,57 @@ class TestProgress:
         assert (item["progress"], item["achieved"], item["awards"]) == (1, True, 1)
 
 
+class TestLeaderboards:
+    @pytest.fixture
+    def board(self, posting):
+        alice, bob, carol = UserFactory(username="alice"), UserFactory(username="bob"), UserFactory(username="carol")
+        earn(alice, 3)
+        earn(bob, 3, first_day=10)
+        earn(carol, 1, first_day=20)
+        return alice, bob, carol
+
+    def test_anyone_sees_a_board_with_ties_sharing_a_rank(self, client, board):
+        response = client.get("/api/leaderboards", {"period": "all"})
+
+        assert response.status_code == 200
+        body = response.json()
+        assert [(e["rank"], e["username"], e["points"]) for e in body["entries"]] == [
+            (1, "alice", 15),
+            (1, "bob", 15),
+            (3, "carol", 5),
+        ]
+        assert (body["rule"], body["period"], body["next_offset"], body["me"]) == (None, "all", None, None)
+
+    def test_pages_follow_on_and_the_signed_in_user_sees_their_own_rank(self, client, board):
+        client.force_login(board[2])
+
+        first = client.get("/api/leaderboards", {"period": "all", "rule": "post-each", "limit": 2}).json()
+        rest = client.get("/api/leaderboards", {"period": "all", "rule": "post-each", "offset": first["next_offset"]}).json()
+
+        assert [e["username"] for e in first["entries"]] == ["alice", "bob"]
+        assert first["next_offset"] == 2
+        assert [e["username"] for e in rest["entries"]] == ["carol"] and rest["next_offset"] is None
+        assert first["me"] == rest["me"] == {**rest["entries"][0]}
+
+    def test_this_weeks_board_holds_only_this_weeks_points(self, client, board):
+        assert client.get("/api/leaderboards", {"period": "week"}).json()["entries"] == []
+
+    def test_an_unknown_rule_is_404_and_a_bad_period_or_limit_422(self, client, board):
+        unknown = client.get("/api/leaderboards", {"rule": "no-such-rule"})
+        assert unknown.status_code == 404 and unknown.json()["error"] == "unknown_rule"
+        for query in ({"period": "fortnight"}, {"limit": 0}, {"limit": 201}, {"offset": -1}):
+            response = client.get("/api/leaderboards", query)
+            assert response.status_code == 422, query
+            assert response.json()["error"] == "bad_parameters"
+
+
 class TestSchema:
     def test_the_schema_is_served_and_lists_every_endpoint(self, client):
         response = client.get("/api/openapi.json")
         assert response.status_code == 200
         schema = json.loads(response.content)
         assert schema["openapi"].startswith("3.")
-        assert set(schema["paths"]) >= {"/api/events", "/api/me", "/api/me/ledger", "/api/me/progress"}
+        assert set(schema["paths"]) >= {"/api/events", "/api/me", "/api/me/ledger", "/api/me/progress", "/api/leaderboards"}
         events = schema["paths"]["/api/events"]["post"]
         assert {"202", "401", "409", "413", "415", "422", "503"} <= set(events["responses"])
         body = events["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
