@@ -183,3 +183,24 @@ def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     rank = max(1, min(len(ordered), round(pct / 100 * len(ordered) + 0.5)))
     return ordered[rank - 1]
+
+
+def scale_arguments(parser, *, rounds: int, database: str) -> None:
+    """The options of the benchmarks on a seeded large database (100,000 users, 1,000,000 entries)."""
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--database", default=database)
+    parser.add_argument("--reuse-database", action="store_true", help="keep a database that already holds the entries")
+    parser.add_argument("--keep-database", action="store_true", help="leave the database for inspection")
+
+
+def database_has_entries(database: str, entries: int) -> bool:
+    """Whether `database` exists and already holds at least `entries` ledger entries (a seed to reuse)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=database) as conn:
+            return conn.execute("SELECT count(*) FROM ledger_scorerecord").fetchone()[0] >= entries
+    except psycopg.Error:
+        return False

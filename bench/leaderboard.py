@@ -39,25 +39,10 @@ TARGET_MS = {"top 50": 20.0, "rank": 50.0}
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--users", type=int, default=100_000)
-    parser.add_argument("--entries", type=int, default=1_000_000)
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--database", default=DATABASE)
-    parser.add_argument("--reuse-database", action="store_true", help="keep a database that already holds the entries")
-    parser.add_argument("--keep-database", action="store_true", help="leave the database for inspection")
+    harness.scale_arguments(parser, rounds=7, database=DATABASE)
     parser.add_argument("--rebuild", action="store_true", help="with --reuse-database: rebuild the totals, timed")
     parser.add_argument("--skip-check", action="store_true", help="do not time leaderboard_problems")
     return parser.parse_args()
-
-
-def _database_has(database: str, entries: int) -> bool:
-    import psycopg
-
-    try:
-        with psycopg.connect(host=harness.PG_HOST, port=harness.PG_PORT, user=harness.PG_USER, dbname=database) as conn:
-            return conn.execute("SELECT count(*) FROM ledger_scorerecord").fetchone()[0] >= entries
-    except psycopg.Error:
-        return False
 
 
 def prepare(args: argparse.Namespace) -> bool:
@@ -65,7 +50,7 @@ def prepare(args: argparse.Namespace) -> bool:
     env = harness.bench_env(args.database, f"jifen-bench-{os.getpid()}")
     env["JIFEN_VAR_DIR"] = str(harness.ROOT / "var" / "bench-leaderboard")
     full_env = {**os.environ, **env}
-    reuse = args.reuse_database and _database_has(args.database, args.entries)
+    reuse = args.reuse_database and harness.database_has_entries(args.database, args.entries)
     if not reuse:
         harness.database_recreate(args.database)
     subprocess.run([harness.PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=harness.ROOT, env=full_env, check=True)

@@ -16,7 +16,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from setup_django import median, setup
+from setup_django import median, setup, twenty_post_rules
 
 EVENTS_PER_ROUND = 600
 USERS_PER_ROUND = EVENTS_PER_ROUND // 4
@@ -36,23 +36,7 @@ def main() -> None:
     from apps.tracking.services import events_process_batch
 
     TaskConfig.objects.create(task_type="post", method="POST", interface_name=r"^/posts/$", status="in_use")
-    now = timezone.now()
-    kinds = [("count", "day", 1, 10), ("count", "week", 3, None), ("count", "none", 1, 1), ("streak", "day", 2, None)]
-    ScoreRule.objects.bulk_create(
-        ScoreRule(
-            task_type="post",
-            score_type=f"post-{n}",
-            kind=kinds[n % 4][0],
-            statistical_period=kinds[n % 4][1],
-            required_number_of_times=kinds[n % 4][2],
-            award_limit_per_period=kinds[n % 4][3],
-            points=1 + n % 5,
-            status="active",
-            created_at=now,
-            updated_at=now,
-        )
-        for n in range(20)
-    )
+    twenty_post_rules()
     rules = ScoreRule.objects.filter(task_type="post")
     users = get_user_model().objects
     start = datetime(2026, 11, 2, 1, tzinfo=UTC)

@@ -14,7 +14,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from setup_django import median, setup
+from setup_django import median, setup, twenty_post_rules
 
 EVENTS_PER_ROUND = 600
 BATCH = 50
@@ -37,23 +37,8 @@ def main() -> None:
     TaskConfig.objects.bulk_create(
         TaskConfig(task_type=f"other-{n}", method="POST", interface_name=rf"^/other{n}/$", status="in_use") for n in range(100)
     )
+    twenty_post_rules()
     now = timezone.now()
-    kinds = [("count", "day", 1, 10), ("count", "week", 3, None), ("count", "none", 1, 1), ("streak", "day", 2, None)]
-    ScoreRule.objects.bulk_create(
-        ScoreRule(
-            task_type="post",
-            score_type=f"post-{n}",
-            kind=kinds[n % 4][0],
-            statistical_period=kinds[n % 4][1],
-            required_number_of_times=kinds[n % 4][2],
-            award_limit_per_period=kinds[n % 4][3],
-            points=1 + n % 5,
-            status="active",
-            created_at=now,
-            updated_at=now,
-        )
-        for n in range(20)
-    )
     users = get_user_model().objects
 
     def run_round(label: str) -> float:

@@ -62,25 +62,10 @@ class Page:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--users", type=int, default=100_000)
-    parser.add_argument("--entries", type=int, default=1_000_000)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--database", default=DATABASE)
-    parser.add_argument("--reuse-database", action="store_true", help="keep a database that already holds the entries")
-    parser.add_argument("--keep-database", action="store_true", help="leave the database for inspection")
+    harness.scale_arguments(parser, rounds=5, database=DATABASE)
     parser.add_argument("--only", default="", help="time only pages whose label contains this text (and the index)")
     parser.add_argument("--show-sql", default="", help="print every statement of the pages whose label contains this text")
     return parser.parse_args()
-
-
-def _database_has(database: str, entries: int) -> bool:
-    import psycopg
-
-    try:
-        with psycopg.connect(host=harness.PG_HOST, port=harness.PG_PORT, user=harness.PG_USER, dbname=database) as conn:
-            return conn.execute("SELECT count(*) FROM ledger_scorerecord").fetchone()[0] >= entries
-    except psycopg.Error:
-        return False
 
 
 def prepare(args: argparse.Namespace) -> dict[str, str]:
@@ -92,7 +77,7 @@ def prepare(args: argparse.Namespace) -> dict[str, str]:
         "JIFEN_VAR_DIR": str(harness.ROOT / "var" / "bench-p5"),
     }
     full_env = {**os.environ, **env}
-    reuse = args.reuse_database and _database_has(args.database, args.entries)
+    reuse = args.reuse_database and harness.database_has_entries(args.database, args.entries)
     if not reuse:
         harness.database_recreate(args.database)
     # A kept database gets the migrations added since it was seeded (indexes, say) before it is measured.

@@ -35,3 +35,28 @@ def median(values: list[float]) -> float:
     ordered = sorted(values)
     middle = len(ordered) // 2
     return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def twenty_post_rules() -> None:
+    """The P4 benches' 20 active rules of the `post` task: count and streak, each period, some limits."""
+    from django.utils import timezone
+
+    from apps.rules.models import ScoreRule
+
+    now = timezone.now()
+    kinds = [("count", "day", 1, 10), ("count", "week", 3, None), ("count", "none", 1, 1), ("streak", "day", 2, None)]
+    ScoreRule.objects.bulk_create(
+        ScoreRule(
+            task_type="post",
+            score_type=f"post-{n}",
+            kind=kinds[n % 4][0],
+            statistical_period=kinds[n % 4][1],
+            required_number_of_times=kinds[n % 4][2],
+            award_limit_per_period=kinds[n % 4][3],
+            points=1 + n % 5,
+            status="active",
+            created_at=now,
+            updated_at=now,
+        )
+        for n in range(20)
+    )
