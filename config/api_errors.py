@@ -2,7 +2,7 @@
 
 import logging
 
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from ninja import NinjaAPI, Schema
@@ -66,8 +66,16 @@ def _database_down(api: NinjaAPI, request: HttpRequest, exc: DatabaseError) -> H
     return _refused(api, request, refused)
 
 
+def _bad_value(api: NinjaAPI, request: HttpRequest, exc: DataError) -> HttpResponse:
+    # A value the database cannot hold (a number out of range): the request's fault, not an outage.
+    logger.warning("api: %s %s: a value the database refused: %s", request.method, request.path, exc)
+    body = {"error": "bad_parameters", "message": _("Some parameters are not valid.")}
+    return api.create_response(request, body, status=422)
+
+
 def install_error_handlers(api: NinjaAPI) -> None:
     api.add_exception_handler(Refused, lambda request, exc: _refused(api, request, exc))
     api.add_exception_handler(AuthenticationError, lambda request, exc: _not_signed_in(api, request, exc))
     api.add_exception_handler(ValidationError, lambda request, exc: _bad_parameters(api, request, exc))
     api.add_exception_handler(DatabaseError, lambda request, exc: _database_down(api, request, exc))
+    api.add_exception_handler(DataError, lambda request, exc: _bad_value(api, request, exc))

@@ -105,7 +105,7 @@ class TestLedger:
         client.force_login(alice)
         assert len(client.get("/api/me/ledger", {"limit": 1000}).json()["entries"]) == 2
 
-    @pytest.mark.parametrize("query", [{"limit": 0}, {"before": 0}, {"limit": "many"}])
+    @pytest.mark.parametrize("query", [{"limit": 0}, {"before": 0}, {"limit": "many"}, {"before": 10**20}])
     def test_bad_parameters_are_422(self, client, alice, query):
         client.force_login(alice)
         response = client.get("/api/me/ledger", query)
@@ -174,7 +174,7 @@ class TestLeaderboards:
     def test_an_unknown_rule_is_404_and_a_bad_period_or_limit_422(self, client, board):
         unknown = client.get("/api/leaderboards", {"rule": "no-such-rule"})
         assert unknown.status_code == 404 and unknown.json()["error"] == "unknown_rule"
-        for query in ({"period": "fortnight"}, {"limit": 0}, {"limit": 201}, {"offset": -1}):
+        for query in ({"period": "fortnight"}, {"limit": 0}, {"limit": 201}, {"offset": -1}, {"offset": 10**20}):
             response = client.get("/api/leaderboards", query)
             assert response.status_code == 422, query
             assert response.json()["error"] == "bad_parameters"

@@ -34,6 +34,7 @@ from apps.ledger.models import Account, Adjustment, LeaderboardTotal, ScoreRecor
 from apps.ledger.resources import LedgerCSV, LedgerXLSX, ScoreRecordResource
 from apps.ledger.user_page import user_page_context
 from apps.ledger.views import leaderboard_context
+from apps.tasks.admin_actions import AuditHistoryMixin
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -175,7 +176,7 @@ class ScoreRecordAdmin(SerialNumberSearchMixin, ExportMixin, ReadOnlyAdmin):
 
 
 @admin.register(Adjustment)
-class AdjustmentAdmin(UserListMixin, SimpleHistoryAdmin):
+class AdjustmentAdmin(AuditHistoryMixin, UserListMixin, SimpleHistoryAdmin):
     """Requests (the add view), the list with approve/reject actions, and each one's page with its decision."""
 
     list_display = (

@@ -62,7 +62,7 @@ def me(request: HttpRequest):
 
 
 @router.get("/ledger", response={200: LedgerPageOut, 401: ErrorOut}, summary="The signed-in user's ledger, newest first")
-def ledger(request: HttpRequest, before: int | None = Query(None, ge=1), limit: int = Query(20, ge=1)):
+def ledger(request: HttpRequest, before: int | None = Query(None, ge=1, le=2**63 - 1), limit: int = Query(20, ge=1)):
     """A page of entries with seq below `before` (the newest, without it); `limit` is capped at JIFEN_API_LEDGER_PAGE_MAX."""
     page = ledger_page(user_id=request.user.pk, before_seq=before, limit=min(limit, settings.JIFEN_API_LEDGER_PAGE_MAX))
     return {"entries": [_entry(entry) for entry in page.entries], "next_before": page.next_before}

@@ -17,6 +17,7 @@ from apps.ledger.selectors_leaderboard import (
 from config.api_errors import ErrorOut
 
 router = Router(tags=["leaderboards"])
+MAX_OFFSET = 10_000_000  # past any board: a larger offset is a mistake, answered 422
 
 
 class LeaderboardEntryOut(Schema):
@@ -46,7 +47,7 @@ def leaderboard(
     request: HttpRequest,
     period: Literal["day", "week", "month", "year", "all"] = "week",
     rule: str | None = Query(None, description="A rule's score_type; leave out for the overall board."),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     limit: int = Query(50, ge=1, le=MAX_LIMIT),
 ):
     """Points earned in the current period (awards net of their reversals; adjustments do not count)."""

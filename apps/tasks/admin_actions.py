@@ -55,6 +55,18 @@ def workflow_action(service: Callable, *, keyword: str, name: str, description: 
     return action
 
 
+class AuditHistoryMixin:
+    """History is the audit trail, to read: no "revert", which would skip the workflow (or un-revoke a key)."""
+
+    def revert_disabled(self, request, obj=None) -> bool:
+        return True
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        if request.method == "POST":
+            raise PermissionDenied
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
+
 class FrozenFieldsMixin:
     """Past the draft status, the fields that decide behaviour are shown read-only."""
 
@@ -65,7 +77,7 @@ class FrozenFieldsMixin:
         return readonly
 
 
-class WorkflowAdminMixin:
+class WorkflowAdminMixin(AuditHistoryMixin):
     """Workflow actions and buttons, status badges, history with author and reason.
 
     The status is never edited in the form: it moves only through the workflow steps, each under
@@ -158,12 +170,3 @@ class WorkflowAdminMixin:
     def save_model(self, request, obj, form, change):
         # Validates again (frozen fields against the stored row) and records the operator and reason.
         save_with_history(obj, actor=request.user, reason="changed in the admin" if change else "created in the admin")
-
-    def revert_disabled(self, request, obj=None) -> bool:
-        # History is the audit trail: going back to an old version would skip the workflow.
-        return True
-
-    def history_form_view(self, request, object_id, version_id, extra_context=None):
-        if request.method == "POST":
-            raise PermissionDenied
-        return super().history_form_view(request, object_id, version_id, extra_context)

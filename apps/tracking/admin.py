@@ -10,6 +10,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from simple_history.admin import SimpleHistoryAdmin
 
+from apps.tasks.admin_actions import AuditHistoryMixin
 from apps.tracking import services, services_api
 from apps.tracking.forms import ServiceKeyCreateForm
 from apps.tracking.models import FailedEvent, OutboxEvent, ServiceKey
@@ -69,7 +70,7 @@ class KeyStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(ServiceKey)
-class ServiceKeyAdmin(SimpleHistoryAdmin):
+class ServiceKeyAdmin(AuditHistoryMixin, SimpleHistoryAdmin):
     """Keys of other systems for POST /api/events: created here (the secret shown once), revoked here, never deleted.
 
     No page shows a secret after creation: it is in no field, list or history of this admin.

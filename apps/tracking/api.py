@@ -9,14 +9,15 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from ninja import Router, Schema, Status
 from ninja.security import APIKeyHeader
 
 from apps.tasks.selectors import recorded_event_ids
 from apps.tracking.ingest import LineReader, read_batch
 from apps.tracking.routing import route_table
-from apps.tracking.services_api import SignatureReplayed, events_accept, service_key_touch
-from apps.tracking.signing import HEADER_KEY, Refused, SignedRequest, replayed_message, signed_request_verify
+from apps.tracking.services_api import KeyRevoked, SignatureReplayed, events_accept, service_key_touch
+from apps.tracking.signing import HEADER_KEY, Refused, SignedRequest, replayed_message, revoked_message, signed_request_verify
 from config.api_errors import ErrorOut
 
 router = Router(tags=["events"])
@@ -25,15 +26,22 @@ _DIGITS = re.compile(r"[0-9]{1,12}")
 
 
 def _body_within_limit(request: HttpRequest) -> bytes:
-    """The body, read only once its declared length is known to be within the limit (413 otherwise)."""
+    """The body, read only once its declared length is known to be within the limit (411, 413 otherwise)."""
     most = settings.JIFEN_API_MAX_BODY_BYTES
-    declared = request.META.get("CONTENT_LENGTH") or "0"
+    declared = request.META.get("CONTENT_LENGTH") or ""
+    if not declared:
+        # A chunked body has no declared length: a WSGI server would hand the view nothing of it
+        # (a signed request would then fail as "bad signature"), and the limit could not be kept.
+        raise Refused(411, "length_required", _("Send the body with a Content-Length header (not chunked)."))
+    too_large = Refused(
+        413, "body_too_large", _("The body is larger than %(most)d bytes; send fewer events at once.") % {"most": most}
+    )
     if not _DIGITS.fullmatch(declared) or int(declared) > most:
-        raise Refused(
-            413, "body_too_large", _("The body is larger than %(most)d bytes; send fewer events at once.") % {"most": most}
-        )
-    # The WSGI server gives the view at most CONTENT_LENGTH bytes, so this read is bounded.
-    return request.body
+        raise too_large
+    # A WSGI server gives the view at most CONTENT_LENGTH bytes; under ASGI the length is checked again.
+    if len(body := request.body) > most:
+        raise too_large
+    return body
 
 
 class ServiceSignature(APIKeyHeader):
@@ -123,7 +131,7 @@ _BODY_SCHEMA = {
 @router.post(
     "",
     auth=ServiceSignature(),
-    response={202: AcceptedOut, frozenset({400, 401, 409, 413, 415, 422, 503}): ErrorOut},
+    response={202: AcceptedOut, frozenset({400, 401, 409, 411, 413, 415, 422, 503}): ErrorOut},
     summary="Report completed tasks (one event, or a batch)",
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _BODY_SCHEMA}}}},
 )
@@ -147,7 +155,12 @@ def post_events(request: HttpRequest):
         raise Refused(
             422,
             "invalid_events",
-            _("%(count)d event(s) are not valid; nothing was accepted.") % {"count": count},
+            ngettext(
+                "%(count)d event is not valid; nothing was accepted.",
+                "%(count)d events are not valid; nothing was accepted.",
+                count,
+            )
+            % {"count": count},
             errors=read.errors,
         )
     recorded = recorded_event_ids(event_ids=[event.event_id for event in read.events])
@@ -157,6 +170,8 @@ def post_events(request: HttpRequest):
         events_accept(signed=signed, events=fresh)
     except SignatureReplayed:
         raise Refused(409, "replayed", replayed_message()) from None
+    except KeyRevoked:
+        raise Refused(401, "revoked_key", revoked_message()) from None
     accepted = {
         "accepted": len({event.event_id for event in fresh}),
         "already_recorded": sorted(str(event_id) for event_id in recorded),

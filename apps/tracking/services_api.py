@@ -22,6 +22,10 @@ class SignatureReplayed(Exception):
     """The signature was accepted before (a concurrent replay lost the race on the unique constraint)."""
 
 
+class KeyRevoked(Exception):
+    """The key was revoked while its request was being read (the revocation committed first)."""
+
+
 def _normalized_task_types(task_types: str) -> str:
     return ",".join(sorted({item.strip() for item in task_types.split(",") if item.strip()}))
 
@@ -73,10 +77,18 @@ def events_accept(*, signed: SignedRequest, events: list[Event]) -> str:
     the outbox table keeps them until it can), or "none" (nothing to hand off). The signature and
     the outbox rows are one transaction: if the events cannot be kept, the signature stays unused
     and the same request may be sent again. Raises SignatureReplayed (nothing handed off), or the
-    database's error when neither the broker nor the database could take the events.
+    database's error when neither the broker nor the database could take the events. Raises
+    KeyRevoked if the key was revoked since the request's signature was checked.
     """
-    payloads = list({event.event_id: event.to_payload() for event in events}.values())
+    payloads = {}
+    for event in events:  # an event_id seen before is skipped (SPEC §2): the first copy stands
+        payloads.setdefault(event.event_id, event.to_payload())
+    payloads = list(payloads.values())
     with transaction.atomic():
+        # Serialised with service_key_revoke on the key's row: a request is accepted wholly before
+        # a revocation commits, or refused after it; none slips through in between.
+        if not ServiceKey.objects.select_for_update().filter(pk=signed.key.pk, revoked_at__isnull=True).exists():
+            raise KeyRevoked
         try:
             with transaction.atomic():
                 SeenSignature.objects.create(signature=signed.signature, key=signed.key, expires_at=signed.expires_at)

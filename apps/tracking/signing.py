@@ -84,7 +84,7 @@ def signed_request_verify(*, headers, method: str, path: str, body: bytes, now: 
     if key is None:
         raise Refused(401, "unknown_key", _("No service key has this id."))
     if not key.is_active:
-        raise Refused(401, "revoked_key", _("This service key was revoked."))
+        raise Refused(401, "revoked_key", revoked_message())
     expected = signature_for(secret=key.secret, timestamp=timestamp, method=method, path=path, body=body)
     if not _HEX_SHA256.fullmatch(given) or not hmac.compare_digest(expected, given.lower()):
         raise Refused(401, "bad_signature", _("The signature does not match the request."))
@@ -100,6 +100,10 @@ def signed_request_verify(*, headers, method: str, path: str, body: bytes, now: 
     if SeenSignature.objects.filter(signature=expected).exists():
         raise Refused(409, "replayed", replayed_message())
     return SignedRequest(key=key, signature=expected, signed_at=datetime.fromtimestamp(int(timestamp), UTC))
+
+
+def revoked_message() -> str:
+    return _("This service key was revoked.")
 
 
 def replayed_message() -> str:

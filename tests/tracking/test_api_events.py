@@ -93,6 +93,13 @@ def refused(response, status: int, code: str) -> dict:
 
 
 class TestAccepted:
+    def test_an_event_id_twice_in_one_batch_is_handed_off_once_as_first_given(self, shop, sent):
+        first, second = event(1, task_type="purchase", business_id="A-1"), event(1, task_type="purchase", business_id="B-2")
+        response = shop.post({"events": [first, second]})
+        assert response.status_code == 202, response.content
+        assert response.json()["accepted"] == 1
+        assert [payload["business_id"] for payload in sent] == ["A-1"]
+
     def test_a_batch_is_handed_off_and_processed_once(self, shop, sent):
         body = {"events": [event(1, task_type="purchase", business_id="A-1"), event(2, method="POST", path="/orders/77/pay/")]}
         response = shop.post(body)
@@ -215,6 +222,21 @@ class TestForgedAndStale:
         refused(shop.post(event(2, task_type="sign-in")), 401, "revoked_key")
         assert state() == before and len(sent) == 1
 
+    def test_a_key_revoked_while_its_request_is_read_is_refused(self, shop, sent, monkeypatch):
+        # The revocation commits after the signature was checked, before the events are kept.
+        import apps.tracking.api as api_module
+
+        verify = api_module.signed_request_verify
+
+        def verify_then_revoke(**kwargs):
+            signed = verify(**kwargs)
+            service_key_revoke(key=ServiceKey.objects.get(pk=shop.key.pk))
+            return signed
+
+        monkeypatch.setattr(api_module, "signed_request_verify", verify_then_revoke)
+        refused(shop.post(event(1, task_type="sign-in")), 401, "revoked_key")
+        assert state() == (0, 0, 0) and sent == []
+
     @pytest.mark.parametrize("skew_s", [-301, 301, -86_400])
     def test_stale_timestamp_either_way(self, shop, sent, skew_s):
         body = refused(shop.post(event(1, task_type="sign-in"), timestamp=time.time() + skew_s), 401, "stale_timestamp")
@@ -336,6 +358,13 @@ class TestBadBodies:
         settings.JIFEN_API_MAX_BODY_BYTES = 2048
         refused(shop.post(event(1, task_type="sign-in"), CONTENT_LENGTH="10000000"), 413, "body_too_large")
         assert sent == []
+
+    def test_a_body_without_a_declared_length_is_refused(self, shop, sent):
+        # A chunked body: no Content-Length, so neither the signature nor the limit could be checked.
+        response = shop.post(event(1, task_type="sign-in"), CONTENT_LENGTH="", HTTP_TRANSFER_ENCODING="chunked")
+        body = refused(response, 411, "length_required")
+        assert "Content-Length" in body["message"]
+        assert state() == (0, 0, 0) and sent == []
 
     def test_too_many_events(self, shop, sent, settings):
         settings.JIFEN_API_MAX_EVENTS = 3

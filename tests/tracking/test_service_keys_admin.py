@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from apps.tracking import handoff as handoff_module
 from apps.tracking.models import ServiceKey
-from apps.tracking.services_api import service_key_create
+from apps.tracking.services_api import service_key_create, service_key_revoke
 from tests.factories import TaskConfigFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -106,6 +106,20 @@ def test_revoke_action_on_the_list(client, operator):
     assert [k.is_active for k in ServiceKey.objects.order_by("pk")] == [False, False, True]
     active = client.get(url, {"status": "active"}).content.decode()
     assert keys[2].key_id in active and keys[0].key_id not in active
+
+
+def test_a_revoked_key_cannot_come_back_through_its_history(client, operator):
+    key, secret = service_key_create(name="shop")
+    active_version = key.history.get()
+    service_key_revoke(key=key)
+    url = reverse("admin:tracking_servicekey_simple_history", args=[key.pk, active_version.history_id])
+
+    assert client.get(url).status_code == 200  # the old version may be read
+    assert client.post(url, {"name": "shop"}).status_code == 403
+    key.refresh_from_db()
+    assert key.revoked_at is not None
+    client.logout()
+    assert post_event(client, key.key_id, secret).json()["error"] == "revoked_key"
 
 
 def test_keys_are_never_deleted(client, operator):
