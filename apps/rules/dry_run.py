@@ -26,7 +26,7 @@ from apps.rules.selectors import rule_spec
 from apps.tasks.models import TaskConfig, UserTaskRecord
 from apps.tasks.multirow import read_time
 
-STREAM_CHUNK = 5000  # rows per fetch from the server-side cursor
+STREAM_CHUNK = 20000  # rows per fetch from the server-side cursor
 TOP_USERS = 10
 _cursor_names = itertools.count()
 
