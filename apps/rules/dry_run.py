@@ -118,6 +118,11 @@ def _stream_plain(sql: str, params: tuple) -> Iterator[tuple[datetime, int, int,
                 yield read_time(occurred_at), pk, user_id, business_id
 
 
+def completions_more_than(*, task_type: str, window: Window, limit: int) -> bool:
+    """Whether the dry run of `window` would read more than `limit` completions (counts `limit` + 1 at most)."""
+    return completions_query(task_type=task_type, window=window)[: limit + 1].count() > limit
+
+
 def stream_whole_result() -> None:
     """Plan this transaction's cursors for reading every row, not the first few.
 
@@ -170,6 +175,41 @@ class DryRun:
             "top": [dataclasses.asdict(user) for user in self.top],
             "seconds": round(self.tally.seconds, 3),
         }
+
+
+@dataclass(frozen=True)
+class StoredTally:
+    completions: int
+    counted: int
+    recipients: int
+    awards: int
+    points: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class StoredDryRun:
+    """A dry run's figures read back from its `as_dict` (one a worker ran): what its page shows of a `DryRun`."""
+
+    rule: ScoreRule
+    window: Window
+    tally: StoredTally
+    top: list[TopUser]
+    reason_counts: dict[str, int]
+
+    @classmethod
+    def of(cls, rule: ScoreRule, data: dict) -> "StoredDryRun":
+        since = datetime.fromisoformat(data["since"]) if data["since"] else None
+        return cls(
+            rule=rule,
+            window=Window(since, datetime.fromisoformat(data["until"])),
+            tally=StoredTally(*(data[name] for name in ("completions", "counted", "recipients", "awards", "points", "seconds"))),
+            top=[TopUser(**user) for user in data["top"]],
+            reason_counts=dict(data["reasons"]),
+        )
+
+    def reasons(self) -> list[tuple[str, int]]:
+        return sorted(self.reason_counts.items(), key=lambda item: (-item[1], item[0]))
 
 
 def _top_users(tally: Tally, n: int) -> list[TopUser]:
