@@ -244,6 +244,9 @@ JIFEN_HEALTH_MAX_EVENT_AGE_S = env_float("JIFEN_HEALTH_MAX_EVENT_AGE_S", 300.0, 
 JIFEN_HEALTH_MAX_HEARTBEAT_AGE_S = env_float("JIFEN_HEALTH_MAX_HEARTBEAT_AGE_S", 60.0, minimum=1.0)
 # How often a worker checks whether the active score rules changed.
 JIFEN_RULES_REFRESH_S = env_float("JIFEN_RULES_REFRESH_S", 0.5, minimum=0.0)
+# The rule admin's dry run replays at most this many completions inside the web request; a bigger
+# window goes to a worker, and the page shows "running" and refreshes itself until it is done.
+JIFEN_DRY_RUN_INLINE_MAX = env_int("JIFEN_DRY_RUN_INLINE_MAX", 100_000, minimum=0)
 # How often a process checks whether the TaskConfig route table changed.
 JIFEN_ROUTES_REFRESH_S = env_float("JIFEN_ROUTES_REFRESH_S", 1.0, minimum=0.0)
 # Adjustments (SPEC §5): one moving at most this many points, credit or debit, is posted as soon as

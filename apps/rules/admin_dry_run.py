@@ -4,11 +4,17 @@ A rule whose window starts in the past may have earned points already, by comple
 before it was active. Activating it shows first what it would have awarded over [start, now),
 then offers both: activate only, or activate and award those past completions (a backfill, run
 by a worker; its progress shows on the rule's page).
+
+The dry run page replays a window of up to JIFEN_DRY_RUN_INLINE_MAX completions in the request;
+a bigger one is given to a worker (`dry_run_rule`, its figures kept as the task's result) and the
+page, at ?job=<task id>, says it is running and reloads itself until the figures are there.
 """
 
 from datetime import datetime, time, timedelta
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+from celery.result import AsyncResult
 from django import forms
 from django.conf import settings
 from django.contrib import messages
@@ -22,18 +28,21 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from apps.ledger.user_page import decision_reason
-from apps.rules.dry_run import DryRun, rule_dry_run
+from apps.rules.dry_run import DryRun, StoredDryRun, Window, completions_more_than, rule_dry_run
 from apps.rules.models import BackfillRun, ScoreRule
 from apps.rules.services.backfill import BackfillRefused, score_rule_activate_with_backfill
+from apps.rules.tasks import dry_run_rule
+from config.celery import app as celery_app
 
 DRY_RUN_DAYS = 30  # how far back the dry run page looks unless told
+DRY_RUN_REFRESH_S = 2  # how often the page of a dry run a worker runs reloads itself
 
 
 def _local_midnight(day) -> datetime:
     return datetime.combine(day, time(), tzinfo=ZoneInfo(settings.TIME_ZONE))
 
 
-def _reason_rows(result: DryRun | None) -> list[tuple[str, str, int]]:
+def _reason_rows(result: DryRun | StoredDryRun | None) -> list[tuple[str, str, int]]:
     """(reason, in the words of "why no points?", completions), most first."""
     if result is None:
         return []
@@ -77,12 +86,25 @@ class RuleDryRunAdminMixin:
             raise PermissionDenied
         initial = {"since": (timezone.localtime() - timedelta(days=DRY_RUN_DAYS)).date()}
         form = DryRunForm(request.GET if "since" in request.GET else None, initial=initial)
-        result = None
+        result, running = None, False
         if form.is_valid():
             until = form.cleaned_data["until"]
-            result = rule_dry_run(
-                rule=rule, since=_local_midnight(form.cleaned_data["since"]), until=_local_midnight(until) if until else None
-            )
+            since, until = _local_midnight(form.cleaned_data["since"]), _local_midnight(until) if until else timezone.now()
+            job = request.GET.get("job")
+            if job:
+                result, running = self._dry_run_job(request, rule, job)
+            elif not completions_more_than(
+                task_type=rule.task_type,
+                window=Window.of(rule, since=since, until=until),
+                limit=settings.JIFEN_DRY_RUN_INLINE_MAX,
+            ):
+                result = rule_dry_run(rule=rule, since=since, until=until)
+            else:  # too many for the request: a worker runs it, this page waits for its figures
+                queued = dry_run_rule.delay(rule.pk, since.isoformat(), until.isoformat())
+                if queued.ready():  # run in place (CELERY_TASK_ALWAYS_EAGER)
+                    result = StoredDryRun.of(rule, queued.get())
+                else:
+                    return HttpResponseRedirect(f"{request.path}?{urlencode({**request.GET.dict(), 'job': queued.id})}")
         context = {
             **self.admin_site.each_context(request),
             "title": _("Dry run of %(rule)s") % {"rule": rule.score_type},
@@ -90,9 +112,25 @@ class RuleDryRunAdminMixin:
             "original": rule,
             "form": form,
             "result": result,
+            "running": running,
+            "refresh_s": DRY_RUN_REFRESH_S,
             "reason_rows": _reason_rows(result),
         }
         return TemplateResponse(request, "admin/rules/scorerule/dry_run.html", context)
+
+    def _dry_run_job(self, request, rule: ScoreRule, job: str) -> tuple[StoredDryRun | None, bool]:
+        """(figures, still running) of the dry run a worker was given."""
+        queued = AsyncResult(job, app=celery_app)
+        if queued.successful():
+            data = queued.result
+            if isinstance(data, dict) and data.get("rule") == rule.score_type:
+                return StoredDryRun.of(rule, data), False
+            self.message_user(request, _("That dry run is not one of this rule."), messages.ERROR)
+            return None, False
+        if queued.failed():
+            self.message_user(request, _("The dry run failed: %(error)s") % {"error": queued.result}, messages.ERROR)
+            return None, False
+        return None, True
 
     def workflow_view(self, request, object_id, step):
         # Activating a rule whose window starts in the past goes through a page of its own first.

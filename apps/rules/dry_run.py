@@ -1,11 +1,12 @@
 """Reads for the dry run: a rule's past completions, streamed in time order, replayed without writing.
 
 A completion that was reversed, or deleted, since it was recorded is not read: it would not count
-today. Completions are read with a server-side cursor on PostgreSQL (`iterator`), a chunk at a
-time, so a million rows never sit in memory together.
+today. Completions are read with a raw server-side cursor on PostgreSQL (`rule_completions`), a
+chunk at a time, so a million rows never sit in memory together.
 """
 
 import dataclasses
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -22,9 +24,11 @@ from apps.rules.models import RuleRecipient, ScoreRule, ScoreRuleObjectPoints
 from apps.rules.replay import Replay, Tally
 from apps.rules.selectors import rule_spec
 from apps.tasks.models import TaskConfig, UserTaskRecord
+from apps.tasks.multirow import read_time
 
-STREAM_CHUNK = 5000  # rows per fetch from the server-side cursor
+STREAM_CHUNK = 20000  # rows per fetch from the server-side cursor
 TOP_USERS = 10
+_cursor_names = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -71,10 +75,52 @@ def completions_query(*, task_type: str, window: Window, recorded_before: dateti
 def rule_completions(
     *, task_type: str, window: Window, recorded_before: datetime | None = None
 ) -> Iterator[tuple[datetime, int, int, str]]:
-    """`completions_query`'s rows, streamed a chunk at a time."""
-    return completions_query(task_type=task_type, window=window, recorded_before=recorded_before).iterator(
-        chunk_size=STREAM_CHUNK
-    )
+    """`completions_query`'s rows, streamed a chunk at a time by a raw cursor, as the ORM would give them.
+
+    The ORM's per-row work (on PostgreSQL, Django's Python loader setting the tzinfo of every
+    `timestamptz`) would cost more than the replay itself over a million rows, so the query's own
+    SQL is run on the connection: on PostgreSQL through a named (server-side) psycopg cursor in
+    binary with psycopg's own C loaders (the session runs in UTC, so times come back aware in UTC,
+    the same instants), on SQLite through a plain cursor, its naive UTC times made aware.
+    Call it inside a transaction: a PostgreSQL cursor declared outside one would be WITH HOLD,
+    every row materialized before the first is read.
+    """
+    query = completions_query(task_type=task_type, window=window, recorded_before=recorded_before).query
+    try:
+        sql, params = query.sql_with_params()
+    except EmptyResultSet:  # no config of that task type, ever: nothing to read
+        return iter(())
+    if connection.vendor == "postgresql":
+        return _stream_postgresql(sql, params)
+    return _stream_plain(sql, params)
+
+
+def _stream_postgresql(sql: str, params: tuple) -> Iterator[tuple[datetime, int, int, str]]:
+    from psycopg.types.datetime import TimestamptzBinaryLoader
+
+    connection.ensure_connection()
+    if connection.get_autocommit():
+        raise transaction.TransactionManagementError("rule_completions streams inside a transaction only.")
+    with connection.connection.cursor(name=f"dry_run_{next(_cursor_names)}", binary=True) as cursor:
+        # psycopg's C loader, not Django's Python one (same instants: the connection's TimeZone is UTC).
+        cursor.adapters.register_loader("timestamptz", TimestamptzBinaryLoader)
+        cursor.itersize = STREAM_CHUNK
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(STREAM_CHUNK):
+            yield from rows
+
+
+def _stream_plain(sql: str, params: tuple) -> Iterator[tuple[datetime, int, int, str]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(STREAM_CHUNK):
+            for occurred_at, pk, user_id, business_id in rows:
+                yield read_time(occurred_at), pk, user_id, business_id
+
+
+def completions_more_than(*, task_type: str, window: Window, limit: int) -> bool:
+    """Whether the dry run of `window` would read more than `limit` completions (counts `limit` + 1 at most)."""
+    return completions_query(task_type=task_type, window=window)[: limit + 1].count() > limit
 
 
 def stream_whole_result() -> None:
@@ -129,6 +175,41 @@ class DryRun:
             "top": [dataclasses.asdict(user) for user in self.top],
             "seconds": round(self.tally.seconds, 3),
         }
+
+
+@dataclass(frozen=True)
+class StoredTally:
+    completions: int
+    counted: int
+    recipients: int
+    awards: int
+    points: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class StoredDryRun:
+    """A dry run's figures read back from its `as_dict` (one a worker ran): what its page shows of a `DryRun`."""
+
+    rule: ScoreRule
+    window: Window
+    tally: StoredTally
+    top: list[TopUser]
+    reason_counts: dict[str, int]
+
+    @classmethod
+    def of(cls, rule: ScoreRule, data: dict) -> "StoredDryRun":
+        since = datetime.fromisoformat(data["since"]) if data["since"] else None
+        return cls(
+            rule=rule,
+            window=Window(since, datetime.fromisoformat(data["until"])),
+            tally=StoredTally(*(data[name] for name in ("completions", "counted", "recipients", "awards", "points", "seconds"))),
+            top=[TopUser(**user) for user in data["top"]],
+            reason_counts=dict(data["reasons"]),
+        )
+
+    def reasons(self) -> list[tuple[str, int]]:
+        return sorted(self.reason_counts.items(), key=lambda item: (-item[1], item[0]))
 
 
 def _top_users(tally: Tally, n: int) -> list[TopUser]:

@@ -6,14 +6,39 @@ functions serve the dry run and the tests.
 """
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from apps.rules.periods import NONE, next_period_start, period_bounds
 
 COUNT, STREAK = "count", "streak"
+
+
+def quick_init(cls: type) -> type:
+    """Give a frozen dataclass an `__init__` that fills the instance's `__dict__` in one call.
+
+    The generated one calls `object.__setattr__` once per field, which made building the
+    `Progress` and `Decision` of each completion a third of a replay's time. Same signature,
+    defaults and values; the instance stays frozen (its `__setattr__` is untouched).
+    """
+    params, defaults = [], {}
+    for item in fields(cls):
+        if item.default_factory is not MISSING or not item.init or item.kw_only:
+            raise TypeError(f"quick_init: {cls.__name__}.{item.name} needs the generated __init__")
+        if item.default is MISSING:
+            params.append(item.name)
+        else:
+            defaults[f"_default_{item.name}"] = item.default
+            params.append(f"{item.name}=_default_{item.name}")
+    values = ", ".join(f"{item.name}={item.name}" for item in fields(cls))
+    namespace: dict = {}
+    exec(f"def __init__(self, {', '.join(params)}):\n    self.__dict__.update({values})\n", defaults, namespace)  # noqa: S102
+    namespace["__init__"].__qualname__ = f"{cls.__qualname__}.__init__"
+    cls.__init__ = namespace["__init__"]
+    return cls
 
 
 class Reason(StrEnum):
@@ -55,9 +80,20 @@ class RuleSpec:
 
     def in_window(self, at: datetime) -> bool:
         # Compare instants: two times in one zone compare by wall clock, wrong in a repeated hour.
-        at = at.astimezone(UTC)
-        starts = self.start_time is None or self.start_time.astimezone(UTC) <= at
-        return starts and (self.end_time is None or at < self.end_time.astimezone(UTC))
+        start, end = self._utc_window
+        if start is None and end is None:
+            return True
+        if at.tzinfo is not UTC:
+            at = at.astimezone(UTC)
+        return (start is None or start <= at) and (end is None or at < end)
+
+    @cached_property
+    def _utc_window(self) -> tuple[datetime | None, datetime | None]:
+        """(start_time, end_time) in UTC, worked out once: `in_window` runs for every completion."""
+        return (
+            self.start_time.astimezone(UTC) if self.start_time is not None else None,
+            self.end_time.astimezone(UTC) if self.end_time is not None else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -66,6 +102,7 @@ class Completion:
     business_id: str = ""
 
 
+@quick_init
 @dataclass(frozen=True)
 class Progress:
     """What the engine needs to know about one user and one rule before this completion.
@@ -89,6 +126,7 @@ class Progress:
     counted_after: datetime | None = None
 
 
+@quick_init
 @dataclass(frozen=True)
 class Decision:
     rule_id: int

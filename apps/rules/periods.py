@@ -60,14 +60,34 @@ def period_bounds(period: str, at: datetime, tz: ZoneInfo) -> tuple[datetime, da
     latest = _latest.get((period, tz))
     if latest is not None and latest[0] <= at < latest[1]:
         return latest
-    first = _first_day(period, at.astimezone(tz).date())
-    bounds = _latest[(period, tz)] = (_local_midnight(first, tz), _local_midnight(_next_first_day(period, first), tz))
+    bounds = _latest[(period, tz)] = _computed_bounds(period, at, tz)
     return bounds
+
+
+def _computed_bounds(period: str, at: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    first = _first_day(period, at.astimezone(tz).date())
+    return _local_midnight(first, tz), _local_midnight(_next_first_day(period, first), tz)
+
+
+# Next period starts already worked out, per (period kind, zone, start). A streak asks for the
+# one after each user's last counted period, mostly a few recent ones; asking `period_bounds`
+# would also evict the current period from `_latest` and cost the next completion a computation.
+# A pure function of its key (instants), so a hit is exact; cleared when it grows large.
+_next_starts: dict[tuple[str, ZoneInfo, datetime], datetime | None] = {}
+_NEXT_STARTS_MAX = 4096
 
 
 def next_period_start(period: str, start: datetime, tz: ZoneInfo) -> datetime | None:
     """Return the start of the period after the one that starts at `start` (None for `none`)."""
-    return period_bounds(period, start, tz)[1]
+    if period == NONE:
+        return None
+    key = (period, tz, start)
+    found = _next_starts.get(key)
+    if found is None:
+        if len(_next_starts) >= _NEXT_STARTS_MAX:
+            _next_starts.clear()
+        found = _next_starts[key] = _computed_bounds(period, start, tz)[1]
+    return found
 
 
 def previous_period_start(period: str, start: datetime, tz: ZoneInfo) -> datetime:

@@ -1,7 +1,11 @@
 """Celery tasks of the rules app: thin wrappers around its services."""
 
+from datetime import datetime
+
 from celery import shared_task
 
+from apps.rules.dry_run import rule_dry_run
+from apps.rules.models import ScoreRule
 from apps.rules.services.backfill import BackfillRefused, backfill_run_execute
 
 
@@ -13,3 +17,14 @@ def run_backfill(run_id: int) -> str:
         return str(backfill_run_execute(run_id=run_id).status)
     except BackfillRefused as exc:
         return str(exc)
+
+
+# Its figures (`DryRun.as_dict`) are the task's result, kept by the result backend (django-db)
+# for the rule admin's dry run page, which refreshes itself until they are there.
+@shared_task(ignore_result=False)
+def dry_run_rule(rule_id: int, since: str | None, until: str) -> dict:
+    return rule_dry_run(
+        rule=ScoreRule.objects.get(pk=rule_id),
+        since=datetime.fromisoformat(since) if since else None,
+        until=datetime.fromisoformat(until),
+    ).as_dict()

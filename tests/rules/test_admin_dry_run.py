@@ -6,6 +6,7 @@ from django.urls import reverse
 from apps.ledger.models import ScoreRecord
 from apps.rules.models import BackfillRun, ScoreRule
 from config.celery import app as celery_app
+from tests.factories import ScoreRuleFactory
 from tests.rules.test_backfill import RULES, awarded_per_user, draft, seed_history
 from tests.test_roles import member
 
@@ -88,3 +89,70 @@ def test_a_rule_editor_cannot_activate_with_a_backfill(client):
     # Auditors see the dry run (a read).
     client.force_login(member("auditors", "audrey"))
     assert client.get(reverse("admin:rules_scorerule_dry_run", args=[rule.pk]), {"since": "2020-01-01"}).status_code == 200
+
+
+def figures(page: str) -> dict[str, str]:
+    """The dry run page's figures and reasons, by id and class."""
+    import re
+
+    found = dict(re.findall(r'<td id="dry-run-(completions|counted|recipients|awards|points)">(\d+)</td>', page))
+    found.update(re.findall(r'<tr class="jifen-reason-(\w+)"><th>[^<]*</th><td>(\d+)</td>', page))
+    found["top"] = re.search(r'<table id="dry-run-top">.*?</table>', page, re.S).group(0)
+    return found
+
+
+def test_a_big_window_is_dry_run_by_a_worker_and_the_page_waits_for_its_figures(client, operator, settings, monkeypatch):
+    import uuid
+
+    from celery.result import AsyncResult
+
+    from apps.rules import admin_dry_run
+    from apps.rules.tasks import dry_run_rule
+
+    seed_history()
+    rule = draft(RULES["count"])
+    url = reverse("admin:rules_scorerule_dry_run", args=[rule.pk])
+    inline = client.get(url, {"since": "2020-01-01"}).content.decode()
+    assert "dry-run-running" not in inline and int(figures(inline)["completions"]) > 100
+
+    settings.JIFEN_DRY_RUN_INLINE_MAX = 100  # fewer than the window holds
+    queued: list = []
+
+    class Queue:  # the broker, without a worker: the task's arguments are kept, it does not run
+        @staticmethod
+        def delay(*args):
+            queued.append((str(uuid.uuid4()), args))
+            return AsyncResult(queued[-1][0], app=celery_app)
+
+    monkeypatch.setattr(admin_dry_run, "dry_run_rule", Queue)
+    response = client.get(url, {"since": "2020-01-01"})
+    job, args = queued[0]
+    assert response.status_code == 302 and f"job={job}" in response["Location"] and "since=2020-01-01" in response["Location"]
+    waiting = client.get(response["Location"]).content.decode()
+    assert 'id="dry-run-running"' in waiting and '<meta http-equiv="refresh" content="2">' in waiting
+    assert 'id="dry-run-awards"' not in waiting
+
+    celery_app.backend.store_result(job, dry_run_rule(*args), "SUCCESS")  # what the worker keeps
+    done = client.get(response["Location"]).content.decode()
+    assert 'http-equiv="refresh"' not in done and "dry-run-running" not in done
+    assert figures(done) == figures(inline)
+
+    failed = str(uuid.uuid4())
+    celery_app.backend.store_result(failed, ValueError("disk full"), "FAILURE")
+    page = client.get(url, {"since": "2020-01-01", "job": failed}, follow=True).content.decode()
+    assert "disk full" in page and 'id="dry-run-awards"' not in page and "dry-run-running" not in page
+    other = ScoreRuleFactory(task_type="post", score_type="other-rule", status="editing")
+    page = client.get(
+        reverse("admin:rules_scorerule_dry_run", args=[other.pk]), {"since": "2020-01-01", "job": job}
+    ).content.decode()
+    assert 'id="dry-run-awards"' not in page and "not one of this rule" in page  # not shown as this rule's
+
+
+def test_a_big_window_runs_in_place_when_tasks_run_eagerly(client, operator, settings, eager):
+    seed_history()
+    rule = draft(RULES["count"])
+    url = reverse("admin:rules_scorerule_dry_run", args=[rule.pk])
+    inline = figures(client.get(url, {"since": "2020-01-01"}).content.decode())
+    settings.JIFEN_DRY_RUN_INLINE_MAX = 0
+    response = client.get(url, {"since": "2020-01-01"})
+    assert response.status_code == 200 and figures(response.content.decode()) == inline

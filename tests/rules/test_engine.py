@@ -643,3 +643,34 @@ class TestCooldown:
         decision = decide(count_rule(cooldown=self.HOUR), at=second, tz=NEW_YORK, count=1, counted_before=first)
 
         assert decision.reason is Reason.COOLDOWN
+
+
+def test_progress_and_decision_are_built_as_the_generated_init_would_and_stay_frozen():
+    import inspect
+    from dataclasses import MISSING, asdict, fields
+
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    decision = Decision(1, "r", Reason.COUNTED, True, at, None, progress=2)
+    assert asdict(decision) == {
+        "rule_id": 1,
+        "rule_code": "r",
+        "reason": Reason.COUNTED,
+        "counted": True,
+        "period_start": at,
+        "deadline": None,
+        "progress": 2,
+        "points": 0,
+        "takes_recipient_place": False,
+        "cooldown": None,
+        "cooldown_ends": None,
+    }
+    assert replace(decision, points=5) == Decision(1, "r", Reason.COUNTED, True, at, None, progress=2, points=5)
+    assert Progress() == Progress(count=0, awards=0) and Progress(streak=3).streak == 3
+    with pytest.raises(FrozenInstanceError):
+        decision.points = 1  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        Decision(1, "r")  # type: ignore[call-arg]
+    for cls in (Progress, Decision):
+        params = [(param.name, param.default) for param in inspect.signature(cls.__init__).parameters.values()]
+        wanted = [(item.name, inspect.Parameter.empty if item.default is MISSING else item.default) for item in fields(cls)]
+        assert params == [("self", inspect.Parameter.empty), *wanted]

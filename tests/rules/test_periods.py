@@ -288,3 +288,20 @@ class TestEveryInstant:
 def test_an_unknown_period_is_refused(period):
     with pytest.raises(ValueError, match="unknown period"):
         period_bounds(period, datetime(2026, 3, 10, tzinfo=UTC), SHANGHAI)
+
+
+@pytest.mark.parametrize("tz", [SHANGHAI, NEW_YORK, SANTIAGO])
+@pytest.mark.parametrize("period", CALENDAR_PERIODS)
+def test_next_period_start_remembered_is_the_one_computed_and_keeps_the_current_period(period, tz):
+    from apps.rules import periods
+
+    periods._next_starts.clear()
+    now = datetime(2026, 9, 6, 12, tzinfo=UTC)
+    starts = [period_bounds(period, now - timedelta(days=day), tz)[0] for day in range(0, 800, 3)]
+    current = period_bounds(period, now, tz)
+    first = [next_period_start(period, start, tz) for start in starts]
+    assert periods._latest[(period, tz)] == current  # asking for next starts did not evict it
+    assert [next_period_start(period, start, tz) for start in starts] == first  # remembered: the same
+    assert first == [periods._computed_bounds(period, start, tz)[1] for start in starts]
+    assert all(period_bounds(period, start, tz) == (start, end) for start, end in zip(starts, first, strict=True))
+    assert next_period_start(NONE, LIFETIME_START, tz) is None
