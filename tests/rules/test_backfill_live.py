@@ -257,3 +257,39 @@ def test_the_backfill_commands_dry_run_reads_what_the_run_takes(capsys):
     assert dry_run_figures(dry) == run_figures(ran)
     assert run.awards > 0
     call_command("verify_ledger")
+
+
+def test_a_live_completion_recorded_while_the_run_is_running_is_read_by_its_next_page(queued_only, monkeypatch):
+    config = TaskConfigFactory(task_type="post")
+    user = UserFactory()
+    now = timezone.now()
+    for minutes in (30, 20):
+        record(config, user, now - timedelta(minutes=minutes))
+    rule = ScoreRuleFactory(
+        task_type="post",
+        score_type="r",
+        status="editing",
+        points=5,
+        start_time=now - timedelta(hours=1),
+        kind="count",
+        statistical_period="day",
+        required_number_of_times=3,
+    )
+    run = score_rule_activate_with_backfill(rule=rule)
+    monkeypatch.setattr(backfill, "BACKFILL_BATCH", 1)
+    real = backfill._Run.write_batch
+    during = []
+
+    def then_a_live_one(self, rows):
+        real(self, rows)
+        if not during:
+            during.append(live(user))  # between the run's pages: the worker leaves the rule to the run
+            assert not decided_by(during[0], rule)
+
+    monkeypatch.setattr(backfill._Run, "write_batch", then_a_live_one)
+    run = backfill_run_execute(run_id=run.pk)
+
+    assert run.status == BackfillRun.Status.DONE, run.error
+    assert (run.completions, run.awards) == (3, 1)
+    assert list(ScoreRecord.objects.filter(rule=rule, kind="award").values_list("completion_id", flat=True)) == [during[0].pk]
+    call_command("verify_ledger")

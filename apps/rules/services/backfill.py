@@ -4,7 +4,7 @@ Which completions: those of the rule's task in its window whose recorded decisio
 the rule. A completion's row commits with its scoring, so one that the rule decided live is never
 decided again here. While a rule's run is queued or running, workers leave the rule out
 (`apps.rules.selectors.ActiveRules`), so completions recorded meanwhile stay undecided and the
-run, reading on until none is left after its mark, decides them too, in order. Once it is done,
+run, reading on until a page comes back short, decides them too, in order. Once it is done,
 `backfill_catch_up` decides the few a worker with a stale rules cache recorded in between.
 
 The rule is replayed over those completions in (occurred_at, id) order, exactly as the dry run
@@ -278,8 +278,8 @@ def backfill_run_execute(*, run_id: int) -> BackfillRun:
     """Run a queued backfill to the end, a batch per transaction; return the run, done or failed.
 
     While the run is queued or running, workers leave the rule alone (`ActiveRules`), so the
-    completions recorded meanwhile stay undecided by it, and the run, reading on until no
-    completion is left after its mark, decides them too, in (occurred_at, id) order. Once it is
+    completions recorded meanwhile stay undecided by it, and the run, reading on (each page up to
+    its now) until a page comes back short, decides them too, in (occurred_at, id) order. Once it is
     done, workers take the rule up again within JIFEN_RULES_REFRESH_S; `backfill_catch_up` then
     decides the few that a worker with a stale cache recorded in between.
 
@@ -310,6 +310,10 @@ def backfill_run_execute(*, run_id: int) -> BackfillRun:
                 executing.replay.step(user_id, occurred_at, business_id)  # written before: replayed only
             if fresh:
                 executing.write_batch(fresh)
+            if len(rows) < BACKFILL_BATCH:
+                # Caught up with the present: under steady live traffic a page is never empty.
+                # What is recorded from here on is the catch-up pass's.
+                break
     except BackfillRefused:
         raise  # another process holds the run: it goes on, this one stops
     except Exception as exc:
