@@ -157,8 +157,14 @@ class RuleDryRunAdminMixin:
                     messages.SUCCESS,
                 )
             return HttpResponseRedirect(self._change_url(rule))
-        result = rule_dry_run(rule=rule, since=rule.start_time)
+        limit = settings.JIFEN_DRY_RUN_INLINE_MAX
+        if completions_more_than(task_type=rule.task_type, window=Window.of(rule, since=rule.start_time), limit=limit):
+            result = None  # too many for the request: the page links to the dry run page, which hands them to a worker
+        else:
+            result = rule_dry_run(rule=rule, since=rule.start_time)
         context = {
+            "inline_max": limit,
+            "dry_run_since": timezone.localtime(rule.start_time).date().isoformat(),
             **self.admin_site.each_context(request),
             "title": _("Activate %(rule)s") % {"rule": rule.score_type},
             "opts": self.opts,

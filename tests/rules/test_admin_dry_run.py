@@ -2,6 +2,7 @@
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from apps.ledger.models import ScoreRecord
 from apps.rules.models import BackfillRun, ScoreRule
@@ -156,3 +157,15 @@ def test_a_big_window_runs_in_place_when_tasks_run_eagerly(client, operator, set
     settings.JIFEN_DRY_RUN_INLINE_MAX = 0
     response = client.get(url, {"since": "2020-01-01"})
     assert response.status_code == 200 and figures(response.content.decode()) == inline
+
+
+def test_the_activate_step_links_to_the_dry_run_when_the_past_is_too_big_to_replay_there(client, operator, settings):
+    seed_history()
+    rule = draft(RULES["count"])
+    settings.JIFEN_DRY_RUN_INLINE_MAX = 10
+    page = client.post(activate_url(rule)).content.decode()
+    assert 'id="dry-run-points"' not in page and 'id="activate-and-award"' in page
+    since = timezone.localtime(rule.start_time).date().isoformat()
+    assert f"{reverse('admin:rules_scorerule_dry_run', args=[rule.pk])}?since={since}" in page
+    rule.refresh_from_db()
+    assert rule.status == ScoreRule.Status.EDITING
