@@ -118,6 +118,20 @@ def _stream_plain(sql: str, params: tuple) -> Iterator[tuple[datetime, int, int,
                 yield read_time(occurred_at), pk, user_id, business_id
 
 
+def undecided_completions(*, rule: ScoreRule, window: Window, recorded_since: datetime | None = None) -> list:
+    """`completions_query`'s rows in `window` whose recorded decisions do not name `rule`: what its backfill takes.
+
+    Each completion's decisions are read and looked at in Python (JSON lookups differ between
+    the backends), so this is for the backfill and its dry run, not for a draft's dry run over a
+    million rows. `recorded_since` keeps only completions recorded (created) from then on.
+    """
+    query = completions_query(task_type=rule.task_type, window=window)
+    if recorded_since is not None:
+        query = query.filter(created_at__gte=recorded_since)
+    rows = query.values_list("occurred_at", "id", "user_id", "business_id", "decisions")
+    return [row[:4] for row in rows.iterator(chunk_size=5000) if not any(d.get("rule_id") == rule.pk for d in row[4])]
+
+
 def completions_more_than(*, task_type: str, window: Window, limit: int) -> bool:
     """Whether the dry run of `window` would read more than `limit` completions (counts `limit` + 1 at most)."""
     return completions_query(task_type=task_type, window=window)[: limit + 1].count() > limit
@@ -226,11 +240,14 @@ def rule_dry_run(
     top: int = TOP_USERS,
     recorded_before: datetime | None = None,
     live_recipients: bool = False,
+    undecided_only: bool = False,
 ) -> DryRun:
     """Replay the rule over its task's completions in [since, until) ∩ its window; write nothing.
 
     With `live_recipients`, the users who already hold one of a capped rule's places keep them in
     the replay (what a backfill starts from); otherwise the rule starts with every place free.
+    With `undecided_only`, only the completions whose decisions do not name the rule are replayed
+    (`undecided_completions`: exactly what its backfill takes; slower, it reads their decisions).
     """
     window = Window.of(rule, since=since, until=until)
     tally = Tally()
@@ -241,9 +258,12 @@ def rule_dry_run(
         # materializing every row, as it must for a cursor that outlives its transaction (WITH HOLD).
         with transaction.atomic():
             stream_whole_result()
-            for occurred_at, _id, user_id, business_id in rule_completions(
-                task_type=rule.task_type, window=window, recorded_before=recorded_before
-            ):
+            rows = (
+                undecided_completions(rule=rule, window=window)
+                if undecided_only
+                else rule_completions(task_type=rule.task_type, window=window, recorded_before=recorded_before)
+            )
+            for occurred_at, _id, user_id, business_id in rows:
                 add(user_id, step(user_id, occurred_at, business_id))
     tally.stop()
     return DryRun(rule=rule, window=window, tally=tally, top=_top_users(tally, top))

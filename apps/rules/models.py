@@ -272,7 +272,7 @@ class RuleRecipient(models.Model):
 
 
 class BackfillRun(models.Model):
-    """One backfill of a rule: awarding what the completions it never decided (recorded before its activation) earned.
+    """One backfill of a rule: awarding what the completions it never decided earned (see apps/rules/services/backfill.py).
 
     At most one run per rule may be queued, running or done (a partial unique constraint): a
     second request, or two at once, finds the first and awards nothing. A failed run frees the
@@ -285,6 +285,9 @@ class BackfillRun(models.Model):
         RUNNING = "running", _("running")
         DONE = "done", _("done")
         FAILED = "failed", _("failed")
+
+    # While a rule's run is queued or running, workers leave the rule alone (apps.rules.selectors.ActiveRules).
+    OPEN = (Status.QUEUED, Status.RUNNING)
 
     rule = models.ForeignKey(ScoreRule, on_delete=models.PROTECT, related_name="backfills", verbose_name=_("rule"))
     status = models.CharField(_("status"), max_length=8, choices=Status.choices, default=Status.QUEUED)

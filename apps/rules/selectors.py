@@ -6,19 +6,22 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Max, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.ledger.models import ScoreRecord
 from apps.rules.engine import RuleSpec
-from apps.rules.models import ScoreRule, ScoreRuleObjectPoints, UserScoreInfo
+from apps.rules.models import BackfillRun, ScoreRule, ScoreRuleObjectPoints, UserScoreInfo
 from apps.rules.periods import NONE, period_bounds, previous_period_start
 from apps.tasks.stamped_cache import StampedCache
 
 
 class ActiveRules:
     """The active rules of each task type, loaded the first time a worker meets that task type.
+
+    A rule whose backfill is queued or running is left out: the backfill decides the rule's
+    completions, the live ones too, in the order they happened (see apps/rules/services/backfill.py).
 
     Only the event's task type is ever read (P4: the cost of an event does not grow with the
     rules of other tasks, nor does a change to any rule make a worker load them all).
@@ -31,7 +34,11 @@ class ActiveRules:
         """(the task type's active rules by id, the ids of those with per-object amounts): two queries, once."""
         found = self._by_task_type.get(task_type)
         if found is None:
-            rules = tuple(ScoreRule.objects.filter(status=ScoreRule.Status.ACTIVE, task_type=task_type).order_by("id"))
+            rules = tuple(
+                ScoreRule.objects.filter(status=ScoreRule.Status.ACTIVE, task_type=task_type)
+                .exclude(backfills__status__in=BackfillRun.OPEN)
+                .order_by("id")
+            )
             with_points = ScoreRuleObjectPoints.objects.filter(rule__in=[rule.pk for rule in rules]) if rules else None
             ids = frozenset(with_points.values_list("rule_id", flat=True).distinct()) if with_points is not None else frozenset()
             # A race between two threads loads the same rows twice; either result is right.
@@ -39,10 +46,18 @@ class ActiveRules:
         return found
 
 
+def _backfills_stamp() -> tuple:
+    """Moves whenever a backfill run is queued, or stops running (done, failed or deleted): one query on a small table."""
+    runs = BackfillRun.objects.aggregate(
+        newest=Max("id"), finished=Max("finished_at"), open=Count("id", filter=Q(status__in=BackfillRun.OPEN))
+    )
+    return tuple(runs.values())
+
+
 # Workers look rules up per event; the cache makes that a dict lookup, whatever the number of
-# rules in the system (P4). A change to any rule starts a new, empty cache, within
-# JIFEN_RULES_REFRESH_S in every worker.
-_active_rules = StampedCache(ScoreRule, ActiveRules, lambda: settings.JIFEN_RULES_REFRESH_S)
+# rules in the system (P4). A change to any rule, or to a backfill run's status, starts a new,
+# empty cache, within JIFEN_RULES_REFRESH_S in every worker.
+_active_rules = StampedCache(ScoreRule, ActiveRules, lambda: settings.JIFEN_RULES_REFRESH_S, also=_backfills_stamp)
 
 
 def active_rules_for(*, task_type: str) -> tuple[ScoreRule, ...]:

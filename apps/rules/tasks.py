@@ -5,8 +5,8 @@ from datetime import datetime
 from celery import shared_task
 
 from apps.rules.dry_run import rule_dry_run
-from apps.rules.models import ScoreRule
-from apps.rules.services.backfill import BackfillRefused, backfill_run_execute
+from apps.rules.models import BackfillRun, ScoreRule
+from apps.rules.services.backfill import BackfillRefused, backfill_catch_up, backfill_run_execute, catch_up_delay_s
 
 
 # Acknowledged when done: a worker killed mid-run gives the task back, and the run resumes from
@@ -14,7 +14,23 @@ from apps.rules.services.backfill import BackfillRefused, backfill_run_execute
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def run_backfill(run_id: int) -> str:
     try:
-        return str(backfill_run_execute(run_id=run_id).status)
+        status = backfill_run_execute(run_id=run_id).status
+        outcome = str(status)
+    except BackfillRefused as exc:
+        # Delivered again (a worker died after the run was done): the catch-up may not be queued yet.
+        status = BackfillRun.objects.filter(pk=run_id).values_list("status", flat=True).first()
+        outcome = str(exc)
+    if status == BackfillRun.Status.DONE:
+        # Once every worker evaluates the rule again: the completions recorded undecided meanwhile.
+        # Queued more than once, it decides them once (a decided completion stays decided).
+        catch_up_backfill.apply_async((run_id,), countdown=catch_up_delay_s())
+    return outcome
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def catch_up_backfill(run_id: int) -> str:
+    try:
+        return f"{backfill_catch_up(run_id=run_id)} completions caught up"
     except BackfillRefused as exc:
         return str(exc)
 

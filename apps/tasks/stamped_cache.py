@@ -1,7 +1,9 @@
 """A per-process cache of a table-derived value, rebuilt when the table's change stamp moves.
 
 The stamp is (latest updated_at, highest id): both come from an index, so checking costs the
-same however many rows there are, and a process checks at most once per `refresh_s`.
+same however many rows there are, and a process checks at most once per `refresh_s`. A value
+read from more than the one table passes `also`: a further stamp, which must move whenever one
+of those other tables changes in a way the value depends on.
 """
 
 import threading
@@ -16,8 +18,15 @@ T = TypeVar("T")
 
 
 class StampedCache(Generic[T]):
-    def __init__(self, model: type[models.Model], build: Callable[[], T], refresh_s: Callable[[], float]):
+    def __init__(
+        self,
+        model: type[models.Model],
+        build: Callable[[], T],
+        refresh_s: Callable[[], float],
+        also: Callable[[], tuple] | None = None,
+    ):
         self._model = model
+        self._also = also
         self._build = build
         self._refresh_s = refresh_s
         self._lock = threading.Lock()
@@ -37,6 +46,8 @@ class StampedCache(Generic[T]):
                 return self._value
             # Soft deletes and status changes move updated_at; a new row moves the highest id.
             stamp = tuple(self._model.all_objects.aggregate(changed=Max("updated_at"), newest=Max("id")).values())
+            if self._also is not None:
+                stamp += self._also()
             if self._value is None or stamp != self._stamp:
                 self._value = self._build()
                 self._stamp = stamp

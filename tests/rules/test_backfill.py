@@ -53,6 +53,12 @@ RULES = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _no_waiting(monkeypatch):
+    """The command path waits JIFEN_RULES_REFRESH_S + STALE_BATCH_S before its catch-up pass: not in these tests."""
+    monkeypatch.setattr("apps.rules.services.backfill.STALE_BATCH_S", 0.0)
+
+
 def seed_history(*, users: int = 12, completions: int = 400, days: int = 14, seed: int = 6) -> list:
     """Random completions of `post` over the last `days` days, a few of them reversed; returns the users."""
     config = TaskConfigFactory(task_type="post")

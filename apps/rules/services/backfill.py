@@ -1,18 +1,22 @@
-"""Backfill: award what completions recorded before a rule's activation earned under it.
+"""Backfill: award what the completions a rule never decided (those before its activation) earned under it.
 
-Which completions: those of the rule's task in its window that the rule never decided, i.e. whose
-recorded decisions do not name it. That is every completion recorded before the activation, and
-also one recorded just after it by a worker whose rule cache had not yet seen the activation
-(`JIFEN_RULES_REFRESH_S`), which a bound on the recording time would miss. A completion's row
-commits with its scoring, so one that the rule decided live is never decided again here.
+Which completions: those of the rule's task in its window whose recorded decisions do not name
+the rule. A completion's row commits with its scoring, so one that the rule decided live is never
+decided again here. While a rule's run is queued or running, workers leave the rule out
+(`apps.rules.selectors.ActiveRules`), so completions recorded meanwhile stay undecided and the
+run, reading on until a page comes back short, decides them too, in order. Once it is done,
+`backfill_catch_up` decides the few a worker with a stale rules cache recorded in between.
 
 The rule is replayed over those completions in (occurred_at, id) order, exactly as the dry run
 replays it, and each batch of decisions is written through the worker's own path
 (`scoring_plan_write`: progress rows, counted completions, ledger entries keyed by completion
 and rule) under the batch users' account locks, with the decisions appended to each completion
-for "why no points?". What the database already holds wins over the replay's memory: a place a
-live award took, a business id or a streak period counted live, awards live in the period. On a
-quiet system there is none of it, and the backfill awards exactly what the dry run showed.
+for "why no points?". Under the locks each batch reads its completions again: one reversed or
+deleted meanwhile is left out, one decided meanwhile stands. What the database already holds
+wins over the replay's memory (a rule active before `backfill_rule` ran): a place a live award
+took, a business id or a streak period counted live, a period's count and awards, from which a
+count rule's decision is made again. On a quiet system there is none of it, and the backfill
+awards exactly what the dry run showed.
 
 Exactly once: one run per rule may be queued, running or done (a unique constraint), and each
 batch commits with the run's high-water mark under the run's row lock, so a run that resumes,
@@ -21,19 +25,21 @@ or a second process on the same run, never writes a completion twice.
 
 import dataclasses
 import logging
-from datetime import datetime
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Min, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.ledger.services import EntryMeta, accounts_ensure, accounts_lock
-from apps.rules.dry_run import Window, completions_query, replay_for
-from apps.rules.engine import STREAK, Decision, Reason, RuleSpec, in_cooldown
+from apps.rules.dry_run import Window, completions_query, replay_for, replay_spec, undecided_completions
+from apps.rules.engine import STREAK, Completion, Decision, Reason, RuleSpec, evaluate, in_cooldown
 from apps.rules.models import BackfillRun, ScoreRule
 from apps.rules.replay import Replay, Tally
 from apps.rules.services.scoring import (
@@ -103,10 +109,10 @@ def score_rule_activate_with_backfill(*, rule: ScoreRule, actor: AbstractBaseUse
     with transaction.atomic():
         score_rule_activate(rule=rule, actor=actor)
         run = backfill_request(rule=rule, actor=actor)
-        # Started once every worker has seen the activation (its rules cache refreshes within
-        # JIFEN_RULES_REFRESH_S, plus a batch in flight), so that a completion a stale worker
-        # records meanwhile is already committed, undecided by the rule, when the run reads it.
-        countdown = settings.JIFEN_RULES_REFRESH_S + STALE_BATCH_S
+        # No worker evaluates the rule while its run is queued (a stale cache predates the
+        # activation, a fresh one leaves the rule out). Started once the batches in flight at the
+        # activation have committed, so the run's first pages see them.
+        countdown = catch_up_delay_s()
         transaction.on_commit(lambda: run_backfill.apply_async((run.pk,), countdown=countdown))
     return run
 
@@ -139,49 +145,79 @@ def _reconciled(decision: Decision, plan: ScoringPlan, index: int, spec: RuleSpe
             return dataclasses.replace(
                 decision, reason=Reason.PERIOD_ALREADY_COUNTED, counted=False, points=0, progress=row.streak
             )
-    else:
-        if not spec.can_repeat and (item.user_id, spec.id, decision.period_start, item.business_id) in state.objects_seen:
-            return dataclasses.replace(decision, reason=Reason.DUPLICATE_OBJECT, counted=False, points=0, progress=row.count)
-        if row is not None:  # counts add up with the period's live ones
-            decision = dataclasses.replace(decision, progress=row.count + 1)
+    elif row is not None:
+        # The period has a row (live completions, or this backfill's earlier ones): the count and
+        # the awards add up with it, so the engine decides again from the row, as a worker would.
+        decision = _engine_decision(item, spec, state, tz)
+        if not decision.counted:
+            return decision
     if decision.awarded:
         if spec.award_limit is not None and row is not None and row.awards >= spec.award_limit:
             return dataclasses.replace(decision, reason=Reason.LIMIT_REACHED, points=0, takes_recipient_place=False)
-        if decision.takes_recipient_place:
-            if (item.user_id, spec.id) in state.recipients:
-                return dataclasses.replace(decision, takes_recipient_place=False)
-            if not _take_recipient_place(rule_id=spec.id, user_id=item.user_id):
-                return decision.capped()
-            state.recipients.add((item.user_id, spec.id))
+        return _place_taken(decision, item, spec, state)
+    return decision
+
+
+def _engine_decision(item: ScoringItem, spec: RuleSpec, state: _BatchState, tz: ZoneInfo) -> Decision:
+    """The engine's decision from the database's progress, as a worker makes it (recipient place not yet taken)."""
+    return evaluate(spec, Completion(item.occurred_at, item.business_id), state.progress(item, spec, tz), tz)
+
+
+def _place_taken(decision: Decision, item: ScoringItem, spec: RuleSpec, state: _BatchState) -> Decision:
+    """The decision once its capped place is claimed (the conditional UPDATE decides), or capped if none is left."""
+    if not decision.awarded or not decision.takes_recipient_place:
+        return decision
+    if (item.user_id, spec.id) in state.recipients:
+        return dataclasses.replace(decision, takes_recipient_place=False)
+    if not _take_recipient_place(rule_id=spec.id, user_id=item.user_id):
+        return decision.capped()
+    state.recipients.add((item.user_id, spec.id))
     return decision
 
 
 class _Run:
-    """A run's replay and figures while it executes."""
+    """A run's replay and figures while it executes (no replay: the catch-up pass, which decides from the database)."""
 
-    def __init__(self, run: BackfillRun, replay: Replay):
+    def __init__(self, run: BackfillRun, replay: Replay | None, spec: RuleSpec | None = None):
         self.run, self.replay, self.tally = run, replay, Tally()
+        self.spec = replay.spec if replay is not None else spec
         self.task_type = run.rule.task_type
         self.mark = (run.last_occurred_at, run.last_completion_id) if run.last_completion_id is not None else None
 
+    def _decide(self, plan: ScoringPlan, index: int, tz: ZoneInfo) -> Decision:
+        item, spec = plan.items[index], self.spec
+        if self.replay is None:  # a worker's decision, late
+            return _place_taken(_engine_decision(item, spec, plan.state, tz), item, spec, plan.state)
+        decision = _reconciled(self.replay.decide(item.user_id, item.occurred_at, item.business_id), plan, index, spec, tz)
+        self.replay.apply(item.user_id, item.occurred_at, item.business_id, decision)
+        return decision
+
     def write_batch(self, rows: list) -> None:
         """Decide and write one batch in one transaction, under the run's row lock and the users' account locks."""
-        replay, spec = self.replay, self.replay.spec
+        spec, tz = self.spec, ZoneInfo(settings.TIME_ZONE)
+        catch_up = self.replay is None
         accounts_ensure(user_ids=sorted({row[2] for row in rows}))
         with transaction.atomic():
             locked = BackfillRun.objects.select_for_update().get(pk=self.run.pk)
             mark = (locked.last_occurred_at, locked.last_completion_id) if locked.last_completion_id is not None else None
-            if locked.status != BackfillRun.Status.RUNNING or mark != self.mark:
+            if catch_up:
+                if locked.status != BackfillRun.Status.DONE:
+                    raise BackfillRefused(_("Backfill run %(run)s was moved on by another process.") % {"run": locked.pk})
+            elif locked.status != BackfillRun.Status.RUNNING or mark != self.mark:
                 raise BackfillRefused(_("Backfill run %(run)s was moved on by another process.") % {"run": locked.pk})
             accounts = accounts_lock(user_ids=sorted({row[2] for row in rows}))
+            # Read again under the locks: a completion reversed (or deleted) since the page was read
+            # is left out, as the dry run would leave it out (its reversal found nothing to undo).
             details = {
                 pk: rest
-                for pk, *rest in UserTaskRecord.objects.filter(pk__in=[row[1] for row in rows]).values_list(
-                    "pk", "event_id", "location", "country", "lang_type", "decisions"
-                )
+                for pk, *rest in UserTaskRecord.objects.filter(
+                    pk__in=[row[1] for row in rows], reversed_at__isnull=True
+                ).values_list("pk", "event_id", "location", "country", "lang_type", "decisions")
             }
-            # Completions the rule decided live (a worker saw it active) stand as decided.
-            undecided = [row for row in rows if not any(d.get("rule_id") == spec.id for d in details[row[1]][4])]
+            # Completions the rule decided already (a worker saw it active, or the run itself) stand as decided.
+            undecided = [
+                row for row in rows if row[1] in details and not any(d.get("rule_id") == spec.id for d in details[row[1]][4])
+            ]
             items = [
                 ScoringItem(
                     user_id=user_id,
@@ -194,11 +230,9 @@ class _Run:
                 for occurred_at, pk, user_id, business_id in undecided
             ]
             plan = ScoringPlan(items=items, decisions=[])
-            plan.state = _BatchState(wanted=[(item, [spec]) for item in items], tz=replay.tz)
+            plan.state = _BatchState(wanted=[(item, [spec]) for item in items], tz=tz)
             for index, item in enumerate(items):
-                decided = replay.decide(item.user_id, item.occurred_at, item.business_id)
-                decision = _reconciled(decided, plan, index, spec, replay.tz)
-                replay.apply(item.user_id, item.occurred_at, item.business_id, decision)
+                decision = self._decide(plan, index, tz)
                 plan_keep(plan, index, spec, decision)
                 plan.decisions.append([decision])
                 self.tally.add(item.user_id, decision)
@@ -214,9 +248,13 @@ class _Run:
                         for pk, decisions in zip(ids, plan.decisions, strict=True)
                     ],
                 )
-            self.mark = (rows[-1][0], rows[-1][1])
-            locked.last_occurred_at, locked.last_completion_id = self.mark
-            self._figures(locked)
+            if catch_up:
+                _figures_add(locked, self.tally)
+                self.tally = Tally()
+            else:
+                self.mark = (rows[-1][0], rows[-1][1])
+                locked.last_occurred_at, locked.last_completion_id = self.mark
+                self._figures(locked)
             locked.save()
 
     def _figures(self, run: BackfillRun) -> None:
@@ -225,14 +263,31 @@ class _Run:
         run.recipients, run.reasons = tally.recipients, dict(tally.reasons)
 
 
+def _figures_add(run: BackfillRun, tally: Tally) -> None:
+    """Add the catch-up pass's decisions to the run's figures (its recipients are the run's, plus any new)."""
+    run.completions += tally.completions
+    run.counted += tally.counted
+    run.awards += tally.awards
+    run.points += tally.points
+    run.recipients += tally.recipients  # at most: a user awarded by both passes is counted twice
+    for reason, count in tally.reasons.items():
+        run.reasons[reason] = run.reasons.get(reason, 0) + count
+
+
 def backfill_run_execute(*, run_id: int) -> BackfillRun:
     """Run a queued backfill to the end, a batch per transaction; return the run, done or failed.
+
+    While the run is queued or running, workers leave the rule alone (`ActiveRules`), so the
+    completions recorded meanwhile stay undecided by it, and the run, reading on (each page up to
+    its now) until a page comes back short, decides them too, in (occurred_at, id) order. Once it is
+    done, workers take the rule up again within JIFEN_RULES_REFRESH_S; `backfill_catch_up` then
+    decides the few that a worker with a stale cache recorded in between.
 
     A run left `running` by a process that died is taken up again from its high-water mark (the
     replay goes over the completions before it again, in memory, to rebuild the users' progress).
     Raises BackfillRefused if the run is done or failed already.
     """
-    claimed = BackfillRun.objects.filter(pk=run_id, status__in=[BackfillRun.Status.QUEUED, BackfillRun.Status.RUNNING]).update(
+    claimed = BackfillRun.objects.filter(pk=run_id, status__in=BackfillRun.OPEN).update(
         status=BackfillRun.Status.RUNNING, started_at=timezone.now()
     )
     run = BackfillRun.objects.select_related("rule").get(pk=run_id)
@@ -241,12 +296,12 @@ def backfill_run_execute(*, run_id: int) -> BackfillRun:
             _("Backfill run %(run)s is %(status)s already.") % {"run": run.pk, "status": run.get_status_display()}
         )
     rule = run.rule
-    window = Window.of(rule, since=run.window_start)
     executing = _Run(run, replay_for(rule, live_recipients=True))
     try:
         after = None
         while True:
-            rows = _page(rule, window, after)
+            # Up to now, every page: live completions recorded since the run started are read too.
+            rows = _page(rule, Window.of(rule, since=run.window_start), after)
             if not rows:
                 break
             after = (rows[-1][0], rows[-1][1])
@@ -255,6 +310,10 @@ def backfill_run_execute(*, run_id: int) -> BackfillRun:
                 executing.replay.step(user_id, occurred_at, business_id)  # written before: replayed only
             if fresh:
                 executing.write_batch(fresh)
+            if len(rows) < BACKFILL_BATCH:
+                # Caught up with the present: under steady live traffic a page is never empty.
+                # What is recorded from here on is the catch-up pass's.
+                break
     except BackfillRefused:
         raise  # another process holds the run: it goes on, this one stops
     except Exception as exc:
@@ -269,7 +328,52 @@ def backfill_run_execute(*, run_id: int) -> BackfillRun:
     return run
 
 
-def score_rule_backfill(*, rule: ScoreRule, actor: AbstractBaseUser | None = None) -> BackfillRun:
-    """Request and run the rule's backfill here and now (the command's path); see `backfill_request`."""
+def catch_up_delay_s() -> float:
+    """How long after a run is done every worker evaluates its rule again: the rules cache's refresh and a batch in flight."""
+    return settings.JIFEN_RULES_REFRESH_S + STALE_BATCH_S
+
+
+def backfill_catch_up(*, run_id: int) -> int:
+    """Decide the completions of a done run's rule still undecided by it; return how many.
+
+    Call it `catch_up_delay_s()` after the run is done: those are the completions that workers
+    whose rules cache still left the rule out recorded after the run's last page (or, late
+    events, before its mark), each decided now as a worker would have, from the database's
+    progress. Only completions recorded since the rule's first run was requested (less a batch)
+    are read, their decisions in Python. Safe to run twice: a decided completion stays decided.
+    """
+    run = BackfillRun.objects.select_related("rule").get(pk=run_id)
+    if run.status != BackfillRun.Status.DONE:
+        raise BackfillRefused(
+            _("Backfill run %(run)s is %(status)s already.") % {"run": run.pk, "status": run.get_status_display()}
+        )
+    rule = run.rule
+    requested = rule.backfills.aggregate(first=Min("created_at"))["first"]
+    rows = undecided_completions(
+        rule=rule, window=Window.of(rule, since=run.window_start), recorded_since=requested - timedelta(seconds=STALE_BATCH_S)
+    )
+    passing = _Run(run, None, spec=replay_spec(rule))
+    for start in range(0, len(rows), BACKFILL_BATCH):
+        passing.write_batch(rows[start : start + BACKFILL_BATCH])
+    if rows:
+        logger.info("backfill run %s of rule %s: catch-up pass read %s completions", run.pk, rule.score_type, len(rows))
+    return len(rows)
+
+
+def score_rule_backfill(
+    *, rule: ScoreRule, actor: AbstractBaseUser | None = None, wait: Callable[[float], None] = time.sleep
+) -> BackfillRun:
+    """Request and run the rule's backfill here and now (the command's path); see `backfill_request`.
+
+    Once the run is done, waits for every worker to take the rule up again (`catch_up_delay_s`)
+    and runs the catch-up pass.
+    """
     run = backfill_request(rule=rule, actor=actor)
-    return backfill_run_execute(run_id=run.pk)
+    run = backfill_run_execute(run_id=run.pk)
+    if run.status == BackfillRun.Status.DONE:
+        tally = run.tally
+        wait(catch_up_delay_s())
+        backfill_catch_up(run_id=run.pk)
+        run.refresh_from_db()
+        run.tally = tally
+    return run

@@ -11,8 +11,9 @@ from apps.rules.services.backfill import BackfillRefused, backfill_window, score
 
 class Command(BaseCommand):
     help = (
-        "Award what completions recorded before an active rule's activation earned under it (from its start time). "
-        "Runs here, synchronously; a rule is backfilled once."
+        "Award what the completions an active rule never decided (those recorded before its activation) earned "
+        "under it (from its start time). Runs here, synchronously, then waits JIFEN_RULES_REFRESH_S + 5 s for a "
+        "catch-up pass; a rule is backfilled once."
     )
 
     def add_arguments(self, parser) -> None:
@@ -24,11 +25,9 @@ class Command(BaseCommand):
         if rule.status != ScoreRule.Status.ACTIVE:
             raise CommandError(f"{rule.score_type} is {rule.status}: only an active rule can be backfilled")
         if dry_run:
-            window, activated = backfill_window(rule)
-            print_dry_run(
-                self,
-                rule_dry_run(rule=rule, since=window.start, recorded_before=activated, live_recipients=True),
-            )
+            # What the run takes: the completions in the rule's window that it never decided.
+            window, _activated = backfill_window(rule)
+            print_dry_run(self, rule_dry_run(rule=rule, since=window.start, live_recipients=True, undecided_only=True))
             self.stdout.write("dry run: nothing was written")
             return
         try:
