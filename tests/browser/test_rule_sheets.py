@@ -9,8 +9,19 @@ from tests.factories import TaskConfigFactory
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 HEADER = [
-    "score_type", "task_type", "score_desc", "kind", "points", "statistical_period", "required_number_of_times",
-    "award_limit_per_period", "number_limit_all", "start_time", "end_time", "can_repeat", "status",
+    "score_type",
+    "task_type",
+    "score_desc",
+    "kind",
+    "points",
+    "statistical_period",
+    "required_number_of_times",
+    "award_limit_per_period",
+    "number_limit_all",
+    "start_time",
+    "end_time",
+    "can_repeat",
+    "status",
 ]
 
 

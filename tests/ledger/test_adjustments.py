@@ -22,9 +22,7 @@ pytestmark = pytest.mark.django_db
 
 
 def request(user, amount, actor, *, reason="goodwill", token=None):
-    return adjustment_request(
-        user_id=user.pk, amount=amount, reason=reason, request_token=token or uuid.uuid4(), actor=actor
-    )
+    return adjustment_request(user_id=user.pk, amount=amount, reason=reason, request_token=token or uuid.uuid4(), actor=actor)
 
 
 def balance(user) -> int:
