@@ -64,6 +64,12 @@ def live(user, at=None) -> UserTaskRecord:
     return UserTaskRecord.objects.get(event_id=event_id)
 
 
+def draft_rule(*, start, required: int, **options):
+    """A draft `post` rule worth 5 points from `start`: N=`required`, a daily count unless `options` say otherwise."""
+    fields = {"kind": "count", "statistical_period": "day", "required_number_of_times": required, **options}
+    return ScoreRuleFactory(task_type="post", score_type="r", status="editing", points=5, start_time=start, **fields)
+
+
 def decided_by(completion: UserTaskRecord, rule) -> bool:
     completion.refresh_from_db()
     return any(d["rule_id"] == rule.pk for d in completion.decisions)
@@ -116,15 +122,15 @@ def test_a_live_completion_during_the_backfill_is_decided_by_it_in_order_and_ear
     now = timezone.now()
     if kind == "count":  # two a day: one completion before the activation, one live right after
         past = [now - timedelta(minutes=5)]
-        options = {"kind": "count", "statistical_period": "day", "required_number_of_times": 2}
+        options = {"required": 2}
         start = now - timedelta(hours=1)
     else:  # a 3-day streak: the two days before, today's live right after the activation
         past = [now - timedelta(days=2), now - timedelta(days=1)]
-        options = {"kind": "streak", "statistical_period": "day", "required_number_of_times": 3}
+        options = {"required": 3, "kind": "streak"}
         start = now - timedelta(days=3)
     for at in past:
         record(config, user, at)
-    rule = ScoreRuleFactory(task_type="post", score_type="r", status="editing", points=5, start_time=start, **options)
+    rule = draft_rule(start=start, **options)
 
     run = score_rule_activate_with_backfill(rule=rule)  # the admin's "Activate and award past completions"
     during = live(user)  # within the countdown: the worker leaves the rule to the run
@@ -154,16 +160,7 @@ def test_the_catch_up_pass_decides_a_completion_a_stale_worker_recorded_after_th
     user = UserFactory()
     now = timezone.now()
     record(config, user, now - timedelta(minutes=10))
-    rule = ScoreRuleFactory(
-        task_type="post",
-        score_type="r",
-        status="editing",
-        points=5,
-        start_time=now - timedelta(hours=1),
-        kind="count",
-        statistical_period="day",
-        required_number_of_times=2,
-    )
+    rule = draft_rule(start=now - timedelta(hours=1), required=2)
     run = score_rule_activate_with_backfill(rule=rule)
     scheduled = []
     monkeypatch.setattr(rule_tasks.catch_up_backfill, "apply_async", lambda *args, **kwargs: scheduled.append((args, kwargs)))
@@ -198,16 +195,7 @@ def test_a_rule_activated_without_backfill_and_backfilled_later_awards_what_the_
     user = UserFactory()
     now = timezone.now()
     before = record(config, user, now - timedelta(minutes=30))
-    rule = ScoreRuleFactory(
-        task_type="post",
-        score_type="r",
-        status="editing",
-        points=5,
-        start_time=now - timedelta(hours=1),
-        kind="count",
-        statistical_period="day",
-        required_number_of_times=2,
-    )
+    rule = draft_rule(start=now - timedelta(hours=1), required=2)
     score_rule_activate(rule=rule)
     during = live(user)  # decided live: 1 of 2, no award
     assert decided_by(during, rule) and not ScoreRecord.objects.filter(rule=rule).exists()
@@ -265,16 +253,7 @@ def test_a_live_completion_recorded_while_the_run_is_running_is_read_by_its_next
     now = timezone.now()
     for minutes in (30, 20):
         record(config, user, now - timedelta(minutes=minutes))
-    rule = ScoreRuleFactory(
-        task_type="post",
-        score_type="r",
-        status="editing",
-        points=5,
-        start_time=now - timedelta(hours=1),
-        kind="count",
-        statistical_period="day",
-        required_number_of_times=3,
-    )
+    rule = draft_rule(start=now - timedelta(hours=1), required=3)
     run = score_rule_activate_with_backfill(rule=rule)
     monkeypatch.setattr(backfill, "BACKFILL_BATCH", 1)
     real = backfill._Run.write_batch
