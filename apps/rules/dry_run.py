@@ -56,25 +56,17 @@ def replay_spec(rule: ScoreRule) -> RuleSpec:
     return dataclasses.replace(rule_spec(rule, object_points=amounts), active=True)
 
 
-def completions_query(*, task_type: str, window: Window, recorded_before: datetime | None = None) -> QuerySet:
-    """(occurred_at, id, user id, business id) of the task's live, unreversed completions in `window`, in time order.
-
-    `recorded_before` keeps only completions recorded (created) before that instant: those the
-    workers scored before a rule was activated.
-    """
+def completions_query(*, task_type: str, window: Window) -> QuerySet:
+    """(occurred_at, id, user id, business id) of the task's live, unreversed completions in `window`, in time order."""
     # Configs since deleted count too: their completions carry the task type they had then.
     task_ids = list(TaskConfig.all_objects.filter(task_type=task_type).values_list("id", flat=True))
     rows = UserTaskRecord.objects.filter(task_id__in=task_ids, reversed_at__isnull=True, occurred_at__lt=window.end)
     if window.start is not None:
         rows = rows.filter(occurred_at__gte=window.start)
-    if recorded_before is not None:
-        rows = rows.filter(created_at__lt=recorded_before)
     return rows.order_by("occurred_at", "id").values_list("occurred_at", "id", "user_id", "business_id")
 
 
-def rule_completions(
-    *, task_type: str, window: Window, recorded_before: datetime | None = None
-) -> Iterator[tuple[datetime, int, int, str]]:
+def rule_completions(*, task_type: str, window: Window) -> Iterator[tuple[datetime, int, int, str]]:
     """`completions_query`'s rows, streamed a chunk at a time by a raw cursor, as the ORM would give them.
 
     The ORM's per-row work (on PostgreSQL, Django's Python loader setting the tzinfo of every
@@ -85,7 +77,7 @@ def rule_completions(
     Call it inside a transaction: a PostgreSQL cursor declared outside one would be WITH HOLD,
     every row materialized before the first is read.
     """
-    query = completions_query(task_type=task_type, window=window, recorded_before=recorded_before).query
+    query = completions_query(task_type=task_type, window=window).query
     try:
         sql, params = query.sql_with_params()
     except EmptyResultSet:  # no config of that task type, ever: nothing to read
@@ -238,7 +230,6 @@ def rule_dry_run(
     since: datetime | None,
     until: datetime | None = None,
     top: int = TOP_USERS,
-    recorded_before: datetime | None = None,
     live_recipients: bool = False,
     undecided_only: bool = False,
 ) -> DryRun:
@@ -261,7 +252,7 @@ def rule_dry_run(
             rows = (
                 undecided_completions(rule=rule, window=window)
                 if undecided_only
-                else rule_completions(task_type=rule.task_type, window=window, recorded_before=recorded_before)
+                else rule_completions(task_type=rule.task_type, window=window)
             )
             for occurred_at, _id, user_id, business_id in rows:
                 add(user_id, step(user_id, occurred_at, business_id))
