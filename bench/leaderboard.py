@@ -94,7 +94,7 @@ def _aggregate_sql(*, rule_id: int | None, start, end) -> tuple[str, list]:
 
 def aggregate_top(*, rule_id, start, end, limit=50) -> list[tuple[int, int, int]]:
     """(rank, user id, points) of the top `limit`, ranked as the selectors rank (ties: reached_at, user id)."""
-    from apps.tasks.multirow import fetch
+    from apps.core.multirow import fetch
 
     sql, params = _aggregate_sql(rule_id=rule_id, start=start, end=end)
     rows = fetch(
@@ -107,7 +107,7 @@ def aggregate_top(*, rule_id, start, end, limit=50) -> list[tuple[int, int, int]
 
 def aggregate_rank(*, rule_id, start, end, user_id) -> tuple[int, int] | None:
     """(rank, points) of `user_id`, from the aggregation: 1 + the users with more points."""
-    from apps.tasks.multirow import fetch
+    from apps.core.multirow import fetch
 
     sql, params = _aggregate_sql(rule_id=rule_id, start=start, end=end)
     rows = fetch(
@@ -131,7 +131,7 @@ def timed(fn, rounds: int) -> tuple[float, object]:
 
 
 def explain(sql: str, params: list) -> list[str]:
-    from apps.tasks.multirow import fetch
+    from apps.core.multirow import fetch
 
     return [row[0] for row in fetch("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql, params)]
 
@@ -143,8 +143,8 @@ def main() -> int:
     from django.db.models import Count
 
     from apps.ledger.models import LeaderboardTotal, ScoreRecord
-    from apps.ledger.selectors_leaderboard import leaderboard_page, leaderboard_problems, leaderboard_rank_of
-    from apps.ledger.services_leaderboard import leaderboards_rebuild
+    from apps.ledger.selectors.leaderboard import leaderboard_page, leaderboard_problems, leaderboard_rank_of
+    from apps.ledger.services.leaderboard import leaderboards_rebuild
     from apps.rules.models import ScoreRule
 
     harness.vacuum_analyze()

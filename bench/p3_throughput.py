@@ -28,10 +28,10 @@ state:
     BEGIN
     accounts_lock:                     SELECT ledger_account … ORDER BY user_id FOR UPDATE SKIP LOCKED
     _recorded:                         SELECT tasks_usertaskrecord (the batch's event ids already recorded)
-    _BatchState:                       SELECT rules_userscoreinfo (both rules' rows of every user);
+    BatchState:                       SELECT rules_userscoreinfo (both rules' rows of every user);
                                        SELECT rules_rulerecipient (capped rules)
     completions_create:                INSERT tasks_usertaskrecord, 50 rows (with the engine's decisions)
-    _BatchState.save:                  UPDATE rules_userscoreinfo, 100 rows
+    BatchState.save:                  UPDATE rules_userscoreinfo, 100 rows
     scoring_plan_write:                INSERT rules_countedcompletion, 100 rows
     ledger_post_batch:                 INSERT ledger_scorerecord, 50 rows; UPDATE ledger_account, 50 rows;
                                        INSERT ledger_leaderboardtotal … ON CONFLICT DO UPDATE, 500 rows
@@ -40,7 +40,7 @@ state:
     = 13 round trips per batch; the writes are `… FROM UNNEST(<one array literal per column>)`
 
 The script's reads are the captured statements themselves, with pgbench's users and event ids
-written in; its writes come from the pipeline's own statement builders (apps/tasks/multirow.py),
+written in; its writes come from the pipeline's own statement builders (apps/core/multirow.py),
 fed with rows of pgbench variables. Two statements are wrapped in `WITH … SELECT` so that pgbench
 can keep the values the pipeline reads from their rows (each account's id, balance and seq; the
 new completions' ids) with `\\gset`. Each pgbench client draws its users from its own half of
@@ -136,7 +136,7 @@ def statement_kind(sql: str) -> str | None:
 
 def warm_up(user_ids: list[int]) -> None:
     """One post per user, in this process, in user order: afterwards every user is in the steady state."""
-    from apps.tracking.services import events_process_batch
+    from apps.tracking.services.pipeline import events_process_batch
 
     started = time.monotonic()
     for i in range(0, len(user_ids), 100):
@@ -151,9 +151,9 @@ def capture_batch(user_ids: list[int]) -> tuple[Counter, list[str], list[dict], 
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from apps.rules.selectors import active_rules_clear, active_rules_for
+    from apps.rules.selectors.rules import active_rules_clear, active_rules_for
     from apps.tasks.models import UserTaskRecord
-    from apps.tracking.services import events_process_batch
+    from apps.tracking.services.pipeline import events_process_batch
 
     # A worker started now loads the rules with the cap already full; this process loaded them
     # before the warm-up filled it, so it would still try to take a place. Reload them, outside
@@ -250,20 +250,20 @@ def pgbench_script(ctx: ScriptContext, *, captured: list[str], payloads: list[di
     """50 events of 50 distinct random users, sending the statements the pipeline sent for its captured batch.
 
     The reads are the captured statements themselves, with pgbench's users and event ids; the
-    writes are built by the pipeline's own statement builders (apps/tasks/multirow.py) from rows
+    writes are built by the pipeline's own statement builders (apps/core/multirow.py) from rows
     of pgbench variables. User i is drawn from the i-th fiftieth of the users, so they ascend as
     the pipeline's lock statement sorts them, and from the share of pgbench client :client_id, so
     two clients never want the same account (no lock waits on pgbench's side; the pipeline's
     batches do share users).
     """
+    from apps.core.multirow import unnest_accumulate_sql, unnest_insert_sql, unnest_update_sql
     from apps.ledger.models import Account, LeaderboardTotal, ScoreRecord
-    from apps.ledger.services import _ENTRY_COLUMNS
-    from apps.ledger.services_leaderboard import KEY_COLUMNS, OVERALL, period_starts
+    from apps.ledger.services.entries import ENTRY_COLUMNS
+    from apps.ledger.services.leaderboard import KEY_COLUMNS, OVERALL, period_starts
     from apps.rules.models import CountedCompletion, UserScoreInfo
-    from apps.rules.services.scoring import _COUNTED_COLUMNS
+    from apps.rules.services.scoring import COUNTED_COLUMNS
     from apps.tasks.models import UserTaskRecord
-    from apps.tasks.multirow import unnest_accumulate_sql, unnest_insert_sql, unnest_update_sql
-    from apps.tasks.services import _COMPLETION_COLUMNS
+    from apps.tasks.services import COMPLETION_COLUMNS
 
     n, c, each, first, now = PGBENCH_BATCH, ctx.concurrency, ctx.each, ctx.first, ctx.now
     users = sorted(p["user_id"] for p in payloads)
@@ -310,7 +310,7 @@ def pgbench_script(ctx: ScriptContext, *, captured: list[str], payloads: list[di
         )
         for i in range(n)
     ]
-    insert = _rendered(*unnest_insert_sql(UserTaskRecord, _COMPLETION_COLUMNS, completions, returning=("id", "user_id")))
+    insert = _rendered(*unnest_insert_sql(UserTaskRecord, COMPLETION_COLUMNS, completions, returning=("id", "user_id")))
     lines.append(_gset_row(insert, "ins", {"id": "r{i}"}, n))
     # Progress: post-each counts and awards, first-post counts (its cap is taken). The counters
     # pgbench writes are not recomputed (see the module docstring).
@@ -322,7 +322,7 @@ def pgbench_script(ctx: ScriptContext, *, captured: list[str], payloads: list[di
     counted = [
         row for i in range(n) for row in ((each.pk, f":e{i}", f":r{i}", None, now), (first.pk, f":f{i}", f":r{i}", None, now))
     ]
-    lines.append(_rendered(*unnest_insert_sql(CountedCompletion, _COUNTED_COLUMNS, counted)) + ";")
+    lines.append(_rendered(*unnest_insert_sql(CountedCompletion, COUNTED_COLUMNS, counted)) + ";")
     stamp = f"{now:%Y%m%d%H%M%S}{now.microsecond:06d}"
     entries = [
         (
@@ -347,7 +347,7 @@ def pgbench_script(ctx: ScriptContext, *, captured: list[str], payloads: list[di
         )
         for i in range(n)
     ]
-    lines.append(_rendered(*unnest_insert_sql(ScoreRecord, _ENTRY_COLUMNS, entries)) + ";")
+    lines.append(_rendered(*unnest_insert_sql(ScoreRecord, ENTRY_COLUMNS, entries)) + ";")
     moved = [(f":a{i}_id", f":b{i}", f":s{i}", now, now) for i in range(n)]
     lines.append(_rendered(*unnest_update_sql(Account, ("balance", "last_seq", "last_activity_at", "updated_at"), moved)) + ";")
     # Leaderboards: each award adds to its user's totals on the overall board and the rule's, in
@@ -459,7 +459,7 @@ def _ledger_entries() -> int:
 
 def _ledger_problems() -> str:
     """'' when SPEC §5's ledger invariants hold over every entry both sides wrote, else what fails."""
-    from apps.ledger.selectors import ledger_problems
+    from apps.ledger.selectors.ledger import ledger_problems
 
     problems = ledger_problems()
     return f"{len(problems)} problem(s), first: {problems[0]}" if problems else ""

@@ -33,7 +33,7 @@ def main() -> None:
     from apps.rules.models import ScoreRule
     from apps.tasks.models import TaskConfig, UserTaskRecord
     from apps.tracking.events import Event
-    from apps.tracking.services import events_process_batch
+    from apps.tracking.services.pipeline import events_process_batch
 
     TaskConfig.objects.create(task_type="post", method="POST", interface_name=r"^/posts/$", status="in_use")
     twenty_post_rules()

@@ -125,7 +125,7 @@ def bare_read(rule) -> tuple[float, int]:
     """The dry run's own read (`rule_completions`, its raw server-side cursor), nothing done per row."""
     from django.db import transaction
 
-    from apps.rules.dry_run import Window, rule_completions, stream_whole_result
+    from apps.rules.selectors.dry_run import Window, rule_completions, stream_whole_result
 
     started = time.perf_counter()
     rows = 0
@@ -140,7 +140,7 @@ def orm_read(rule) -> float:
     """The same SELECT through Django's server-side cursor (`chunked_cursor`, as `.iterator()` reads), nothing done per row."""
     from django.db import connection, transaction
 
-    from apps.rules.dry_run import STREAM_CHUNK, Window, completions_query, stream_whole_result
+    from apps.rules.selectors.dry_run import STREAM_CHUNK, Window, completions_query, stream_whole_result
 
     sql, params = completions_query(task_type=rule.task_type, window=Window.of(rule, since=None)).query.sql_with_params()
     started = time.perf_counter()
@@ -158,7 +158,7 @@ def raw_read(rule) -> float:
     import psycopg
     from django.db import connection
 
-    from apps.rules.dry_run import STREAM_CHUNK, Window, completions_query
+    from apps.rules.selectors.dry_run import STREAM_CHUNK, Window, completions_query
 
     sql, params = completions_query(task_type=rule.task_type, window=Window.of(rule, since=None)).query.sql_with_params()
     settings = connection.settings_dict
@@ -186,7 +186,7 @@ def main() -> int:
     if not reuse:
         prepare(args.database)
         seed(args.users, args.completions, args.days)
-    from apps.rules.dry_run import rule_dry_run
+    from apps.rules.selectors.dry_run import rule_dry_run
 
     for rule in rules():
         bare, dry, raw, orm = [], [], [], []

@@ -6,8 +6,7 @@ them. A new group of endpoints is one import and one `add_router` line below.
 
 from ninja import NinjaAPI, Swagger
 
-from apps.ledger.api import router as me_router
-from apps.ledger.api_leaderboard import router as leaderboards_router
+from apps.ledger.api import leaderboards_router, me_router
 from apps.rules.api import router as progress_router
 from apps.tracking.api import router as events_router
 from config.api_errors import install_error_handlers
@@ -17,7 +16,7 @@ api = NinjaAPI(
     version="1",
     description=(
         "The signed-in user's points (session sign-in, as on the site), the leaderboards, and POST /api/events for "
-        "other business systems (HMAC-signed with a service key; see the README's API section)."
+        "other business systems (HMAC-signed with a service key; see docs/api.md)."
     ),
     urls_namespace="api",
     openapi_url="/openapi.json",

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     # The JSON API (config/api.py). Installed as an app so that its docs page takes Swagger UI from
     # the package's static files rather than from a CDN.
     "ninja",
+    "apps.core",
     "apps.tasks",
     "apps.rules",
     "apps.ledger",

@@ -3,7 +3,7 @@ import os
 import pytest
 from django.db import connection
 
-from apps.rules.selectors import active_rules_clear
+from apps.rules.selectors.rules import active_rules_clear
 from apps.tracking.routing import route_table_clear
 
 IN_CI = os.environ.get("CI", "").lower() == "true"

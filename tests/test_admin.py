@@ -46,7 +46,7 @@ def test_frozen_fields_of_an_active_rule_cannot_be_changed_in_the_form(client, o
 def test_ledger_entries_cannot_be_changed_or_deleted_in_the_admin(client, operator):
     from django.db import transaction
 
-    from apps.ledger.services import account_lock, ledger_post_entry
+    from apps.ledger.services.entries import account_lock, ledger_post_entry
 
     with transaction.atomic():
         entry = ledger_post_entry(account=account_lock(user_id=operator.pk), amount=5, kind="award", idempotency_key="k")

@@ -9,7 +9,7 @@ import pytest
 
 from apps.ledger.models import ScoreRecord
 from apps.tracking.events import Event
-from apps.tracking.services import events_process_batch
+from apps.tracking.services.pipeline import events_process_batch
 from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -49,7 +49,7 @@ class TestSignInRequired:
         assert response.json()["error"] == "not_signed_in"
 
     def test_a_service_key_is_not_a_sign_in(self, client, db):
-        from apps.tracking.services_api import service_key_create
+        from apps.tracking.services.service_keys import service_key_create
 
         key, _ = service_key_create(name="shop")
         assert client.get("/api/me", headers={"X-Jifen-Key": key.key_id}).status_code == 401

@@ -32,7 +32,7 @@ from apps.ledger.models import Account, ScoreRecord
 from apps.rules.models import RuleRecipient, ScoreRule, ScoreRuleObjectPoints
 from apps.tasks.models import UserTaskRecord
 from apps.tracking.events import Event
-from apps.tracking.services import Outcome, event_process, events_process_batch
+from apps.tracking.services.pipeline import Outcome, event_process, events_process_batch
 from tests.conftest import database_url_for_workers
 from tests.factories import ScoreRuleFactory, TaskConfigFactory
 
@@ -338,7 +338,7 @@ def test_g3_g5_g6_hold_when_workers_process_batches_of_shared_users(pool, mixed_
 def test_leaderboard_totals_equal_the_ledger_when_workers_award_the_same_few_users_at_once(pool, mixed_rules):
     """Every batch of every worker awards the same six users, so their totals' rows are upserted from all sides."""
     from apps.ledger.models import LeaderboardTotal
-    from apps.ledger.selectors_leaderboard import leaderboard_page, leaderboard_problems
+    from apps.ledger.selectors.leaderboard import leaderboard_page, leaderboard_problems
 
     users = create_users("board-user", 6)
     rng = random.Random(SEED + 2)

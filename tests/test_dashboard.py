@@ -14,7 +14,7 @@ from django_celery_results.models import TaskResult
 
 from apps.tracking.events import Event
 from apps.tracking.models import FailedEvent, OutboxEvent
-from apps.tracking.services import event_process
+from apps.tracking.services.pipeline import event_process
 from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -40,10 +40,10 @@ from apps.community.models import CheckIn, Post
 from apps.ledger.models import Account, ScoreRecord
 from apps.rules.models import ScoreRule
 from apps.tasks.models import UserTaskRecord
-from apps.tracking import services
 from apps.tracking.events import Event
 from apps.tracking.handoff import handoff_reset, worker_inbox
 from apps.tracking.models import FailedEvent, OutboxEvent
+from apps.tracking.services import pipeline as services
 from tests.conftest import database_url_for_workers
 from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
 from tests.workers import ROOT, WorkerProcess, wait_until

@@ -15,11 +15,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.ledger.models import ScoreRecord
-from apps.rules.dry_run import rule_dry_run
 from apps.rules.models import BackfillRun, ScoreRule
+from apps.rules.selectors.dry_run import rule_dry_run
 from apps.tasks.models import UserTaskRecord
 from apps.tasks.services import NewCompletion, completions_create
-from apps.tracking.services_api import service_key_create
+from apps.tracking.services.service_keys import service_key_create
 from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
 from tests.workers import WorkerProcess, wait_until
 

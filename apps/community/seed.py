@@ -40,10 +40,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.community.bulk_write import BulkTable, ids_reserve
+from apps.core.periods import period_bounds
 from apps.ledger.models import Account, Adjustment, LeaderboardTotal, ScoreRecord
-from apps.ledger.services_leaderboard import leaderboards_rebuild
+from apps.ledger.services.leaderboard import leaderboards_rebuild
 from apps.rules.models import CountedCompletion, ScoreRule, ScoreRuleObjectPoints, UserScoreInfo
-from apps.rules.periods import period_bounds
 from apps.tasks.models import TaskConfig, UserTaskRecord
 
 ADJUSTMENT_REASONS = ("Goodwill for a support ticket", "Event prize", "Correction of a double sign-in", "Moderation penalty")

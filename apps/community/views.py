@@ -11,8 +11,8 @@ from django.views.decorators.http import require_GET, require_POST
 from apps.community import services
 from apps.community.forms import CommentForm, PostForm, SignupForm
 from apps.community.models import Post
-from apps.ledger.selectors import balance_of, recent_entries
-from apps.rules.selectors import current_progress_for
+from apps.ledger.selectors.ledger import balance_of, recent_entries
+from apps.rules.selectors.rules import current_progress_for
 
 
 @require_GET

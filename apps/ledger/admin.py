@@ -21,7 +21,7 @@ from django.utils.translation import gettext_lazy
 from import_export.admin import ExportMixin
 from simple_history.admin import SimpleHistoryAdmin
 
-from apps.ledger import services
+from apps.core.workflow_admin import AuditHistoryMixin
 from apps.ledger.changelists import (
     BalanceFilter,
     BigTableAdminMixin,
@@ -32,9 +32,9 @@ from apps.ledger.changelists import (
 from apps.ledger.forms import AdjustmentRequestForm
 from apps.ledger.models import Account, Adjustment, LeaderboardTotal, ScoreRecord
 from apps.ledger.resources import LedgerCSV, LedgerXLSX, ScoreRecordResource
+from apps.ledger.services import adjustments
 from apps.ledger.user_page import user_page_context
 from apps.ledger.views import leaderboard_context
-from apps.tasks.admin_actions import AuditHistoryMixin
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -232,7 +232,7 @@ class AdjustmentAdmin(AuditHistoryMixin, UserListMixin, SimpleHistoryAdmin):
         return False
 
     def has_approve_permission(self, request, obj=None) -> bool:
-        return request.user.has_perm(services.APPROVE_PERMISSION)
+        return request.user.has_perm(adjustments.APPROVE_PERMISSION)
 
     # --- Requesting
 
@@ -244,14 +244,14 @@ class AdjustmentAdmin(AuditHistoryMixin, UserListMixin, SimpleHistoryAdmin):
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:
-                result = services.adjustment_request(
+                result = adjustments.adjustment_request(
                     user_id=data["user"].pk,
                     amount=data["amount"],
                     reason=data["reason"],
                     request_token=data["request_token"],
                     actor=request.user,
                 )
-            except services.AdjustmentRefused as refused:
+            except adjustments.AdjustmentRefused as refused:
                 form.add_error(None, str(refused))
             else:
                 self._report_request(request, result)
@@ -266,7 +266,7 @@ class AdjustmentAdmin(AuditHistoryMixin, UserListMixin, SimpleHistoryAdmin):
         }
         return TemplateResponse(request, "admin/ledger/adjustment/request_form.html", context)
 
-    def _report_request(self, request, result: services.AdjustmentRequested) -> None:
+    def _report_request(self, request, result: adjustments.AdjustmentRequested) -> None:
         adjustment = result.adjustment
         if not result.created:
             self.message_user(request, _("This form was already submitted; this is the adjustment it made."), messages.WARNING)
@@ -290,7 +290,7 @@ class AdjustmentAdmin(AuditHistoryMixin, UserListMixin, SimpleHistoryAdmin):
 
     @staticmethod
     def _decide(request, adjustment: Adjustment, *, approve: bool) -> Adjustment:
-        service = services.adjustment_approve if approve else services.adjustment_reject
+        service = adjustments.adjustment_approve if approve else adjustments.adjustment_reject
         return service(adjustment=adjustment, actor=request.user)
 
     def decide_view(self, request: HttpRequest, object_id: str, approve: bool) -> HttpResponse:
@@ -301,9 +301,9 @@ class AdjustmentAdmin(AuditHistoryMixin, UserListMixin, SimpleHistoryAdmin):
         adjustment = get_object_or_404(Adjustment, pk=unquote(object_id))
         try:
             decided = self._decide(request, adjustment, approve=approve)
-        except services.AdjustmentForbidden as refused:
+        except adjustments.AdjustmentForbidden as refused:
             raise PermissionDenied(str(refused)) from None
-        except services.AdjustmentRefused as refused:
+        except adjustments.AdjustmentRefused as refused:
             self.message_user(request, str(refused), messages.ERROR)
         else:
             self.log_change(request, decided, decided.get_status_display())
@@ -326,7 +326,7 @@ class AdjustmentAdmin(AuditHistoryMixin, UserListMixin, SimpleHistoryAdmin):
         for adjustment in queryset.select_related("user").order_by("pk"):
             try:
                 decided = self._decide(request, adjustment, approve=approve)
-            except services.AdjustmentRefused as refused:
+            except adjustments.AdjustmentRefused as refused:
                 self.message_user(request, f"{adjustment}: {refused}", messages.ERROR)
             else:
                 self.log_change(request, decided, decided.get_status_display())

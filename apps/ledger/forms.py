@@ -8,8 +8,8 @@ from django.contrib.auth import get_user_model
 from django.utils.translation import gettext_lazy as _
 
 from apps.ledger.models import Adjustment, LeaderboardTotal
-from apps.ledger.selectors_leaderboard import leaderboard_rules
-from apps.ledger.services import ADJUSTMENT_MAX_POINTS
+from apps.ledger.selectors.leaderboard import leaderboard_rules
+from apps.ledger.services.adjustments import ADJUSTMENT_MAX_POINTS
 from apps.rules.models import ScoreRule
 
 

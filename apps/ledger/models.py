@@ -200,7 +200,7 @@ class LeaderboardTotal(models.Model):
 
     A leaderboard (`board`) is one rule's, by its id, or the overall one (0). Awards count, net of
     their reversals, in the periods of the completion that earned them (SPEC-level decision, see
-    the README's Leaderboards section); adjustments do not count. One row per (board, period
+    docs/operators.md, Leaderboards); adjustments do not count. One row per (board, period
     kind, period start, user), changed only by `leaderboard_totals_add` in the transaction of the
     entries, under the user's account lock, or rebuilt from the ledger by `leaderboards_rebuild`.
     """

@@ -3,8 +3,8 @@
 from import_export import fields, resources, widgets
 from import_export.formats import base_formats
 
+from apps.core.sheets import FORMULA_PREFIXES
 from apps.ledger.models import ScoreRecord
-from apps.tasks.sheets import FORMULA_PREFIXES
 
 
 class SafeTextWidget(widgets.CharWidget):

@@ -13,7 +13,7 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from apps.ledger.selectors import user_ledger
+from apps.ledger.selectors.ledger import user_ledger
 
 # The engine's reasons (apps.rules.engine.Reason), as an operator asking "why no points?" reads them.
 _REASONS = {

@@ -4,7 +4,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from apps.ledger.forms import LeaderboardForm
-from apps.ledger.selectors_leaderboard import leaderboard_page, leaderboard_rank_of
+from apps.ledger.selectors.leaderboard import leaderboard_page, leaderboard_rank_of
 
 
 def leaderboard_context(request: HttpRequest, *, count_ranked: bool = False) -> dict:

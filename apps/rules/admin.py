@@ -4,14 +4,14 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy
 from simple_history.admin import SimpleHistoryAdmin
 
+from apps.core.workflow_admin import FrozenFieldsMixin, WorkflowAdminMixin, WorkflowStep
 from apps.ledger.changelists import BigTableAdminMixin
-from apps.rules import services
 from apps.rules.admin_dry_run import RuleDryRunAdminMixin
 from apps.rules.admin_sheets import RuleSheetAdminMixin
 from apps.rules.models import ScoreRule, ScoreRuleObjectPoints, UserScoreInfo
 from apps.rules.resources import ObjectPointsResource, ScoreRuleResource
-from apps.rules.selectors import rule_live_figures
-from apps.tasks.admin_actions import FrozenFieldsMixin, WorkflowAdminMixin, WorkflowStep
+from apps.rules.selectors.rules import rule_live_figures
+from apps.rules.services import workflow
 
 _Status = ScoreRule.Status
 
@@ -88,12 +88,12 @@ class ScoreRuleAdmin(RuleDryRunAdminMixin, WorkflowAdminMixin, FrozenFieldsMixin
     resource_classes = [ScoreRuleResource]
     workflow_steps = (
         WorkflowStep(
-            "activate", gettext_lazy("Activate"), services.score_rule_activate, "rule", (_Status.EDITING,), permission="activate"
+            "activate", gettext_lazy("Activate"), workflow.score_rule_activate, "rule", (_Status.EDITING,), permission="activate"
         ),
         WorkflowStep(
-            "retire", gettext_lazy("Retire"), services.score_rule_retire, "rule", (_Status.ACTIVE,), permission="retire"
+            "retire", gettext_lazy("Retire"), workflow.score_rule_retire, "rule", (_Status.ACTIVE,), permission="retire"
         ),
-        WorkflowStep("copy_as_draft", gettext_lazy("Copy as draft"), services.score_rule_copy_as_draft, "rule", permission="add"),
+        WorkflowStep("copy_as_draft", gettext_lazy("Copy as draft"), workflow.score_rule_copy_as_draft, "rule", permission="add"),
     )
 
     # Roles (SPEC §7): activating and retiring are the rule approvers' own permissions, not "change".

@@ -28,8 +28,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from apps.ledger.user_page import decision_reason
-from apps.rules.dry_run import DryRun, StoredDryRun, Window, completions_more_than, rule_dry_run
 from apps.rules.models import BackfillRun, ScoreRule
+from apps.rules.selectors.dry_run import DryRun, StoredDryRun, Window, completions_more_than, rule_dry_run
 from apps.rules.services.backfill import BackfillRefused, score_rule_activate_with_backfill
 from apps.rules.tasks import dry_run_rule
 from config.celery import app as celery_app

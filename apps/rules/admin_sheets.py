@@ -11,8 +11,8 @@ from django.utils.translation import gettext as _
 from import_export.admin import ImportExportMixin
 from import_export.formats.base_formats import JSON
 
+from apps.core.sheets import FORMATS
 from apps.rules.services.sheets import sheet_errors, sheet_unreadable
-from apps.tasks.sheets import FORMATS
 
 SHEET_FORMATS = list(FORMATS.values())
 

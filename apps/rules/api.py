@@ -6,7 +6,7 @@ from django.http import HttpRequest
 from ninja import Router, Schema
 from ninja.security import django_auth
 
-from apps.rules.selectors import RuleProgress, current_progress_for
+from apps.rules.selectors.rules import RuleProgress, current_progress_for
 from config.api_errors import ErrorOut
 
 router = Router(tags=["me"], auth=django_auth)

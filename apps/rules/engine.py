@@ -12,7 +12,7 @@ from enum import StrEnum
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
-from apps.rules.periods import NONE, next_period_start, period_bounds
+from apps.core.periods import NONE, next_period_start, period_bounds
 
 COUNT, STREAK = "count", "streak"
 

@@ -9,9 +9,9 @@ from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
-from apps.tasks.lifecycle import frozen_field_errors, status_change_error
+from apps.core.lifecycle import frozen_field_errors, status_change_error
+from apps.core.soft_delete import SoftDeleteModel
 from apps.tasks.models import TaskConfig
-from apps.tasks.soft_delete import SoftDeleteModel
 
 # A cooldown below a second is no protection; one above a year is almost surely a typo (days for seconds).
 MIN_COOLDOWN = timedelta(seconds=1)

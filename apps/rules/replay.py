@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from apps.core.periods import period_bounds
 from apps.rules.engine import STREAK, Completion, Decision, Progress, RuleSpec, evaluate
-from apps.rules.periods import period_bounds
 
 
 class _UserState:

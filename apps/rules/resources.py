@@ -3,8 +3,7 @@
 from django.utils.translation import gettext as _
 from import_export import fields, resources, widgets
 
-from apps.rules.models import ScoreRule, ScoreRuleObjectPoints
-from apps.tasks.sheets import (
+from apps.core.sheets import (
     ChoiceWidget,
     DurationWidget,
     FlagWidget,
@@ -13,6 +12,7 @@ from apps.tasks.sheets import (
     TextWidget,
     WholeNumberWidget,
 )
+from apps.rules.models import ScoreRule, ScoreRuleObjectPoints
 
 
 class ScoreRuleResource(SheetResourceMixin, resources.ModelResource):

@@ -4,8 +4,8 @@ from datetime import datetime
 
 from celery import shared_task
 
-from apps.rules.dry_run import rule_dry_run
 from apps.rules.models import BackfillRun, ScoreRule
+from apps.rules.selectors.dry_run import rule_dry_run
 from apps.rules.services.backfill import BackfillRefused, backfill_catch_up, backfill_run_execute, catch_up_delay_s
 
 

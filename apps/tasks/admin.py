@@ -9,12 +9,12 @@ from django.urls import path
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
+from apps.core.workflow_admin import FrozenFieldsMixin, WorkflowAdminMixin, WorkflowStep
 from apps.ledger.changelists import BigTableAdminMixin
 from apps.ledger.user_page import decision_outcome, decision_reason
 from apps.rules.admin_sheets import RuleSheetAdminMixin
-from apps.rules.selectors import active_rules_for
+from apps.rules.selectors.rules import active_rules_for
 from apps.tasks import services
-from apps.tasks.admin_actions import FrozenFieldsMixin, WorkflowAdminMixin, WorkflowStep
 from apps.tasks.models import TaskConfig, UserTaskRecord
 from apps.tasks.resources import TaskConfigResource
 from apps.tasks.selectors import (

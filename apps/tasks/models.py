@@ -9,8 +9,8 @@ from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
-from apps.tasks.lifecycle import frozen_field_errors, status_change_error
-from apps.tasks.soft_delete import SoftDeleteModel
+from apps.core.lifecycle import frozen_field_errors, status_change_error
+from apps.core.soft_delete import SoftDeleteModel
 
 
 class TaskConfig(SoftDeleteModel):

@@ -2,8 +2,8 @@
 
 from import_export import fields, resources
 
+from apps.core.sheets import ChoiceWidget, SheetResourceMixin, TextWidget, WholeNumberWidget
 from apps.tasks.models import TaskConfig
-from apps.tasks.sheets import ChoiceWidget, SheetResourceMixin, TextWidget, WholeNumberWidget
 
 
 class TaskConfigResource(SheetResourceMixin, resources.ModelResource):

@@ -8,9 +8,9 @@ from typing import Any
 
 from django.utils import timezone
 
-from apps.tasks.lifecycle import Actor, copy_fields, free_copy_code, save_with_history, transition, update_fields
+from apps.core.lifecycle import Actor, copy_fields, free_copy_code, save_with_history, transition, update_fields
+from apps.core.multirow import rows_insert
 from apps.tasks.models import TaskConfig, UserTaskRecord
-from apps.tasks.multirow import rows_insert
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +41,8 @@ def completion_create(*, completion: NewCompletion) -> UserTaskRecord:
     return UserTaskRecord.objects.create(**{**fields, "decisions": list(completion.decisions)})
 
 
-_COMPLETION_COLUMNS = (
+# The columns a batch writes for each new completion (the benches build their SQL from the same list).
+COMPLETION_COLUMNS = (
     "task_id",
     "user_id",
     "event_id",
@@ -86,7 +87,7 @@ def completions_create(*, completions: Sequence[NewCompletion]) -> list[int]:
         )
         for c in completions
     ]
-    returned = rows_insert(UserTaskRecord, _COMPLETION_COLUMNS, rows, returning=("id", "event_id"))
+    returned = rows_insert(UserTaskRecord, COMPLETION_COLUMNS, rows, returning=("id", "event_id"))
     # SQLite returns the UUID as its hex text.
     if [e if isinstance(e, uuid.UUID) else uuid.UUID(e) for _, e in returned] != [c.event_id for c in completions]:
         raise RuntimeError("completion rows came back out of order")

@@ -10,10 +10,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from simple_history.admin import SimpleHistoryAdmin
 
-from apps.tasks.admin_actions import AuditHistoryMixin
-from apps.tracking import services, services_api
+from apps.core.workflow_admin import AuditHistoryMixin
 from apps.tracking.forms import ServiceKeyCreateForm
 from apps.tracking.models import FailedEvent, OutboxEvent, ServiceKey
+from apps.tracking.services import pipeline, service_keys
 from apps.tracking.signing import HEADER_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP
 
 SIGNING_HEADERS = (HEADER_KEY, HEADER_TIMESTAMP, HEADER_SIGNATURE)
@@ -48,7 +48,7 @@ class FailedEventAdmin(admin.ModelAdmin):
     def retry(self, request, queryset):
         count = 0
         for failed in queryset.filter(status=FailedEvent.Status.FAILED):
-            services.failed_event_retry(failed=failed)
+            pipeline.failed_event_retry(failed=failed)
             count += 1
         message = ngettext("%(count)d event sent again.", "%(count)d events sent again.", count) % {"count": count}
         self.message_user(request, message, messages.SUCCESS)
@@ -102,7 +102,7 @@ class ServiceKeyAdmin(AuditHistoryMixin, SimpleHistoryAdmin):
         form = ServiceKeyCreateForm(request.POST or None)
         context = {**self.admin_site.each_context(request), "opts": self.opts, "form": form}
         if request.method == "POST" and form.is_valid():
-            key, secret = services_api.service_key_create(
+            key, secret = service_keys.service_key_create(
                 name=form.cleaned_data["name"], task_types=form.cleaned_data["task_types"], created_by=request.user
             )
             self.log_addition(request, key, [{"added": {}}])
@@ -145,7 +145,7 @@ class ServiceKeyAdmin(AuditHistoryMixin, SimpleHistoryAdmin):
     def _revoke(self, request, keys: list[ServiceKey]) -> None:
         count = 0
         for key in keys:
-            if services_api.service_key_revoke(key=key, revoked_by=request.user):
+            if service_keys.service_key_revoke(key=key, revoked_by=request.user):
                 self.log_change(request, key, _("Revoked"))
                 count += 1
         message = ngettext("%(count)d key revoked.", "%(count)d keys revoked.", count) % {"count": count}

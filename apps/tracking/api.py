@@ -16,7 +16,7 @@ from ninja.security import APIKeyHeader
 from apps.tasks.selectors import recorded_event_ids
 from apps.tracking.ingest import LineReader, read_batch
 from apps.tracking.routing import route_table
-from apps.tracking.services_api import KeyRevoked, SignatureReplayed, events_accept, service_key_touch
+from apps.tracking.services.service_keys import KeyRevoked, SignatureReplayed, events_accept, service_key_touch
 from apps.tracking.signing import HEADER_KEY, Refused, SignedRequest, replayed_message, revoked_message, signed_request_verify
 from config.api_errors import ErrorOut
 
@@ -45,7 +45,7 @@ def _body_within_limit(request: HttpRequest) -> bytes:
 
 
 class ServiceSignature(APIKeyHeader):
-    """An HMAC-SHA256 signature of the request by a service key (see the README's "API" section)."""
+    """An HMAC-SHA256 signature of the request by a service key (see docs/api.md)."""
 
     param_name = HEADER_KEY
     openapi_description = (

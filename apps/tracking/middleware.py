@@ -5,7 +5,7 @@ import logging
 from django.http import HttpRequest, HttpResponse
 
 from apps.tracking.capture import event_from_request
-from apps.tracking.services import event_dispatch
+from apps.tracking.services.pipeline import event_dispatch
 
 logger = logging.getLogger(__name__)
 

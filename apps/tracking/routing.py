@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from apps.core.stamped_cache import StampedCache
 from apps.tasks.models import TaskConfig
-from apps.tasks.stamped_cache import StampedCache
 
 _JSON_INT = re.compile(r"-?(0|[1-9][0-9]*)")
 

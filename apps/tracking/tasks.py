@@ -6,8 +6,8 @@ from celery import shared_task
 from django.db import OperationalError
 
 from apps.tracking.events import Event, EventError
-from apps.tracking.services import event_park, event_process, heartbeat_record, inbox_drain, inbox_sweep, outbox_flush
-from apps.tracking.services_api import seen_signatures_prune
+from apps.tracking.services.pipeline import event_park, event_process, heartbeat_record, inbox_drain, inbox_sweep, outbox_flush
+from apps.tracking.services.service_keys import seen_signatures_prune
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from apps.tracking.events import Event
-from apps.tracking.services import events_process_batch
+from apps.tracking.services.pipeline import events_process_batch
 from tests.browser.conftest import PASSWORD
 from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
 

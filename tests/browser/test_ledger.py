@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from apps.ledger.models import Account, Adjustment
 from apps.tracking.events import Event
-from apps.tracking.services import event_process
+from apps.tracking.services.pipeline import event_process
 from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
 from tests.ledger.conftest import APPROVE, REQUEST, make_operator
 

@@ -9,7 +9,7 @@ from django.core.management import CommandError, call_command
 from django.db.models import Count, Max, Sum
 
 from apps.ledger.models import Account, Adjustment, ScoreRecord
-from apps.ledger.selectors import ledger_problems
+from apps.ledger.selectors.ledger import ledger_problems
 from apps.rules.models import CountedCompletion, ScoreRule, UserScoreInfo
 from apps.tasks.models import UserTaskRecord
 

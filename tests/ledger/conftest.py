@@ -7,7 +7,7 @@ from django.contrib.auth.models import Permission
 from django.db import transaction
 
 from apps.ledger.models import ScoreRecord
-from apps.ledger.services import account_lock, ledger_post_entry
+from apps.ledger.services.entries import account_lock, ledger_post_entry
 from tests.factories import UserFactory
 
 REQUEST = "add_adjustment"

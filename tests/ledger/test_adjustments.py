@@ -8,8 +8,8 @@ from django.core.management import call_command
 from django.db import connection
 
 from apps.ledger.models import Account, Adjustment, ScoreRecord
-from apps.ledger.selectors import ledger_problems
-from apps.ledger.services import (
+from apps.ledger.selectors.ledger import ledger_problems
+from apps.ledger.services.adjustments import (
     AdjustmentForbidden,
     AdjustmentRefused,
     adjustment_approve,

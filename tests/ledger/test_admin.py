@@ -15,9 +15,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.ledger.models import Adjustment, ScoreRecord
-from apps.ledger.services import account_lock, adjustment_request, ledger_post_entry
+from apps.ledger.services.adjustments import adjustment_request
+from apps.ledger.services.entries import account_lock, ledger_post_entry
 from apps.tracking.events import Event
-from apps.tracking.services import event_process
+from apps.tracking.services.pipeline import event_process
 from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
 from tests.ledger.conftest import APPROVE, REQUEST, give_points, make_operator
 

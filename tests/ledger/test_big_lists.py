@@ -12,13 +12,13 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from apps.core.periods import next_period_start, period_bounds
 from apps.ledger.changelists import CappedCountPaginator
 from apps.ledger.models import ScoreRecord
 from apps.rules.models import ScoreRule, UserScoreInfo
-from apps.rules.periods import next_period_start, period_bounds
-from apps.rules.selectors import RuleProgress, current_progress_for
+from apps.rules.selectors.rules import RuleProgress, current_progress_for
 from apps.tracking.events import Event
-from apps.tracking.services import event_process
+from apps.tracking.services.pipeline import event_process
 from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
 from tests.ledger.conftest import give_points
 
@@ -185,7 +185,7 @@ class TestQueriesPerPage:
         ["ledger_account", "ledger_scorerecord", "ledger_adjustment", "rules_userscoreinfo", "tasks_usertaskrecord", "auth_user"],
     )
     def test_more_rows_cost_no_more_queries(self, client, superuser, name, threshold):
-        from apps.ledger.services import adjustment_request
+        from apps.ledger.services.adjustments import adjustment_request
 
         TaskConfigFactory(task_type="sign-in")
         ScoreRuleFactory(score_type="daily")

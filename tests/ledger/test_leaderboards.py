@@ -13,15 +13,15 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from apps.core.periods import DAY, MONTH, NONE, WEEK, YEAR, period_bounds
 from apps.ledger.forms import LeaderboardForm
 from apps.ledger.models import LeaderboardTotal, ScoreRecord
-from apps.ledger.selectors_leaderboard import leaderboard_page, leaderboard_problems, leaderboard_rank_of
-from apps.ledger.services import account_lock, ledger_post_entry
-from apps.ledger.services_leaderboard import Contribution, leaderboard_totals_add, leaderboards_rebuild
+from apps.ledger.selectors.leaderboard import leaderboard_page, leaderboard_problems, leaderboard_rank_of
+from apps.ledger.services.entries import account_lock, ledger_post_entry
+from apps.ledger.services.leaderboard import Contribution, leaderboard_totals_add, leaderboards_rebuild
 from apps.rules.models import ScoreRule
-from apps.rules.periods import DAY, MONTH, NONE, WEEK, YEAR, period_bounds
 from apps.tracking.events import Event
-from apps.tracking.services import events_process_batch
+from apps.tracking.services.pipeline import events_process_batch
 from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -6,7 +6,7 @@ from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
 
 from apps.ledger.models import LedgerImmutableError, ScoreRecord
-from apps.ledger.services import InsufficientBalanceError, account_lock, ledger_post_entry
+from apps.ledger.services.entries import InsufficientBalanceError, account_lock, ledger_post_entry
 from tests.factories import UserFactory
 
 

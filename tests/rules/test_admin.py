@@ -8,9 +8,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.rules.models import ScoreRule, ScoreRuleObjectPoints
-from apps.rules.selectors import rule_live_figures
+from apps.rules.selectors.rules import rule_live_figures
 from apps.tracking.events import Event
-from apps.tracking.services import event_process
+from apps.tracking.services.pipeline import event_process
 from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

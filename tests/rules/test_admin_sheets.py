@@ -10,11 +10,11 @@ from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from apps.core.sheets import StrictXLSX
 from apps.rules.admin_sheets import SHEET_FORMATS
 from apps.rules.models import ScoreRule, ScoreRuleObjectPoints
 from apps.rules.resources import ScoreRuleResource
 from apps.tasks.models import TaskConfig
-from apps.tasks.sheets import StrictXLSX
 from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

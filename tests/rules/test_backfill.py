@@ -14,14 +14,14 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from apps.ledger.models import ScoreRecord
-from apps.rules.dry_run import rule_dry_run
 from apps.rules.models import BackfillRun, CountedCompletion, RuleRecipient, ScoreRule, ScoreRuleObjectPoints, UserScoreInfo
-from apps.rules.services import score_rule_activate
+from apps.rules.selectors.dry_run import rule_dry_run
 from apps.rules.services.backfill import BackfillRefused, backfill_request, backfill_run_execute, score_rule_backfill
+from apps.rules.services.workflow import score_rule_activate
 from apps.tasks.models import UserTaskRecord
 from apps.tasks.services import NewCompletion, completions_create
 from apps.tracking.events import Event
-from apps.tracking.services import event_process
+from apps.tracking.services.pipeline import event_process
 from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
 
 RULES = {

@@ -11,20 +11,20 @@ from django.utils import timezone
 import apps.rules.services.backfill as backfill
 from apps.ledger.models import ScoreRecord
 from apps.rules import tasks as rule_tasks
-from apps.rules.dry_run import rule_dry_run, undecided_completions
 from apps.rules.models import BackfillRun, UserScoreInfo
-from apps.rules.selectors import active_rules_for
-from apps.rules.services import score_rule_activate
+from apps.rules.selectors.dry_run import rule_dry_run, undecided_completions
+from apps.rules.selectors.rules import active_rules_for
 from apps.rules.services.backfill import (
     backfill_request,
     backfill_run_execute,
     score_rule_activate_with_backfill,
     score_rule_backfill,
 )
+from apps.rules.services.workflow import score_rule_activate
 from apps.tasks.models import UserTaskRecord
 from apps.tasks.services import NewCompletion, completions_create
 from apps.tracking.events import Event
-from apps.tracking.services import event_process
+from apps.tracking.services.pipeline import event_process
 from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
 from tests.rules.test_backfill import RULES, awarded_per_user, draft, seed_history
 

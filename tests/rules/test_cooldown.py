@@ -16,10 +16,10 @@ from django.urls import reverse
 from apps.ledger.models import Account
 from apps.ledger.user_page import decision_text
 from apps.rules.models import CountedCompletion, ScoreRule
-from apps.rules.services import score_rule_copy_as_draft, score_rule_update
+from apps.rules.services.workflow import score_rule_copy_as_draft, score_rule_update
 from apps.tasks.models import UserTaskRecord
 from apps.tracking.events import Event
-from apps.tracking.services import event_process, events_process_batch
+from apps.tracking.services.pipeline import event_process, events_process_batch
 from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

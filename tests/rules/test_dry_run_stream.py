@@ -6,8 +6,8 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.rules import dry_run
-from apps.rules.dry_run import Window, completions_query, rule_completions
+from apps.rules.selectors import dry_run
+from apps.rules.selectors.dry_run import Window, completions_query, rule_completions
 from tests.rules.test_backfill import seed_history
 
 

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from apps.core.periods import DAY, LIFETIME_START, MONTH, NONE, WEEK, YEAR
 from apps.rules.engine import COUNT, STREAK, Completion, Decision, Progress, Reason, RuleSpec, evaluate
-from apps.rules.periods import DAY, LIFETIME_START, MONTH, NONE, WEEK, YEAR
 
 TZ = ZoneInfo("Asia/Shanghai")
 NEW_YORK = ZoneInfo("America/New_York")

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from apps.ledger.models import Account, ScoreRecord
 from apps.rules.models import ScoreRule, ScoreRuleObjectPoints, UserScoreInfo
 from apps.tracking.events import Event
-from apps.tracking.services import event_process
+from apps.tracking.services.pipeline import event_process
 from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
 
 # (first local day, number of days) that events fall on. Every span holds Sunday 25 October 2026,

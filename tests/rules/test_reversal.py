@@ -9,11 +9,11 @@ from django.db import transaction
 from django.db.models import ProtectedError
 
 from apps.ledger.models import Account, ScoreRecord
-from apps.ledger.services import account_lock, ledger_post_entry
+from apps.ledger.services.entries import account_lock, ledger_post_entry
 from apps.rules.models import ScoreRule, UserScoreInfo
 from apps.tasks.models import UserTaskRecord
 from apps.tracking.events import Event
-from apps.tracking.services import event_process
+from apps.tracking.services.pipeline import event_process
 from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -4,7 +4,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from apps.rules.models import ScoreRule, ScoreRuleObjectPoints
-from apps.rules.services import (
+from apps.rules.services.workflow import (
     score_rule_activate,
     score_rule_copy_as_draft,
     score_rule_create,

@@ -12,7 +12,7 @@ from django.utils import timezone
 from apps.ledger.models import ScoreRecord
 from apps.tasks.models import UserTaskRecord
 from apps.tracking.events import Event
-from apps.tracking.services import event_park, event_process
+from apps.tracking.services.pipeline import event_park, event_process
 from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -16,8 +16,8 @@ from apps.tasks.models import UserTaskRecord
 from apps.tracking import handoff as handoff_module
 from apps.tracking.handoff import HandoffUnavailable, worker_inbox
 from apps.tracking.models import OutboxEvent, SeenSignature, ServiceKey
-from apps.tracking.services import events_process_batch
-from apps.tracking.services_api import seen_signatures_prune, service_key_create, service_key_revoke
+from apps.tracking.services.pipeline import events_process_batch
+from apps.tracking.services.service_keys import seen_signatures_prune, service_key_create, service_key_revoke
 from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ import pytest
 
 from apps.ledger.models import Account, ScoreRecord
 from apps.tasks.models import UserTaskRecord
-from apps.tracking.services_api import service_key_create
+from apps.tracking.services.service_keys import service_key_create
 from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
 from tests.workers import WorkerProcess, wait_until
 

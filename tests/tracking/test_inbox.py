@@ -14,11 +14,11 @@ from django.conf import settings
 from apps.ledger.models import ScoreRecord
 from apps.rules.services import scoring
 from apps.tasks.models import UserTaskRecord
-from apps.tracking import services
 from apps.tracking.breaker import CircuitBreaker
 from apps.tracking.events import Event
 from apps.tracking.handoff import Handoff, HandoffUnavailable, worker_inbox
 from apps.tracking.models import FailedEvent
+from apps.tracking.services import pipeline as services
 from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
 
 TZ = ZoneInfo("Asia/Shanghai")

@@ -12,7 +12,7 @@ from django.core.management.base import CommandError
 
 from apps.ledger.models import Account, ScoreRecord
 from apps.tasks.models import TaskConfig, UserTaskRecord
-from apps.tracking import services
+from apps.tracking.services import pipeline as services
 from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

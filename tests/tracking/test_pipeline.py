@@ -9,11 +9,11 @@ import pytest
 from apps.ledger.models import Account, ScoreRecord
 from apps.rules.models import UserScoreInfo
 from apps.tasks.models import UserTaskRecord
-from apps.tracking import services
 from apps.tracking.events import Event
 from apps.tracking.handoff import HandoffUnavailable
 from apps.tracking.models import OutboxEvent
-from apps.tracking.services import Outcome, event_dispatch, event_process, outbox_flush
+from apps.tracking.services import pipeline as services
+from apps.tracking.services.pipeline import Outcome, event_dispatch, event_process, outbox_flush
 from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
 
 TZ = ZoneInfo("Asia/Shanghai")

@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from apps.tracking import handoff as handoff_module
 from apps.tracking.models import ServiceKey
-from apps.tracking.services_api import service_key_create, service_key_revoke
+from apps.tracking.services.service_keys import service_key_create, service_key_revoke
 from tests.factories import TaskConfigFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

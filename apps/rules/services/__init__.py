@@ -1,35 +1,7 @@
-"""Writes of the rules app: applying the engine's decisions (scoring) and the rule workflow."""
+"""Writes of the rules app, one module per subject.
 
-from apps.rules.services.scoring import (
-    ScoringItem,
-    completion_evaluate,
-    completion_reverse,
-    completions_plan,
-    scoring_plan_write,
-    site_timezone,
-)
-from apps.rules.services.workflow import (
-    score_rule_activate,
-    score_rule_copy_as_draft,
-    score_rule_create,
-    score_rule_retire,
-    score_rule_update,
-)
-
-__all__ = [
-    "ScoringItem",
-    "completion_evaluate",
-    "completions_plan",
-    "scoring_plan_write",
-    "completion_reverse",
-    "score_rule_activate",
-    "score_rule_copy_as_draft",
-    "score_rule_create",
-    "score_rule_retire",
-    "score_rule_update",
-    "site_timezone",
-]
-
-from apps.rules.services.sheets import SheetReport, sheet_export, sheet_import  # noqa: E402
-
-__all__ += ["SheetReport", "sheet_export", "sheet_import"]
+- scoring: applying the engine's decisions to progress rows, counted completions, places and the ledger.
+- backfill: awarding what past completions earned under a rule activated after them.
+- workflow: the rule workflow (editing → active → retired), frozen fields, copy as draft.
+- sheets: rule sheets (task configs, rules, per-object points) in and out of CSV, XLSX and JSON.
+"""

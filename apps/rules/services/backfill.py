@@ -37,22 +37,22 @@ from django.db.models import Min, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from apps.ledger.services import EntryMeta, accounts_ensure, accounts_lock
-from apps.rules.dry_run import Window, completions_query, replay_for, replay_spec, undecided_completions
+from apps.core.multirow import rows_update
+from apps.ledger.services.entries import EntryMeta, accounts_ensure, accounts_lock
 from apps.rules.engine import STREAK, Completion, Decision, Reason, RuleSpec, evaluate, in_cooldown
 from apps.rules.models import BackfillRun, ScoreRule
 from apps.rules.replay import Replay, Tally
+from apps.rules.selectors.dry_run import Window, completions_query, replay_for, replay_spec, undecided_completions
 from apps.rules.services.scoring import (
+    BatchState,
     ScoringItem,
     ScoringPlan,
-    _BatchState,
-    _take_recipient_place,
     plan_keep,
+    recipient_place_take,
     scoring_plan_write,
 )
 from apps.rules.services.workflow import score_rule_activate
 from apps.tasks.models import UserTaskRecord
-from apps.tasks.multirow import rows_update
 
 logger = logging.getLogger(__name__)
 
@@ -158,18 +158,18 @@ def _reconciled(decision: Decision, plan: ScoringPlan, index: int, spec: RuleSpe
     return decision
 
 
-def _engine_decision(item: ScoringItem, spec: RuleSpec, state: _BatchState, tz: ZoneInfo) -> Decision:
+def _engine_decision(item: ScoringItem, spec: RuleSpec, state: BatchState, tz: ZoneInfo) -> Decision:
     """The engine's decision from the database's progress, as a worker makes it (recipient place not yet taken)."""
     return evaluate(spec, Completion(item.occurred_at, item.business_id), state.progress(item, spec, tz), tz)
 
 
-def _place_taken(decision: Decision, item: ScoringItem, spec: RuleSpec, state: _BatchState) -> Decision:
+def _place_taken(decision: Decision, item: ScoringItem, spec: RuleSpec, state: BatchState) -> Decision:
     """The decision once its capped place is claimed (the conditional UPDATE decides), or capped if none is left."""
     if not decision.awarded or not decision.takes_recipient_place:
         return decision
     if (item.user_id, spec.id) in state.recipients:
         return dataclasses.replace(decision, takes_recipient_place=False)
-    if not _take_recipient_place(rule_id=spec.id, user_id=item.user_id):
+    if not recipient_place_take(rule_id=spec.id, user_id=item.user_id):
         return decision.capped()
     state.recipients.add((item.user_id, spec.id))
     return decision
@@ -230,7 +230,7 @@ class _Run:
                 for occurred_at, pk, user_id, business_id in undecided
             ]
             plan = ScoringPlan(items=items, decisions=[])
-            plan.state = _BatchState(wanted=[(item, [spec]) for item in items], tz=tz)
+            plan.state = BatchState(wanted=[(item, [spec]) for item in items], tz=tz)
             for index, item in enumerate(items):
                 decision = self._decide(plan, index, tz)
                 plan_keep(plan, index, spec, decision)

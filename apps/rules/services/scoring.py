@@ -13,24 +13,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
+from apps.core.multirow import db_time, fetch, int_list, read_time, rows_insert, rows_update
+from apps.core.periods import period_bounds, previous_period_start, site_timezone
 from apps.ledger.models import Account, ScoreRecord
-from apps.ledger.services import EntryMeta, EntrySpec, ledger_post_batch, ledger_post_entry
+from apps.ledger.services.entries import EntryMeta, EntrySpec, ledger_post_batch, ledger_post_entry
 from apps.rules.engine import STREAK, Completion, Decision, Progress, RuleSpec, evaluate
 from apps.rules.models import CountedCompletion, RuleRecipient, ScoreRule, UserScoreInfo
-from apps.rules.periods import period_bounds, previous_period_start
-from apps.rules.selectors import active_rules_for, object_points_for_many, rule_spec
+from apps.rules.selectors.rules import active_rules_for, object_points_for_many, rule_spec
 from apps.tasks.models import UserTaskRecord
-from apps.tasks.multirow import db_time, fetch, int_list, read_time, rows_insert, rows_update
 
 logger = logging.getLogger(__name__)
-
-
-def site_timezone() -> ZoneInfo:
-    return ZoneInfo(settings.TIME_ZONE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +138,7 @@ def _counted_times(cooled: list[tuple[ScoringItem, RuleSpec]]) -> dict[tuple[int
     return times
 
 
-class _BatchState:
+class BatchState:
     """The progress rows, recipient places and counted business ids that a batch's completions read.
 
     Read with one query per table for the whole batch and then kept in memory, where each
@@ -280,7 +275,7 @@ class _BatchState:
         )
 
 
-def _take_recipient_place(*, rule_id: int, user_id: int) -> bool:
+def recipient_place_take(*, rule_id: int, user_id: int) -> bool:
     """Claim one of the rule's capped places; False when none is left.
 
     The conditional UPDATE is the arbiter: it takes the rule row's lock and re-checks the count,
@@ -300,7 +295,7 @@ class ScoringPlan:
 
     items: list[ScoringItem]
     decisions: list[list[Decision]]  # per item, in rule order
-    state: _BatchState | None = None
+    state: BatchState | None = None
     counted: list = field(default_factory=list)  # (item index, spec, progress row, dedupe key)
     awards: list = field(default_factory=list)  # (item index, spec, progress row, decision)
 
@@ -353,7 +348,7 @@ def completions_plan(*, items: list[ScoringItem]) -> ScoringPlan:
     if not any(item_specs for _, item_specs in wanted):
         plan.decisions = [[] for _ in items]
         return plan
-    plan.state = state = _BatchState(wanted=wanted, tz=tz)
+    plan.state = state = BatchState(wanted=wanted, tz=tz)
     debug = logger.isEnabledFor(logging.DEBUG)
     for index, item in enumerate(items):
         decisions = []
@@ -361,7 +356,7 @@ def completions_plan(*, items: list[ScoringItem]) -> ScoringPlan:
         for spec in specs.for_item(item):
             decision = evaluate(spec, completion, state.progress(item, spec, tz), tz)
             if decision.takes_recipient_place:
-                if _take_recipient_place(rule_id=spec.id, user_id=item.user_id):
+                if recipient_place_take(rule_id=spec.id, user_id=item.user_id):
                     state.recipients.add((item.user_id, spec.id))
                 else:
                     decision = decision.capped()
@@ -395,7 +390,8 @@ def plan_keep(plan: ScoringPlan, index: int, spec: RuleSpec, decision: Decision)
         plan.awards.append((index, spec, row, decision))
 
 
-_COUNTED_COLUMNS = ("rule_id", "score_info_id", "completion_id", "dedupe_key", "created_at")
+# The columns written for each counted completion (the benches build their SQL from the same list).
+COUNTED_COLUMNS = ("rule_id", "score_info_id", "completion_id", "dedupe_key", "created_at")
 # Written only for rules with a cooldown; a batch without one sends the statement it always did.
 _COOLDOWN_COLUMNS = ("user_id", "occurred_at", "business_id")
 
@@ -417,13 +413,13 @@ def scoring_plan_write(*, plan: ScoringPlan, completion_ids: list[int], accounts
     if not any(spec.cooldown is not None for _, spec, _, _ in plan.counted):
         rows_insert(
             CountedCompletion,
-            _COUNTED_COLUMNS,
+            COUNTED_COLUMNS,
             [(spec.id, row.pk, completion_ids[index], key, now) for index, spec, row, key in plan.counted],
         )
     else:
         rows_insert(
             CountedCompletion,
-            (*_COUNTED_COLUMNS, *_COOLDOWN_COLUMNS),
+            (*COUNTED_COLUMNS, *_COOLDOWN_COLUMNS),
             [
                 (spec.id, row.pk, completion_ids[index], key, now, *_cooldown_values(plan.items[index], spec))
                 for index, spec, row, key in plan.counted

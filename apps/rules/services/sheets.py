@@ -15,10 +15,10 @@ from django.utils.translation import gettext as _
 from import_export.formats.base_formats import Format
 from import_export.results import Result
 
+from apps.core.lifecycle import Actor
+from apps.core.sheets import SheetError, format_for
 from apps.rules.resources import ObjectPointsResource, ScoreRuleResource
-from apps.tasks.lifecycle import Actor
 from apps.tasks.resources import TaskConfigResource
-from apps.tasks.sheets import SheetError, format_for
 
 RESOURCES = {"tasks": TaskConfigResource, "rules": ScoreRuleResource, "object-points": ObjectPointsResource}
 

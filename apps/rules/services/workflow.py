@@ -4,8 +4,8 @@ from typing import Any
 
 from django.db import transaction
 
+from apps.core.lifecycle import Actor, copy_fields, free_copy_code, save_with_history, transition, update_fields
 from apps.rules.models import ScoreRule, ScoreRuleObjectPoints
-from apps.tasks.lifecycle import Actor, copy_fields, free_copy_code, save_with_history, transition, update_fields
 
 # A copy keeps everything that decides awards (the frozen fields), the description and the window's end.
 _COPIED_FIELDS = (*ScoreRule.FROZEN_FIELDS, "score_desc", "end_time")

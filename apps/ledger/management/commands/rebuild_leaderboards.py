@@ -4,7 +4,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from apps.ledger.services_leaderboard import leaderboards_rebuild
+from apps.ledger.services.leaderboard import leaderboards_rebuild
 
 
 class Command(BaseCommand):

@@ -8,8 +8,8 @@ leaderboard totals are checked against the ledger as well (`rebuild_leaderboards
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.ledger.models import Account
-from apps.ledger.selectors import ledger_problems
-from apps.ledger.selectors_leaderboard import leaderboard_problems
+from apps.ledger.selectors.leaderboard import leaderboard_problems
+from apps.ledger.selectors.ledger import ledger_problems
 
 
 class Command(BaseCommand):

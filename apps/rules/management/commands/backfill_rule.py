@@ -2,10 +2,10 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.rules.dry_run import rule_dry_run
 from apps.rules.management.commands.simulate_rule import print_dry_run
 from apps.rules.management.rule_args import rule_by_code
 from apps.rules.models import BackfillRun, ScoreRule
+from apps.rules.selectors.dry_run import rule_dry_run
 from apps.rules.services.backfill import BackfillRefused, backfill_window, score_rule_backfill
 
 

@@ -2,8 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.core.sheets import SheetError
 from apps.rules.services.sheets import RESOURCES, sheet_import
-from apps.tasks.sheets import SheetError
 
 
 class Command(BaseCommand):

@@ -4,8 +4,8 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.rules.dry_run import DryRun, rule_dry_run
 from apps.rules.management.rule_args import parse_moment, rule_by_code
+from apps.rules.selectors.dry_run import DryRun, rule_dry_run
 
 
 def print_dry_run(command: BaseCommand, dry_run: DryRun) -> None:

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from apps.tracking.events import EventError
 from apps.tracking.ingest import LineReader, Skipped
 from apps.tracking.routing import build_route_table
-from apps.tracking.services import event_dispatch, event_process
+from apps.tracking.services.pipeline import event_dispatch, event_process
 
 
 class Command(BaseCommand):

@@ -13,11 +13,11 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from apps.core.multirow import fetch, int_list, read_uuid, uuid_list
 from apps.ledger.models import Account
-from apps.ledger.services import EntryMeta, accounts_ensure, accounts_lock
-from apps.rules.services import ScoringItem, completion_evaluate, completion_reverse, completions_plan, scoring_plan_write
+from apps.ledger.services.entries import EntryMeta, accounts_ensure, accounts_lock
+from apps.rules.services.scoring import ScoringItem, completion_evaluate, completion_reverse, completions_plan, scoring_plan_write
 from apps.tasks.models import TaskConfig, UserTaskRecord
-from apps.tasks.multirow import fetch, int_list, read_uuid, uuid_list
 from apps.tasks.services import NewCompletion, completion_create, completions_create
 from apps.tracking.events import Event, EventError
 from apps.tracking.handoff import HandoffUnavailable, handoff, uses_inbox, worker_inbox

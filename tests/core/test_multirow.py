@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.db import IntegrityError, transaction
 
+from apps.core.multirow import rows_insert, rows_update
 from apps.tasks.models import UserTaskRecord
-from apps.tasks.multirow import rows_insert, rows_update
 from tests.factories import TaskConfigFactory, UserFactory
 
 COLUMNS = (

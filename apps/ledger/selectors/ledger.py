@@ -10,7 +10,7 @@ from django.db.models.functions import Coalesce, Lag
 
 from apps.ledger.models import Account, Adjustment, ScoreRecord
 from apps.rules.models import ScoreRule
-from apps.rules.selectors import RuleProgress, current_progress_for
+from apps.rules.selectors.rules import RuleProgress, current_progress_for
 from apps.tasks.models import UserTaskRecord
 
 

@@ -10,11 +10,11 @@ from django.db.models import Count, Max, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from apps.core.periods import NONE, period_bounds, previous_period_start
+from apps.core.stamped_cache import StampedCache
 from apps.ledger.models import ScoreRecord
 from apps.rules.engine import RuleSpec
 from apps.rules.models import BackfillRun, ScoreRule, ScoreRuleObjectPoints, UserScoreInfo
-from apps.rules.periods import NONE, period_bounds, previous_period_start
-from apps.tasks.stamped_cache import StampedCache
 
 
 class ActiveRules:

@@ -1,22 +1,15 @@
-"""Writes to the ledger. Every balance change goes through `ledger_post_entry`."""
+"""Accounts and ledger entries: every balance change goes through `ledger_post_entry` or its batch forms."""
 
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
-from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
-from apps.ledger.models import Account, Adjustment, ScoreRecord
-from apps.ledger.services_leaderboard import COUNTED_KINDS, Contribution, leaderboard_totals_add
-from apps.tasks.multirow import fetch, int_list, rows_insert, rows_update
-
-if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+from apps.core.multirow import fetch, int_list, rows_insert, rows_update
+from apps.ledger.models import Account, ScoreRecord
+from apps.ledger.services.leaderboard import COUNTED_KINDS, Contribution, leaderboard_totals_add
 
 
 class InsufficientBalanceError(Exception):
@@ -128,7 +121,7 @@ def ledger_post_entries(*, account: Account, entries: list[EntrySpec]) -> list[S
 
     `account` must come from `account_lock` in the current transaction. One INSERT for all the
     entries, one UPDATE of the account and, for awards and reversals, one upsert of the user's
-    leaderboard totals (apps.ledger.services_leaderboard). A repeated idempotency key raises IntegrityError from
+    leaderboard totals (apps.ledger.services.leaderboard). A repeated idempotency key raises IntegrityError from
     the database, which aborts the caller's transaction: nothing is half-posted. Raises
     InsufficientBalanceError when an adjustment would take the balance below zero.
     """
@@ -168,7 +161,8 @@ def ledger_post_entries(*, account: Account, entries: list[EntrySpec]) -> list[S
     return rows
 
 
-_ENTRY_COLUMNS = (
+# The columns a batch writes for each new entry (the benches build their SQL from the same list).
+ENTRY_COLUMNS = (
     "account_id",
     "user_id",
     "serial_number",
@@ -232,7 +226,7 @@ def ledger_post_batch(*, postings: Sequence[tuple[Account, Sequence[EntrySpec]]]
         if last is not None:
             account.last_seq, account.balance, account.last_activity_at, account.updated_at = *last, now, now
             moved.append((account.pk, account.balance, account.last_seq, now, now))
-    rows_insert(ScoreRecord, _ENTRY_COLUMNS, rows)
+    rows_insert(ScoreRecord, ENTRY_COLUMNS, rows)
     rows_update(Account, ("balance", "last_seq", "last_activity_at", "updated_at"), moved)
     leaderboard_totals_add(contributions=contributions)
     return len(rows)
@@ -251,151 +245,3 @@ def ledger_post_entry(*, account: Account, **entry) -> ScoreRecord | None:
         if ScoreRecord.objects.filter(idempotency_key=entry["idempotency_key"]).exists():
             return None
         raise
-
-
-# --- Adjustments (SPEC §5) --------------------------------------------------------------------
-
-# No operator types a billion points on purpose; the bound keeps a slip of the keyboard out of the ledger.
-ADJUSTMENT_MAX_POINTS = 1_000_000_000
-REQUEST_PERMISSION = "ledger.add_adjustment"
-APPROVE_PERMISSION = "ledger.approve_adjustment"
-
-
-class AdjustmentRefused(Exception):
-    """An adjustment cannot be requested or decided as asked. Nothing changed; the message says why."""
-
-
-class AdjustmentForbidden(AdjustmentRefused):
-    """This operator may not do that: no permission, their own request, or their own account."""
-
-
-@dataclass(frozen=True)
-class AdjustmentRequested:
-    adjustment: Adjustment
-    created: bool  # False: this request token was submitted before, and nothing new happened
-
-
-def adjustment_needs_approval(*, amount: int) -> bool:
-    """Whether an adjustment of `amount` waits for a second operator instead of being posted at once."""
-    return abs(amount) > settings.JIFEN_ADJUSTMENT_APPROVAL_ABOVE
-
-
-def adjustment_request(
-    *, user_id: int, amount: int, reason: str, request_token: uuid.UUID, actor: "AbstractBaseUser"
-) -> AdjustmentRequested:
-    """Record an operator's credit (amount > 0) or debit (amount < 0) for a user; post it if small enough.
-
-    At most settings.JIFEN_ADJUSTMENT_APPROVAL_ABOVE points either way are posted at once (the
-    requester is also the one who decided); a bigger one stays pending until another operator
-    approves it. Submitting the same `request_token` again returns the first adjustment with
-    created=False and changes nothing. Raises AdjustmentForbidden without the add permission or
-    for the operator's own account, and AdjustmentRefused for a zero or oversized amount, an empty
-    or overlong reason, or a debit that would take the balance below zero.
-    """
-    if not actor.has_perm(REQUEST_PERMISSION):
-        raise AdjustmentForbidden(_("You do not have permission to request adjustments."))
-    if actor.pk == user_id:
-        raise AdjustmentForbidden(_("Operators cannot adjust their own balance; ask another operator."))
-    reason = reason.strip()
-    if not reason:
-        raise AdjustmentRefused(_("Give a reason for the adjustment."))
-    if len(reason) > Adjustment._meta.get_field("reason").max_length:
-        raise AdjustmentRefused(_("The reason is too long (at most 500 characters)."))
-    if amount == 0 or abs(amount) > ADJUSTMENT_MAX_POINTS:
-        raise AdjustmentRefused(
-            _("The amount must be a non-zero whole number of at most %(max)s points either way.")
-            % {"max": f"{ADJUSTMENT_MAX_POINTS:,}"}
-        )
-    with transaction.atomic():
-        # The account lock first, as for every balance change. A second submit of the same form
-        # waits here until the first commits, then finds its token below.
-        account = account_lock(user_id=user_id)
-        existing = Adjustment.objects.filter(request_token=request_token).first()
-        if existing is not None:
-            return AdjustmentRequested(existing, created=False)
-        _refuse_below_zero(account, amount)
-        adjustment = Adjustment(user_id=user_id, amount=amount, reason=reason, requested_by=actor, request_token=request_token)
-        try:
-            with transaction.atomic():
-                _save_with_history(adjustment, actor=actor, reason="requested")
-        except IntegrityError:
-            # The same token sent for another user (whose lock we do not hold): the first stands.
-            return AdjustmentRequested(Adjustment.objects.get(request_token=request_token), created=False)
-        if not adjustment_needs_approval(amount=amount):
-            _post(adjustment, account=account, actor=actor, reason="posted at once")
-    return AdjustmentRequested(adjustment, created=True)
-
-
-def adjustment_approve(*, adjustment: Adjustment, actor: "AbstractBaseUser") -> Adjustment:
-    """Post a pending adjustment on a second operator's word; return it, now posted.
-
-    Runs under the adjustment's row lock, so two approvals at once post one entry: the second
-    finds it already posted and is refused. Raises AdjustmentForbidden without the approve
-    permission, for the requester, or for the adjusted user; AdjustmentRefused when it is no
-    longer pending or would take the balance below zero (it then stays pending).
-    """
-    if not actor.has_perm(APPROVE_PERMISSION):
-        raise AdjustmentForbidden(_("You do not have permission to approve adjustments."))
-    with transaction.atomic():
-        locked = _lock_pending(adjustment, actor=actor)
-        account = account_lock(user_id=locked.user_id)
-        _post(locked, account=account, actor=actor, reason="approved")
-    return locked
-
-
-def adjustment_reject(*, adjustment: Adjustment, actor: "AbstractBaseUser") -> Adjustment:
-    """Refuse a pending adjustment: it is kept, as rejected, and posts nothing. Same checks as approving."""
-    if not actor.has_perm(APPROVE_PERMISSION):
-        raise AdjustmentForbidden(_("You do not have permission to reject adjustments."))
-    with transaction.atomic():
-        locked = _lock_pending(adjustment, actor=actor)
-        locked.status = Adjustment.Status.REJECTED
-        locked.decided_by, locked.decided_at = actor, timezone.now()
-        _save_with_history(locked, actor=actor, reason="rejected")
-    return locked
-
-
-def _lock_pending(adjustment: Adjustment, *, actor: "AbstractBaseUser") -> Adjustment:
-    locked = Adjustment.objects.select_for_update().get(pk=adjustment.pk)
-    if locked.status != Adjustment.Status.PENDING:
-        raise AdjustmentRefused(
-            _("This adjustment is already %(status)s (by %(operator)s); nothing was changed.")
-            % {"status": locked.get_status_display(), "operator": locked.decided_by}
-        )
-    if locked.requested_by_id == actor.pk:
-        raise AdjustmentForbidden(_("You requested this adjustment; another operator must approve or reject it."))
-    if locked.user_id == actor.pk:
-        raise AdjustmentForbidden(_("This adjustment is for your own account; another operator must decide it."))
-    return locked
-
-
-def _refuse_below_zero(account: Account, amount: int) -> None:
-    if account.balance + amount < 0:
-        raise AdjustmentRefused(
-            _("This would take the balance below zero (balance %(balance)s, adjustment %(amount)s); nothing was changed.")
-            % {"balance": account.balance, "amount": f"{amount:+d}"}
-        )
-
-
-def _post(adjustment: Adjustment, *, account: Account, actor: "AbstractBaseUser", reason: str) -> None:
-    """Append the adjustment's entry and mark it posted; `account` is locked by the caller."""
-    _refuse_below_zero(account, adjustment.amount)
-    entry = ledger_post_entry(
-        account=account,
-        amount=adjustment.amount,
-        kind=ScoreRecord.Kind.ADJUSTMENT,
-        # Keyed by the form's token: whatever happens around it, one request posts one entry.
-        idempotency_key=f"adjustment:{adjustment.request_token}",
-        business_type=adjustment.reason,
-    )
-    if entry is None:
-        raise AdjustmentRefused(_("This adjustment has already been posted; nothing was changed."))
-    adjustment.status, adjustment.entry = Adjustment.Status.POSTED, entry
-    adjustment.decided_by, adjustment.decided_at = actor, entry.created_at
-    _save_with_history(adjustment, actor=actor, reason=reason)
-
-
-def _save_with_history(adjustment: Adjustment, *, actor: "AbstractBaseUser", reason: str) -> None:
-    adjustment._history_user = actor
-    adjustment._change_reason = reason
-    adjustment.save()

@@ -18,17 +18,16 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from django.conf import settings
 from django.db import connection, transaction
 
+from apps.core.multirow import read_time, rows_accumulate
+from apps.core.periods import DAY, MONTH, NONE, WEEK, YEAR, period_bounds, site_timezone
 from apps.ledger.models import LeaderboardTotal, ScoreRecord
-from apps.rules.periods import DAY, MONTH, NONE, WEEK, YEAR, period_bounds
 from apps.tasks.models import UserTaskRecord
-from apps.tasks.multirow import read_time, rows_accumulate
 
 OVERALL = 0
 COUNTED_KINDS = frozenset({ScoreRecord.Kind.AWARD, ScoreRecord.Kind.REVERSAL})
-# Leaderboard period -> calendar period of apps.rules.periods.
+# Leaderboard period -> calendar period of apps.core.periods.
 PERIODS = {
     LeaderboardTotal.Period.DAY: DAY,
     LeaderboardTotal.Period.WEEK: WEEK,
@@ -53,10 +52,6 @@ class Contribution:
     earned_at: datetime
     amount: int
     created_at: datetime
-
-
-def site_timezone() -> ZoneInfo:
-    return ZoneInfo(settings.TIME_ZONE)
 
 
 @functools.lru_cache(maxsize=4096)

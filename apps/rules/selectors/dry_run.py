@@ -19,12 +19,12 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from apps.core.multirow import read_time
 from apps.rules.engine import RuleSpec
 from apps.rules.models import RuleRecipient, ScoreRule, ScoreRuleObjectPoints
 from apps.rules.replay import Replay, Tally
-from apps.rules.selectors import rule_spec
+from apps.rules.selectors.rules import rule_spec
 from apps.tasks.models import TaskConfig, UserTaskRecord
-from apps.tasks.multirow import read_time
 
 STREAM_CHUNK = 20000  # rows per fetch from the server-side cursor
 TOP_USERS = 10

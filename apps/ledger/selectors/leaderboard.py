@@ -17,10 +17,10 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from apps.core.periods import next_period_start
 from apps.ledger.models import LeaderboardTotal
-from apps.ledger.services_leaderboard import OVERALL, PERIODS, expected_totals, period_start, site_timezone
+from apps.ledger.services.leaderboard import OVERALL, PERIODS, expected_totals, period_start, site_timezone
 from apps.rules.models import ScoreRule
-from apps.rules.periods import next_period_start
 
 MAX_LIMIT = 200
 

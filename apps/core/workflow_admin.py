@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from apps.tasks.lifecycle import save_with_history
+from apps.core.lifecycle import save_with_history
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,15 @@ began at the epoch and never ends.
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
+
 DAY, WEEK, MONTH, YEAR, NONE = "day", "week", "month", "year", "none"
 LIFETIME_START = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def site_timezone() -> ZoneInfo:
+    """The zone whose calendar the periods follow: `settings.TIME_ZONE`."""
+    return ZoneInfo(settings.TIME_ZONE)
 
 
 def _first_day(period: str, day: date) -> date:

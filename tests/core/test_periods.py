@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from apps.rules.periods import DAY, LIFETIME_START, MONTH, NONE, WEEK, YEAR, next_period_start, period_bounds
+from apps.core.periods import DAY, LIFETIME_START, MONTH, NONE, WEEK, YEAR, next_period_start, period_bounds
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -293,7 +293,7 @@ def test_an_unknown_period_is_refused(period):
 @pytest.mark.parametrize("tz", [SHANGHAI, NEW_YORK, SANTIAGO])
 @pytest.mark.parametrize("period", CALENDAR_PERIODS)
 def test_next_period_start_remembered_is_the_one_computed_and_keeps_the_current_period(period, tz):
-    from apps.rules import periods
+    from apps.core import periods
 
     periods._next_starts.clear()
     now = datetime(2026, 9, 6, 12, tzinfo=UTC)

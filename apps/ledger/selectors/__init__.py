@@ -1,0 +1,5 @@
+"""Reads of the ledger, one module per subject.
+
+- ledger: balances, history, the per-user page's data, and the invariants `verify_ledger` checks.
+- leaderboard: a board's page in a period, one user's standing, and the totals' check.
+"""

@@ -1,0 +1,161 @@
+"""Operators' adjustments (SPEC §5): requested, posted at once or approved by a second operator."""
+
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from apps.ledger.models import Account, Adjustment, ScoreRecord
+from apps.ledger.services.entries import account_lock, ledger_post_entry
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+# No operator types a billion points on purpose; the bound keeps a slip of the keyboard out of the ledger.
+ADJUSTMENT_MAX_POINTS = 1_000_000_000
+REQUEST_PERMISSION = "ledger.add_adjustment"
+APPROVE_PERMISSION = "ledger.approve_adjustment"
+
+
+class AdjustmentRefused(Exception):
+    """An adjustment cannot be requested or decided as asked. Nothing changed; the message says why."""
+
+
+class AdjustmentForbidden(AdjustmentRefused):
+    """This operator may not do that: no permission, their own request, or their own account."""
+
+
+@dataclass(frozen=True)
+class AdjustmentRequested:
+    adjustment: Adjustment
+    created: bool  # False: this request token was submitted before, and nothing new happened
+
+
+def adjustment_needs_approval(*, amount: int) -> bool:
+    """Whether an adjustment of `amount` waits for a second operator instead of being posted at once."""
+    return abs(amount) > settings.JIFEN_ADJUSTMENT_APPROVAL_ABOVE
+
+
+def adjustment_request(
+    *, user_id: int, amount: int, reason: str, request_token: uuid.UUID, actor: "AbstractBaseUser"
+) -> AdjustmentRequested:
+    """Record an operator's credit (amount > 0) or debit (amount < 0) for a user; post it if small enough.
+
+    At most settings.JIFEN_ADJUSTMENT_APPROVAL_ABOVE points either way are posted at once (the
+    requester is also the one who decided); a bigger one stays pending until another operator
+    approves it. Submitting the same `request_token` again returns the first adjustment with
+    created=False and changes nothing. Raises AdjustmentForbidden without the add permission or
+    for the operator's own account, and AdjustmentRefused for a zero or oversized amount, an empty
+    or overlong reason, or a debit that would take the balance below zero.
+    """
+    if not actor.has_perm(REQUEST_PERMISSION):
+        raise AdjustmentForbidden(_("You do not have permission to request adjustments."))
+    if actor.pk == user_id:
+        raise AdjustmentForbidden(_("Operators cannot adjust their own balance; ask another operator."))
+    reason = reason.strip()
+    if not reason:
+        raise AdjustmentRefused(_("Give a reason for the adjustment."))
+    if len(reason) > Adjustment._meta.get_field("reason").max_length:
+        raise AdjustmentRefused(_("The reason is too long (at most 500 characters)."))
+    if amount == 0 or abs(amount) > ADJUSTMENT_MAX_POINTS:
+        raise AdjustmentRefused(
+            _("The amount must be a non-zero whole number of at most %(max)s points either way.")
+            % {"max": f"{ADJUSTMENT_MAX_POINTS:,}"}
+        )
+    with transaction.atomic():
+        # The account lock first, as for every balance change. A second submit of the same form
+        # waits here until the first commits, then finds its token below.
+        account = account_lock(user_id=user_id)
+        existing = Adjustment.objects.filter(request_token=request_token).first()
+        if existing is not None:
+            return AdjustmentRequested(existing, created=False)
+        _refuse_below_zero(account, amount)
+        adjustment = Adjustment(user_id=user_id, amount=amount, reason=reason, requested_by=actor, request_token=request_token)
+        try:
+            with transaction.atomic():
+                _save_with_history(adjustment, actor=actor, reason="requested")
+        except IntegrityError:
+            # The same token sent for another user (whose lock we do not hold): the first stands.
+            return AdjustmentRequested(Adjustment.objects.get(request_token=request_token), created=False)
+        if not adjustment_needs_approval(amount=amount):
+            _post(adjustment, account=account, actor=actor, reason="posted at once")
+    return AdjustmentRequested(adjustment, created=True)
+
+
+def adjustment_approve(*, adjustment: Adjustment, actor: "AbstractBaseUser") -> Adjustment:
+    """Post a pending adjustment on a second operator's word; return it, now posted.
+
+    Runs under the adjustment's row lock, so two approvals at once post one entry: the second
+    finds it already posted and is refused. Raises AdjustmentForbidden without the approve
+    permission, for the requester, or for the adjusted user; AdjustmentRefused when it is no
+    longer pending or would take the balance below zero (it then stays pending).
+    """
+    if not actor.has_perm(APPROVE_PERMISSION):
+        raise AdjustmentForbidden(_("You do not have permission to approve adjustments."))
+    with transaction.atomic():
+        locked = _lock_pending(adjustment, actor=actor)
+        account = account_lock(user_id=locked.user_id)
+        _post(locked, account=account, actor=actor, reason="approved")
+    return locked
+
+
+def adjustment_reject(*, adjustment: Adjustment, actor: "AbstractBaseUser") -> Adjustment:
+    """Refuse a pending adjustment: it is kept, as rejected, and posts nothing. Same checks as approving."""
+    if not actor.has_perm(APPROVE_PERMISSION):
+        raise AdjustmentForbidden(_("You do not have permission to reject adjustments."))
+    with transaction.atomic():
+        locked = _lock_pending(adjustment, actor=actor)
+        locked.status = Adjustment.Status.REJECTED
+        locked.decided_by, locked.decided_at = actor, timezone.now()
+        _save_with_history(locked, actor=actor, reason="rejected")
+    return locked
+
+
+def _lock_pending(adjustment: Adjustment, *, actor: "AbstractBaseUser") -> Adjustment:
+    locked = Adjustment.objects.select_for_update().get(pk=adjustment.pk)
+    if locked.status != Adjustment.Status.PENDING:
+        raise AdjustmentRefused(
+            _("This adjustment is already %(status)s (by %(operator)s); nothing was changed.")
+            % {"status": locked.get_status_display(), "operator": locked.decided_by}
+        )
+    if locked.requested_by_id == actor.pk:
+        raise AdjustmentForbidden(_("You requested this adjustment; another operator must approve or reject it."))
+    if locked.user_id == actor.pk:
+        raise AdjustmentForbidden(_("This adjustment is for your own account; another operator must decide it."))
+    return locked
+
+
+def _refuse_below_zero(account: Account, amount: int) -> None:
+    if account.balance + amount < 0:
+        raise AdjustmentRefused(
+            _("This would take the balance below zero (balance %(balance)s, adjustment %(amount)s); nothing was changed.")
+            % {"balance": account.balance, "amount": f"{amount:+d}"}
+        )
+
+
+def _post(adjustment: Adjustment, *, account: Account, actor: "AbstractBaseUser", reason: str) -> None:
+    """Append the adjustment's entry and mark it posted; `account` is locked by the caller."""
+    _refuse_below_zero(account, adjustment.amount)
+    entry = ledger_post_entry(
+        account=account,
+        amount=adjustment.amount,
+        kind=ScoreRecord.Kind.ADJUSTMENT,
+        # Keyed by the form's token: whatever happens around it, one request posts one entry.
+        idempotency_key=f"adjustment:{adjustment.request_token}",
+        business_type=adjustment.reason,
+    )
+    if entry is None:
+        raise AdjustmentRefused(_("This adjustment has already been posted; nothing was changed."))
+    adjustment.status, adjustment.entry = Adjustment.Status.POSTED, entry
+    adjustment.decided_by, adjustment.decided_at = actor, entry.created_at
+    _save_with_history(adjustment, actor=actor, reason=reason)
+
+
+def _save_with_history(adjustment: Adjustment, *, actor: "AbstractBaseUser", reason: str) -> None:
+    adjustment._history_user = actor
+    adjustment._change_reason = reason
+    adjustment.save()

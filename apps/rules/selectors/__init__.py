@@ -1,0 +1,5 @@
+"""Reads of the rules app, one module per subject.
+
+- rules: the workers' active-rules cache, per-object amounts, users' progress, a rule's live figures.
+- dry_run: a rule's past completions streamed in time order and replayed without writing.
+"""
