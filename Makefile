@@ -22,11 +22,13 @@ run: install
 	@echo "Starting web (http://127.0.0.1:$(PORT)), worker and beat; Ctrl-C stops all three."
 	$(RUN_ENV) honcho start --port $(PORT)
 
-test: install
+# The style holds without anyone remembering it: ruff's lint and format checks run before the suite.
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # Collect the translatable strings into locale/zh_Hans/LC_MESSAGES/django.po (new ones arrive
 # empty; translate them there) and compile the .mo that Django reads. Both files are committed.
