@@ -200,14 +200,15 @@ class RedisInbox:
         return Batch(key=key, payloads=[orjson.loads(item) for item in reversed(items)])
 
     def finish(self, batch: Batch, *, put_back: Sequence[dict] = ()) -> None:
-        """Drop a processed batch; `put_back` events go back to the inbox's oldest end, for the next claim.
+        """Drop a processed batch; `put_back` events (oldest first) go back to the inbox's oldest end, for the next claim.
 
-        One MULTI: the batch is gone and the events are back together, or neither (and then the
-        sweeper restores the whole batch, whose processed events are skipped as duplicates).
+        They keep their order: the right end is read as the oldest, so the oldest must be pushed
+        last. One MULTI: the batch is gone and the events are back together, or neither (and then
+        the sweeper restores the whole batch, whose processed events are skipped as duplicates).
         """
         pipe = self.client.pipeline(transaction=True)
         if put_back:
-            pipe.rpush(self.key, *(orjson.dumps(payload) for payload in put_back))
+            pipe.rpush(self.key, *(orjson.dumps(payload) for payload in reversed(put_back)))
         pipe.delete(batch.key)
         pipe.zrem(self.batches_key, batch.key)
         pipe.execute()

@@ -12,12 +12,13 @@ import pytest
 from django.conf import settings
 
 from apps.ledger.models import ScoreRecord
+from apps.rules import replay
 from apps.rules.services import scoring
 from apps.tasks.models import UserTaskRecord
 from apps.tracking.breaker import CircuitBreaker
 from apps.tracking.events import Event
 from apps.tracking.handoff import Handoff, HandoffUnavailable, worker_inbox
-from apps.tracking.models import FailedEvent
+from apps.tracking.models import FailedEvent, OutboxEvent
 from apps.tracking.services import pipeline as services
 from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
 
@@ -112,6 +113,58 @@ class TestInbox:
         assert inbox.client.llen(inbox.key) == 1
 
 
+def timed(user, day: int, hour: int = 12, task_type: str = "post") -> dict:
+    return Event(
+        event_id=uuid.uuid4(), user_id=user.pk, task_type=task_type, occurred_at=datetime(2026, 11, day, hour, tzinfo=TZ)
+    ).to_payload()
+
+
+@pytest.mark.redis
+class TestPutBackKeepsOrder:
+    """Every path that puts events back hands them out again oldest first (SPEC §6): a put-back that
+    reversed them once made a deletion run before its post and broke streaks."""
+
+    def test_events_of_busy_accounts_come_back_in_their_order(self, inbox, alice):
+        sent = [payload(alice, business_id=str(i)) for i in range(5)]
+        for item in sent:
+            inbox.push(item)
+        batch = inbox.claim(limit=5)
+        inbox.finish(batch, put_back=batch.payloads[1:])
+        assert [p["business_id"] for p in inbox.claim(limit=5).payloads] == ["1", "2", "3", "4"]
+
+    def test_a_dead_workers_batch_comes_back_in_its_order_before_newer_events(self, inbox, alice):
+        sent = [payload(alice, business_id=str(i)) for i in range(4)]
+        for item in sent[:3]:
+            inbox.push(item)
+        assert inbox.claim(limit=3) is not None
+        inbox.push(sent[3])
+        assert inbox.restore_stale(older_than_s=0) == 3
+        assert [p["business_id"] for p in inbox.claim(limit=10).payloads] == ["0", "1", "2", "3"]
+
+    @pytest.mark.django_db
+    def test_the_outbox_flush_hands_events_over_oldest_first(self, inbox, alice):
+        sent = [timed(alice, day) for day in (3, 4, 5)]
+        for item in sent:
+            OutboxEvent.objects.create(event_id=item["event_id"], payload=item)
+        assert services.outbox_flush() == 3
+        assert [p["event_id"] for p in inbox.claim(limit=10).payloads] == [p["event_id"] for p in sent]
+
+    @pytest.mark.django_db
+    def test_a_failed_batch_processes_each_users_events_alone_in_time_order(self, inbox, alice, monkeypatch):
+        real = services._apply
+
+        def fails_on_batches(events, *args):
+            if len(events) > 1:
+                raise RuntimeError("this batch fails")
+            return real(events, *args)
+
+        monkeypatch.setattr(services, "_apply", fails_on_batches)
+        sent = [timed(alice, day) for day in (5, 4, 3)]  # arriving newest first
+        assert services.events_process_batch(payloads=sent)["processed"] == 3
+        recorded = UserTaskRecord.objects.order_by("pk").values_list("occurred_at", flat=True)
+        assert list(recorded) == sorted(recorded)
+
+
 @pytest.mark.redis
 @pytest.mark.django_db
 class TestDrain:
@@ -147,6 +200,7 @@ class TestPoison:
             return real(rule, completion, progress, tz)
 
         monkeypatch.setattr(scoring, "evaluate", explode)
+        monkeypatch.setattr(replay, "evaluate", explode)  # a re-score decides through the replay
         batch = [payload(alice, "a"), payload(alice, "poison"), payload(alice, "b")]
         counts = services.events_process_batch(payloads=batch)
         assert counts == {"processed": 2, "parked": 1}
