@@ -27,6 +27,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.core.management import call_command
 from django.db import connection
+from django.db.models import Exists, OuterRef
 
 from apps.ledger.models import Account, ScoreRecord
 from apps.rules.models import RuleRecipient, ScoreRule, ScoreRuleObjectPoints
@@ -183,6 +184,16 @@ def create_users(prefix: str, count: int) -> list[int]:
     return list(user_model.objects.filter(username__startswith=prefix).order_by("id").values_list("id", flat=True))
 
 
+def live_awards() -> Counter:
+    """{(completion, rule): live awards}: awards that no reversal entry compensates.
+
+    Events raced in any order re-score what arrived late (SPEC §6), which may take an award back and
+    grant it to the completion the time order gives it: invariant 3 is about the live ones.
+    """
+    compensated = ScoreRecord.objects.filter(reverses=OuterRef("pk"))
+    return Counter(ScoreRecord.objects.filter(kind="award").exclude(Exists(compensated)).values_list("completion_id", "rule_id"))
+
+
 def test_g3_each_event_delivered_five_times_at_once_is_recorded_and_awarded_once(pool):
     TaskConfigFactory(task_type="post")
     each = ScoreRuleFactory(task_type="post", score_type="post-each", points=5)
@@ -205,16 +216,17 @@ def test_g3_each_event_delivered_five_times_at_once_is_recorded_and_awarded_once
     assert outcomes == {Outcome.PROCESSED: 20, Outcome.DUPLICATE: 80}
     recorded = Counter(UserTaskRecord.all_objects.values_list("event_id", flat=True))
     assert recorded == {uuid.UUID(p["event_id"]): 1 for p in events}
-    per_pair = Counter(ScoreRecord.objects.filter(kind="award").values_list("completion_id", "rule_id"))
+    per_pair = live_awards()
     assert set(per_pair.values()) == {1}
     # Each user posted 4 times on one day: 4 "each" awards and one "every third" award.
     assert Counter(rule_id for _, rule_id in per_pair) == {each.pk: 20, third.pk: 5}
     assert sorted(Account.objects.values_list("balance", flat=True)) == [4 * 5 + 7] * 5
 
     # Delivered once more, later: nothing changes.
+    entries = ScoreRecord.objects.count()
     assert {event_process(event=Event.from_payload(p)) for p in events} == {Outcome.DUPLICATE}
     assert UserTaskRecord.all_objects.count() == 20
-    assert ScoreRecord.objects.count() == 25
+    assert ScoreRecord.objects.count() == entries
 
 
 def test_g5_a_thousand_users_racing_for_a_hundred_places_make_exactly_a_hundred_recipients(pool):
@@ -327,7 +339,7 @@ def test_g3_g5_g6_hold_when_workers_process_batches_of_shared_users(pool, mixed_
     assert outcomes.pop("put_back", 0) > 0, "no batch ever found an account busy: the test did not race"
     assert outcomes == {Outcome.PROCESSED: len(distinct), Outcome.DUPLICATE: len(payloads) - len(distinct)}, f"seed {SEED + 1}"
     assert Counter(UserTaskRecord.all_objects.values_list("event_id", flat=True)) == {uuid.UUID(e): 1 for e in distinct}
-    per_pair = Counter(ScoreRecord.objects.filter(kind="award").values_list("completion_id", "rule_id"))
+    per_pair = live_awards()
     assert set(per_pair.values()) == {1}
     call_command("verify_ledger")
     assert RuleRecipient.objects.filter(rule=first_share).count() == G6_SHARE_CAP

@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from apps.ledger.selectors.ledger import user_ledger
+from apps.tasks.selectors import pending_reversals
 
 # The engine's reasons (apps.rules.engine.Reason), as an operator asking "why no points?" reads them.
 _REASONS = {
@@ -26,6 +27,13 @@ _REASONS = {
     "period_already_counted": gettext_lazy("not counted again: this period already counts toward the streak"),
     "late_event": gettext_lazy("not counted: older than the streak's last counted period"),
     "cooldown": gettext_lazy("not counted: too close in time to another counted completion (the rule's cooldown)"),
+    "reversed": gettext_lazy("not counted: a reversal undid this completion"),
+}
+
+# Why a decision was made again after the completion was first scored (SPEC §6).
+_RESCORE_CAUSES = {
+    "late": gettext_lazy("re-scored after a late event of %(day)s"),
+    "reversal": gettext_lazy("re-scored after a reversal of %(day)s"),
 }
 
 
@@ -53,6 +61,21 @@ def _awarded_text(decision: dict) -> str:
     return ngettext("awarded %(points)s point", "awarded %(points)s points", points) % {"points": points}
 
 
+def rescore_note(decision: dict) -> str:
+    """ "re-scored after a late event of 2026-11-28" when a re-score made this decision, else ""."""
+    mark = decision.get("rescored") or {}
+    moment = parse_datetime(mark.get("event_at") or "")
+    template = _RESCORE_CAUSES.get(mark.get("cause", ""))
+    if template is None or moment is None:
+        return ""
+    return str(template) % {"day": timezone.localtime(moment).date().isoformat()}
+
+
+def _with_note(text: str, decision: dict) -> str:
+    note = rescore_note(decision)
+    return f"{text} ({note})" if note else text
+
+
 def decision_outcome(decision: dict) -> str:
     """What a rule's decision came to, in three words: awarded N points, counted with no award, not counted."""
     if decision.get("reason") == "awarded":
@@ -64,19 +87,21 @@ def decision_reason(decision: dict) -> str:
     """Why the rule decided so, in plain words."""
     reason = decision.get("reason", "")
     if reason == "awarded":
-        return _("the completion reached the number of times the rule asks for")
+        return _with_note(_("the completion reached the number of times the rule asks for"), decision)
     if reason == "cooldown":
-        return _cooldown_text(decision)
-    return str(_REASONS.get(reason, reason))
+        return _with_note(_cooldown_text(decision), decision)
+    return _with_note(str(_REASONS.get(reason, reason)), decision)
 
 
 def decision_text(decision: dict) -> str:
     """One rule's decision on a completion, e.g. "awarded 5 points (progress 3)"."""
     reason = decision.get("reason", "")
-    text = _awarded_text(decision) if reason == "awarded" else decision_reason(decision)
+    text = _awarded_text(decision) if reason == "awarded" else str(_REASONS.get(reason, reason))
+    if reason == "cooldown":
+        text = _cooldown_text(decision)
     if decision.get("counted") or reason in ("period_already_counted", "late_event", "duplicate_object", "cooldown"):
         text = _("%(decision)s (progress %(progress)s)") % {"decision": text, "progress": decision.get("progress", 0)}
-    return text
+    return _with_note(text, decision)
 
 
 def _changelist(request: HttpRequest, name: str, permission: str, query: str) -> str | None:
@@ -116,6 +141,7 @@ def user_page_context(request: HttpRequest, *, user_id: int, admin_site) -> dict
             (record, [(decision.get("rule", "?"), decision_text(decision)) for decision in record.decisions])
             for record in ledger.completions
         ],
+        "pending_reversals": pending_reversals(user_id=user_id),
         "links": {
             "entries": _changelist(request, "ledger_scorerecord_changelist", "ledger.view_scorerecord", by_user),
             "completions": _changelist(request, "tasks_usertaskrecord_changelist", "tasks.view_usertaskrecord", by_user),

@@ -52,8 +52,9 @@ class Reason(StrEnum):
     LIMIT_REACHED = "limit_reached"  # award_limit_per_period awards already in this period
     CAP_REACHED = "cap_reached"  # number_limit_all recipients already exist
     PERIOD_ALREADY_COUNTED = "period_already_counted"  # streak: this period already counts
-    LATE_EVENT = "late_event"  # streak: older than the last counted period
+    LATE_EVENT = "late_event"  # streak: older than the last counted period (the pipeline re-scores such events instead)
     COOLDOWN = "cooldown"  # too close in time to another counted completion (of the same object, if per object)
+    REVERSED = "reversed"  # the completion was undone by a reversal (SPEC §6); recorded by a re-score, never by `evaluate`
 
 
 @dataclass(frozen=True)

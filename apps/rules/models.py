@@ -197,6 +197,9 @@ class UserScoreInfo(SoftDeleteModel):
     achieved = models.BooleanField(_("achieved"), default=False)
     awards_in_period = models.PositiveIntegerField(_("awards in period"), default=0)
     streak_length = models.PositiveIntegerField(_("streak"), default=0)
+    # When the latest completion counted in this period occurred: a completion that sorts before it
+    # is late and re-scores the rule for its user (SPEC §6) instead of taking the fast path.
+    last_counted_at = models.DateTimeField(_("last counted completion"), null=True, blank=True, editable=False)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 

@@ -49,6 +49,17 @@ class Replay:
         self._bounds: tuple[datetime, datetime | None] | None = None
         self._exclusive = not spec.can_repeat and spec.kind != STREAK
 
+    def seed(self, user_id: int, *, streak_start: datetime | None, streak: int, last_counted: dict | None = None) -> None:
+        """Start a user from what the periods before the replayed ones left (a re-score from a period on).
+
+        `streak_start` and `streak`: the latest counted period before the first replayed one and the
+        streak it ended with; `last_counted`: for a rule with a cooldown, {user id, or (user id,
+        business id): when the last counted completion before it occurred}.
+        """
+        state = self.users.setdefault(user_id, _UserState())
+        state.streak_start, state.streak = streak_start, streak
+        self.last_counted.update(last_counted or {})
+
     def _period_start(self, at: datetime) -> datetime:
         # Completions come in time order, so one period's bounds serve a run of them.
         bounds = self._bounds

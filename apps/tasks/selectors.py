@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
+from django.db.models import Exists, Max, OuterRef
 from django.utils.dateparse import parse_datetime
 
 from apps.ledger.models import ScoreRecord
@@ -129,7 +130,11 @@ def completions_explain(*, records: list[UserTaskRecord]) -> list[CompletionWhy]
     awards = ScoreRecord.objects.filter(completion__in=[record.pk for record in records], kind=ScoreRecord.Kind.AWARD).only(
         "id", "serial_number", "trade_amount", "completion_id", "rule_id"
     )
-    entries = {(entry.completion_id, entry.rule_id): entry for entry in awards} if records else {}
+    # The live award of each (completion, rule); one a re-score took back shows only if none is live.
+    awards = awards.annotate(taken_back=Exists(ScoreRecord.objects.filter(reverses=OuterRef("pk")))).order_by("taken_back", "-id")
+    entries: dict = {}
+    for entry in awards if records else ():
+        entries.setdefault((entry.completion_id, entry.rule_id), entry)
     return [
         CompletionWhy(
             record,
@@ -187,3 +192,45 @@ def recorded_event_ids(*, event_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
     if not wanted:
         return set()
     return set(UserTaskRecord.objects.filter(event_id__in=wanted).values_list("event_id", flat=True))
+
+
+def latest_reversals(*, keys: Iterable[tuple[int, str, str]]) -> dict[tuple[int, str, str], datetime]:
+    """{(user id, reversed task type, business id): when the latest reversal of it occurred}, for `keys` (one query).
+
+    A new completion at or before that time may be one a reversal undoes (SPEC §6): the pipeline
+    pairs it in time order instead of scoring it on the fast path.
+    """
+    keys = set(keys)
+    if not keys:
+        return {}
+    rows = (
+        UserTaskRecord.objects.filter(
+            user_id__in={user for user, _, _ in keys},
+            task__reverses__in={task for _, task, _ in keys},
+            business_id__in={business for _, _, business in keys},
+            deleted_at__isnull=True,
+        )
+        .values_list("user_id", "task__reverses", "business_id")
+        .annotate(latest=Max("occurred_at"))
+    )
+    return {(user, task, business): latest for user, task, business, latest in rows if (user, task, business) in keys}
+
+
+@dataclass(frozen=True)
+class PendingReversal:
+    """A reversal that has found nothing to undo yet: a completion that arrives later and that it undoes earns nothing."""
+
+    record: UserTaskRecord
+    reverses: str  # the task type it undoes
+
+
+def pending_reversals(*, user_id: int, limit: int = WHY_RECENT) -> list[PendingReversal]:
+    """The user's reversals that undo nothing yet, newest first."""
+    undoing = UserTaskRecord.objects.filter(reversed_by=OuterRef("pk"))
+    records = (
+        UserTaskRecord.objects.filter(user_id=user_id, task__reverses__gt="", deleted_at__isnull=True)
+        .exclude(Exists(undoing))
+        .select_related("task")
+        .order_by("-occurred_at", "-id")[:limit]
+    )
+    return [PendingReversal(record, record.task.reverses) for record in records]

@@ -1,4 +1,4 @@
-"""Writes for task configs and completions."""
+"""Writes for task configs and completions, and the pairing of reversals with what they undo."""
 
 import uuid
 from collections.abc import Sequence
@@ -11,6 +11,7 @@ from django.utils import timezone
 from apps.core.lifecycle import Actor, copy_fields, free_copy_code, save_with_history, transition, update_fields
 from apps.core.multirow import rows_insert
 from apps.tasks.models import TaskConfig, UserTaskRecord
+from apps.tasks.reversals import Moment, reversal_pairs
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,3 +127,50 @@ def task_config_copy_as_draft(*, config: TaskConfig, actor: Actor = None) -> Tas
         status=TaskConfig.Status.EDITING,
         **copy_fields(config, _COPIED_FIELDS),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class LiveChange:
+    """A completion whose live state a reversal pairing changed: it was undone, or is live again."""
+
+    completion_id: int
+    occurred_at: datetime
+    live: bool
+    decisions: Sequence[dict]
+
+
+def reversals_pair(*, user_id: int, task_type: str, business_id: str) -> list[LiveChange]:
+    """Pair the user's reversals of `task_type` for `business_id` with the completions they undo, in time order.
+
+    Stores the pairing of `apps.tasks.reversals.reversal_pairs` (`reversed_at` and `reversed_by`
+    on the undone completions; a reversal that undoes nothing stays pending) and returns the
+    completions whose live state changed, for the caller to re-score their rules. Runs under the
+    user's account lock, in the transaction that recorded the events.
+    """
+    completions = list(
+        UserTaskRecord.objects.filter(
+            user_id=user_id, task__task_type=task_type, business_id=business_id, deleted_at__isnull=True
+        ).values_list("pk", "occurred_at", "event_id", "reversed_at", "reversed_by_id", "decisions")
+    )
+    reversals = list(
+        UserTaskRecord.objects.filter(
+            user_id=user_id, task__reverses=task_type, business_id=business_id, deleted_at__isnull=True
+        ).values_list("pk", "occurred_at", "event_id")
+    )
+    pairs = reversal_pairs(
+        completions=[Moment(pk, at, str(event_id)) for pk, at, event_id, *_ in completions],
+        reversals=[Moment(pk, at, str(event_id)) for pk, at, event_id in reversals],
+    )
+    undone_by = {target: reversal for reversal, target in pairs.items() if target is not None}
+    now = timezone.now()
+    changes: list[LiveChange] = []
+    for pk, occurred_at, _event_id, reversed_at, reversed_by, decisions in completions:
+        reverser = undone_by.get(pk)
+        if reverser == reversed_by and (reverser is None) == (reversed_at is None):
+            continue
+        UserTaskRecord.objects.filter(pk=pk).update(
+            reversed_by_id=reverser, reversed_at=(reversed_at or now) if reverser else None, updated_at=now
+        )
+        if (reverser is None) != (reversed_at is None):
+            changes.append(LiveChange(pk, occurred_at, live=reverser is None, decisions=decisions))
+    return changes

@@ -94,12 +94,19 @@ class TestScoring:
         assert do(alice, at(9), "1") == "awarded"
         assert do(bob, at(9, 1), "1") == "awarded"
 
-    def test_a_late_event_inside_the_cooldown_of_a_later_counted_one_is_refused(self, alice, tasks):
+    def test_late_events_are_decided_as_if_they_had_come_in_time(self, alice, tasks):
+        # Arriving newest first, they end up decided as the time-ordered replay decides them (SPEC §6):
+        # 09:45 counts, 09:50 is within its cooldown, 09:55 is exactly the cooldown after it, 10:00 within.
         ScoreRuleFactory(task_type="share", points=3, cooldown=TEN_MINUTES)
-        assert do(alice, at(10), "1") == "awarded"
-        assert do(alice, at(9, 55), "2") == "cooldown"
-        assert do(alice, at(9, 50), "3") == "awarded"  # exactly the cooldown before it
-        assert do(alice, at(9, 45), "4") == "cooldown"  # now within the cooldown of 09:50
+        events = [
+            event(alice, at(10), "1"),
+            event(alice, at(9, 55), "2"),
+            event(alice, at(9, 50), "3"),
+            event(alice, at(9, 45), "4"),
+        ]
+        for done in events:
+            event_process(event=done)
+        assert reasons(events) == ["cooldown", "awarded", "cooldown", "awarded"]
         assert balance(alice) == 6
 
     def test_occurred_at_decides_not_the_time_of_processing(self, alice, tasks):
@@ -130,7 +137,8 @@ class TestScoring:
         )
         with CaptureQueriesContext(connection) as queries:
             events_process_batch(payloads=[e.to_payload() for e in (first, second, late, later, others)])
-        assert reasons([first, second, late, later, others]) == ["awarded", "cooldown", "cooldown", "awarded", "awarded"]
+        # Each user's events are decided in time order: 08:58 counts and blocks 09:00 and 09:05.
+        assert reasons([first, second, late, later, others]) == ["cooldown", "cooldown", "awarded", "awarded", "awarded"]
         assert (balance(alice), balance(bob)) == (6, 3)
         reads = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT") and "countedcompletion" in q["sql"]]
         assert len(reads) == 1, reads
@@ -145,9 +153,13 @@ class TestScoring:
     def test_a_reversed_completion_frees_the_cooldown(self, alice, tasks):
         ScoreRuleFactory(task_type="share", points=3, cooldown=TEN_MINUTES)
         assert do(alice, at(9), "7") == "awarded"
-        assert do(alice, at(9, 1), "8") == "cooldown"
+        refused = event(alice, at(9, 1), "8")
+        event_process(event=refused)
+        assert reasons([refused]) == ["cooldown"]
         do(alice, at(9, 2), "7", task_type="unshare")
-        assert do(alice, at(9, 3), "8") == "awarded"
+        # Without 09:00, the 09:01 share is the first: it counts now, and 09:03 is within its cooldown.
+        assert reasons([refused]) == ["awarded"]
+        assert do(alice, at(9, 3), "8") == "cooldown"
         assert balance(alice) == 3
 
     def test_rules_without_a_cooldown_write_no_cooldown_columns(self, alice, tasks):

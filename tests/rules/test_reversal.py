@@ -87,25 +87,29 @@ def test_a_reversed_award_no_longer_counts_toward_the_period_limit(alice, tasks)
     assert balance(alice) == 3
 
 
-def test_awards_triggered_by_other_completions_stand(alice, tasks):
+def test_deleting_one_of_two_takes_the_threshold_award_back_and_posting_again_pays_it_once(alice, tasks):
     ScoreRuleFactory(task_type="share", points=5, required_number_of_times=2)
     do(alice, "share", at(2, 9), "7")
-    do(alice, "share", at(2, 10), "8")  # this one triggers the award
-    do(alice, "unshare", at(2, 11), "7")
-    assert balance(alice) == 5
+    do(alice, "share", at(2, 10), "8")  # the second share reaches N = 2
+    do(alice, "unshare", at(2, 11), "7")  # one share is left: what one share earns is nothing
+    assert balance(alice) == 0
     assert UserScoreInfo.objects.get().achievement_amount_now == 1
+    do(alice, "share", at(2, 12), "7")
+    do(alice, "unshare", at(2, 13), "7")
+    do(alice, "share", at(2, 14), "7")
+    assert balance(alice) == 5  # two live shares: one award, however often 7 was deleted and shared again
 
 
-def test_streaks_are_not_rewound(alice, tasks):
+def test_a_deleted_completion_no_longer_counts_toward_the_streak(alice, tasks):
     ScoreRuleFactory(task_type="share", kind="streak", points=2, required_number_of_times=2)
     do(alice, "share", at(2), "7")
     do(alice, "share", at(3), "8")  # streak 2: award
-    do(alice, "unshare", at(3, 13), "8")  # award taken back, streak stands
+    do(alice, "unshare", at(3, 13), "8")  # day 3 no longer counts: the award goes, the streak is 1 again
     assert balance(alice) == 0
-    latest = UserScoreInfo.objects.order_by("-period_start").first()
-    assert latest.streak_length == 2
-    do(alice, "share", at(4), "9")
-    assert UserScoreInfo.objects.order_by("-period_start").first().streak_length == 3
+    assert [row.streak_length for row in UserScoreInfo.objects.order_by("period_start")] == [1, 0]
+    do(alice, "share", at(4), "9")  # day 3 was missed: a new streak starts
+    assert UserScoreInfo.objects.order_by("-period_start").first().streak_length == 1
+    assert balance(alice) == 0
 
 
 def test_a_recipient_keeps_the_place(alice, tasks):

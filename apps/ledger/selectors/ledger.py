@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum, Value, Window
+from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, Sum, Value, Window
 from django.db.models.functions import Coalesce, Lag
 
 from apps.ledger.models import Account, Adjustment, ScoreRecord
@@ -103,9 +103,15 @@ def _append_only_problems() -> Iterator[LedgerProblem]:
 
 
 def _double_award_problems() -> Iterator[LedgerProblem]:
-    """Invariant 3: at most one award per (completion, rule), one reversal per award."""
+    """Invariant 3: at most one live award (one no reversal compensates) per (completion, rule), one reversal per award.
+
+    A re-score (SPEC §6) may take an award back and grant it again later: that is a second award
+    entry, with the first one's reversal beside it.
+    """
+    compensated = ScoreRecord.objects.filter(reverses=OuterRef("pk"))
     doubled = (
         ScoreRecord.objects.filter(kind=ScoreRecord.Kind.AWARD, completion__isnull=False)
+        .exclude(Exists(compensated))
         .values("completion_id", "rule_id")
         .annotate(n=Count("id"), account_id=Min("account_id"))
         .filter(n__gt=1)

@@ -19,11 +19,10 @@ from django.utils import timezone
 from apps.core.multirow import db_time, fetch, int_list, read_time, rows_insert, rows_update
 from apps.core.periods import period_bounds, previous_period_start, site_timezone
 from apps.ledger.models import Account, ScoreRecord
-from apps.ledger.services.entries import EntryMeta, EntrySpec, ledger_post_batch, ledger_post_entry
+from apps.ledger.services.entries import EntryMeta, EntrySpec, ledger_post_batch
 from apps.rules.engine import STREAK, Completion, Decision, Progress, RuleSpec, evaluate
 from apps.rules.models import CountedCompletion, RuleRecipient, ScoreRule, UserScoreInfo
 from apps.rules.selectors.rules import active_rules_for, object_points_for_many, rule_spec
-from apps.tasks.models import UserTaskRecord
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +53,8 @@ class _Row:
     achieved: bool = False
     awards: int = 0
     streak: int = 0
+    last_counted_at: datetime | None = None  # when its latest counted completion occurred
+    in_batch: bool = False  # `last_counted_at` was set by this batch (whose completions come in time order)
 
 
 _ROW_COLUMNS = (
@@ -67,6 +68,7 @@ _ROW_COLUMNS = (
     "achieved",
     "awards_in_period",
     "streak_length",
+    "last_counted_at",
 )
 
 
@@ -94,8 +96,8 @@ def _progress_rows(exact: dict[tuple[int, datetime], set[int]], onward: dict[tup
     )
     # Times as the ORM would give them (SQLite hands back naive UTC), and `achieved` as a bool.
     return [
-        (pk, user, rule, read_time(start), read_time(end), *rest[:2], bool(rest[2]), *rest[3:])
-        for pk, user, rule, start, end, *rest in rows
+        (pk, user, rule, read_time(start), read_time(end), required, count, bool(achieved), awards, streak, read_time(last))
+        for pk, user, rule, start, end, required, count, achieved, awards, streak, last in rows
     ]
 
 
@@ -225,6 +227,30 @@ class BatchState:
             **common,
         )
 
+    def is_late(self, item: ScoringItem, spec: RuleSpec, tz: ZoneInfo) -> bool:
+        """Whether `item` sorts before a completion the rule already counted for its user (SPEC §6).
+
+        A count rule's periods are independent, so only the completion's own period is read, and
+        with a cooldown the counted completions within a cooldown after it; a streak reads every
+        period from the one before the completion's on. A tie in time with a completion counted by
+        an earlier batch counts as late (the re-score orders ties by event id); this batch's own
+        completions come in (occurred_at, event_id) order and are never late to one another.
+        """
+
+        def after(row: _Row | None) -> bool:
+            last = row.last_counted_at if row is not None else None
+            return last is not None and (last > item.occurred_at or (last == item.occurred_at and not row.in_batch))
+
+        start, since = _periods(spec, item.occurred_at, tz)
+        if spec.kind == STREAK:
+            return any(row.period_start >= since and after(row) for row in self.of_rule.get((item.user_id, spec.id), ()))
+        if after(self.rows.get((item.user_id, spec.id, start))):
+            return True
+        if spec.cooldown is not None:
+            times = self.counted_at.get(_cooldown_key(item, spec), ())
+            return bool(times) and times[-1] > item.occurred_at
+        return False
+
     def count_at(self, item: ScoringItem, spec: RuleSpec) -> None:
         """Remember a counted completion of a rule with a cooldown, for the batch's later completions."""
         insort(self.counted_at.setdefault(_cooldown_key(item, spec), []), item.occurred_at)
@@ -257,6 +283,7 @@ class BatchState:
                         r.achieved,
                         r.awards,
                         r.streak,
+                        r.last_counted_at,
                         now,
                         now,
                     )
@@ -270,8 +297,8 @@ class BatchState:
                 row.pk = pk
         rows_update(
             UserScoreInfo,
-            ("achievement_amount_now", "achieved", "awards_in_period", "streak_length", "updated_at"),
-            [(r.pk, r.count, r.achieved, r.awards, r.streak, now) for r in self.changed.values()],
+            ("achievement_amount_now", "achieved", "awards_in_period", "streak_length", "last_counted_at", "updated_at"),
+            [(r.pk, r.count, r.achieved, r.awards, r.streak, r.last_counted_at, now) for r in self.changed.values()],
         )
 
 
@@ -298,6 +325,8 @@ class ScoringPlan:
     state: BatchState | None = None
     counted: list = field(default_factory=list)  # (item index, spec, progress row, dedupe key)
     awards: list = field(default_factory=list)  # (item index, spec, progress row, decision)
+    # (user id, rule id): the earliest completion the fast path left to a re-score (SPEC §6), with its event id.
+    late: dict[tuple[int, int], ScoringItem] = field(default_factory=dict)
 
 
 class _Specs:
@@ -335,11 +364,16 @@ class _Specs:
         self._built.clear()
 
 
-def completions_plan(*, items: list[ScoringItem]) -> ScoringPlan:
+def completions_plan(*, items: list[ScoringItem], rescored: frozenset[int] = frozenset()) -> ScoringPlan:
     """Decide every active rule for each completion, in order; write only capped places.
 
-    Runs under the account locks of all the items' users. Each completion sees the progress left
-    by the ones before it; `scoring_plan_write` stores the progress once the completion rows exist.
+    Runs under the account locks of all the items' users, whose completions must come in
+    (occurred_at, event_id) order. Each completion sees the progress left by the ones before it;
+    `scoring_plan_write` stores the progress once the completion rows exist. A completion that is
+    late for a rule (`BatchState.is_late`), and every later one of its user and rule in the batch,
+    is left out of the plan and named in `plan.late`, as are the items whose index is in
+    `rescored` for all their rules: the caller re-scores those users and rules once the
+    completions are recorded (`apps.rules.services.rescore`).
     """
     tz = site_timezone()
     specs = _Specs(items)
@@ -354,6 +388,10 @@ def completions_plan(*, items: list[ScoringItem]) -> ScoringPlan:
         decisions = []
         completion = Completion(occurred_at=item.occurred_at, business_id=item.business_id)
         for spec in specs.for_item(item):
+            key = (item.user_id, spec.id)
+            if key in plan.late or index in rescored or state.is_late(item, spec, tz):
+                plan.late.setdefault(key, item)
+                continue
             decision = evaluate(spec, completion, state.progress(item, spec, tz), tz)
             if decision.takes_recipient_place:
                 if recipient_place_take(rule_id=spec.id, user_id=item.user_id):
@@ -379,6 +417,7 @@ def plan_keep(plan: ScoringPlan, index: int, spec: RuleSpec, decision: Decision)
         row.streak = decision.progress
     row.count = decision.progress
     row.achieved = row.achieved or decision.progress >= spec.required
+    row.last_counted_at, row.in_batch = item.occurred_at, True
     exclusive = not spec.can_repeat and spec.kind != STREAK
     if exclusive:
         state.objects_seen.add((item.user_id, spec.id, row.period_start, item.business_id))
@@ -442,74 +481,3 @@ def scoring_plan_write(*, plan: ScoringPlan, completion_ids: list[int], accounts
             )
         )
     ledger_post_batch(postings=[(accounts[user_id], entries) for user_id, entries in sorted(postings.items())])
-
-
-def completion_evaluate(*, record: UserTaskRecord, account: Account, meta: EntryMeta) -> list[Decision]:
-    """Run every active rule of the completion's task over it and apply the decisions.
-
-    Must run inside the transaction that holds `account`'s lock and created `record`; returns
-    the decisions in rule order.
-    """
-    item = ScoringItem(
-        user_id=record.user_id,
-        task_type=record.task.task_type,
-        event_id=record.event_id,
-        occurred_at=record.occurred_at,
-        business_id=record.business_id,
-        meta=meta,
-    )
-    plan = completions_plan(items=[item])
-    scoring_plan_write(plan=plan, completion_ids=[record.pk], accounts={record.user_id: account})
-    return plan.decisions[0]
-
-
-def completion_reverse(*, record: UserTaskRecord, account: Account, meta: EntryMeta) -> UserTaskRecord | None:
-    """Undo the user's latest unreversed completion that `record` reverses (SPEC §6).
-
-    The undone completion stops counting: count progress goes down by one in its period (and
-    its business id is free again), each award it triggered gets a compensating entry and stops
-    counting toward the period's award limit. Streaks and recipient places stand. Returns the
-    undone completion, or None when there was nothing to undo.
-    """
-    target = (
-        UserTaskRecord.objects.filter(
-            user_id=record.user_id,
-            task__task_type=record.task.reverses,
-            business_id=record.business_id,
-            reversed_at__isnull=True,
-        )
-        .order_by("-occurred_at", "-id")
-        .first()
-    )
-    if target is None:
-        return None
-    now = timezone.now()
-    target.reversed_at = now
-    target.reversed_by = record
-    target.save(update_fields=["reversed_at", "reversed_by", "updated_at"])
-    for counted in CountedCompletion.objects.filter(completion=target, reversed_at__isnull=True).select_related("rule"):
-        if counted.rule.kind != STREAK:
-            UserScoreInfo.objects.filter(pk=counted.score_info_id, achievement_amount_now__gt=0).update(
-                achievement_amount_now=F("achievement_amount_now") - 1
-            )
-        counted.reversed_at = now
-        counted.save(update_fields=["reversed_at"])
-    for award in ScoreRecord.objects.filter(completion=target, kind=ScoreRecord.Kind.AWARD).order_by("id"):
-        if award.score_info_id:
-            UserScoreInfo.objects.filter(pk=award.score_info_id, awards_in_period__gt=0).update(
-                awards_in_period=F("awards_in_period") - 1
-            )
-        ledger_post_entry(
-            account=account,
-            amount=-award.trade_amount,
-            kind=ScoreRecord.Kind.REVERSAL,
-            idempotency_key=f"reversal:{award.pk}",
-            business_type=award.business_type,
-            rule_id=award.rule_id,
-            completion_id=record.pk,
-            score_info_id=award.score_info_id,
-            reverses_id=award.pk,
-            meta=meta,
-            earned_at=target.occurred_at,
-        )
-    return target

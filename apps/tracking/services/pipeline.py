@@ -10,15 +10,19 @@ from enum import StrEnum
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import OperationalError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.core.multirow import fetch, int_list, read_uuid, uuid_list
 from apps.ledger.models import Account
 from apps.ledger.services.entries import EntryMeta, accounts_ensure, accounts_lock
-from apps.rules.services.scoring import ScoringItem, completion_evaluate, completion_reverse, completions_plan, scoring_plan_write
+from apps.rules.models import ScoreRule
+from apps.rules.selectors.rules import active_rules_for
+from apps.rules.services.rescore import Cause, Rescore, completions_rescore
+from apps.rules.services.scoring import ScoringItem, completions_plan, scoring_plan_write
 from apps.tasks.models import TaskConfig, UserTaskRecord
-from apps.tasks.services import NewCompletion, completion_create, completions_create
+from apps.tasks.selectors import latest_reversals
+from apps.tasks.services import LiveChange, NewCompletion, completions_create, reversals_pair
 from apps.tracking.events import Event, EventError
 from apps.tracking.handoff import HandoffUnavailable, handoff, uses_inbox, worker_inbox
 from apps.tracking.models import FailedEvent, Heartbeat, OutboxEvent
@@ -97,77 +101,109 @@ def _meta(event: Event) -> EntryMeta:
     return EntryMeta(location=event.location, country=event.country, lang_type=event.lang_type)
 
 
-def _record_and_score(events: list[tuple[Event, TaskConfig]], accounts: dict[int, Account]) -> None:
-    """Decide, then write the completions and everything they earn: one statement per table for all of them."""
-    if not events:
-        return
-    plan = completions_plan(
-        items=[
-            ScoringItem(
-                user_id=event.user_id,
-                task_type=config.task_type,
-                event_id=event.event_id,
-                occurred_at=event.occurred_at,
-                business_id=event.business_id,
-                meta=_meta(event),
-            )
-            for event, config in events
-        ]
+def _item(event: Event, config: TaskConfig) -> ScoringItem:
+    return ScoringItem(
+        user_id=event.user_id,
+        task_type=config.task_type,
+        event_id=event.event_id,
+        occurred_at=event.occurred_at,
+        business_id=event.business_id,
+        meta=_meta(event),
     )
-    ids = completions_create(
-        completions=[
-            _new_completion(event, config, [decision.as_record() for decision in decisions])
-            for (event, config), decisions in zip(events, plan.decisions, strict=True)
-        ]
-    )
-    scoring_plan_write(plan=plan, completion_ids=ids, accounts=accounts)
 
 
-def _reversal_apply(event: Event, config: TaskConfig, account: Account) -> None:
-    """A completion that undoes another: the undoing comes first, as it changes the progress the rules then read."""
-    meta = _meta(event)
-    record = completion_create(completion=_new_completion(event, config, []))
-    record.task = config  # already loaded: spares completion_reverse a query for it
-    completion_reverse(record=record, account=account, meta=meta)
-    decisions = completion_evaluate(record=record, account=account, meta=meta)
-    record.decisions = [decision.as_record() for decision in decisions]
-    record.save(update_fields=["decisions", "updated_at"])
+def _job_add(jobs: dict[tuple[int, int], Rescore], job: Rescore) -> None:
+    """Keep one re-score per user and rule, from the earliest period any change asks for."""
+    key = (job.user_id, job.rule_id)
+    if key not in jobs or job.since < jobs[key].since:
+        jobs[key] = job
 
 
-def _apply(events: list[tuple[Event, TaskConfig]], accounts: dict[int, Account]) -> Counter:
-    """Record and score `events` (in ascending user id, each user's in order) under their users' account locks.
+def _rules_touched(task_type: str, change: LiveChange) -> list[int]:
+    """The rules to re-score when a completion of `task_type` changes live state: the active ones, and
+    any other (retired since) that decided it."""
+    rule_ids = [rule.pk for rule in active_rules_for(task_type=task_type)]
+    return rule_ids + [d["rule_id"] for d in change.decisions if d.get("rule_id") and d["rule_id"] not in rule_ids]
+
+
+def _apply(events: list[tuple[Event, TaskConfig]], accounts: dict[int, Account], reversible: set[str]) -> Counter:
+    """Record and score `events` (by user id, each user's in (occurred_at, event_id) order) under their users' account locks.
 
     An event_id recorded before, or earlier in `events`, is a duplicate: under the account lock no
     one else can record this user's event meanwhile, and the unique constraint on event_id still
     has the last word (an IntegrityError aborts the transaction; a retry finds the event recorded).
-    Plain completions are written together; a reversal is applied on its own, after what came
-    before it was written, since it reads and changes the rows they wrote.
+
+    In-order completions take the fast path: decided together and written with one statement per
+    table. What would make the ledger depend on arrival order instead re-scores the user and rule
+    once everything is recorded (SPEC §6, `apps.rules.services.rescore`): a completion late for a
+    rule, a reversal, and a completion that a reversal recorded before it undoes (`reversible`
+    holds the task types some config reverses).
     """
     counts: Counter = Counter()
     seen = _recorded([event for event, _ in events])
-    pending: list[tuple[Event, TaskConfig]] = []
+    fresh: list[tuple[Event, TaskConfig]] = []
     for event, config in events:
         if event.event_id in seen:
             counts[str(Outcome.DUPLICATE)] += 1
             continue
         seen.add(event.event_id)
-        if config.reverses:
-            _record_and_score(pending, accounts)
-            pending = []
-            _reversal_apply(event, config, accounts[event.user_id])
-        else:
-            pending.append((event, config))
+        fresh.append((event, config))
         counts[str(Outcome.PROCESSED)] += 1
-    _record_and_score(pending, accounts)
+    if not fresh:
+        return counts
+    latest = latest_reversals(keys=[(e.user_id, c.task_type, e.business_id) for e, c in fresh if c.task_type in reversible])
+    undone = frozenset(
+        index
+        for index, (event, config) in enumerate(fresh)
+        if (at := latest.get((event.user_id, config.task_type, event.business_id))) is not None and at >= event.occurred_at
+    )
+    plan = completions_plan(items=[_item(event, config) for event, config in fresh], rescored=undone)
+    ids = completions_create(
+        completions=[
+            _new_completion(event, config, [decision.as_record() for decision in decisions])
+            for (event, config), decisions in zip(fresh, plan.decisions, strict=True)
+        ]
+    )
+    scoring_plan_write(plan=plan, completion_ids=ids, accounts=accounts)
+
+    jobs: dict[tuple[int, int], Rescore] = {}
+    by_event = {event.event_id: pk for (event, _), pk in zip(fresh, ids, strict=True)}
+    for (user_id, rule_id), item in plan.late.items():
+        _job_add(jobs, Rescore(user_id, rule_id, item.occurred_at, Cause.LATE, item.occurred_at, by_event[item.event_id]))
+    # Pair reversals with what they undo, in time order, wherever this batch brought a reversal or a
+    # completion one may undo; each completion whose live state changed re-scores its rules.
+    pairings: dict[tuple[int, str, str], tuple[Event, int]] = {}
+    for index, ((event, config), pk) in enumerate(zip(fresh, ids, strict=True)):
+        if config.reverses:
+            pairings.setdefault((event.user_id, config.reverses, event.business_id), (event, pk))
+        elif index in undone:
+            pairings.setdefault((event.user_id, config.task_type, event.business_id), (event, pk))
+    for (user_id, task_type, business_id), (event, pk) in sorted(pairings.items(), key=lambda item: item[0]):
+        for change in reversals_pair(user_id=user_id, task_type=task_type, business_id=business_id):
+            for rule_id in _rules_touched(task_type, change):
+                _job_add(jobs, Rescore(user_id, rule_id, change.occurred_at, Cause.REVERSAL, event.occurred_at, pk))
+    if jobs:
+        rules = ScoreRule.objects.in_bulk(sorted({rule_id for _, rule_id in jobs}))
+        for (user_id, rule_id), job in sorted(jobs.items()):
+            if rule_id in rules:
+                completions_rescore(account=accounts[user_id], rule=rules[rule_id], job=job)
     return counts
 
 
-def _screen(events: list[Event]) -> tuple[list[tuple[Event, TaskConfig]], Counter]:
-    """Split off events whose task or user does not exist; return the rest with their configs.
+def _screen(events: list[Event]) -> tuple[list[tuple[Event, TaskConfig]], Counter, set[str]]:
+    """Split off events whose task or user does not exist; return the rest with their configs, in
+    (user id, occurred_at, event_id) order, the outcome counts, and which of their task types some
+    config reverses.
 
     Creates the accounts the remaining users lack, so that a batch can lock them all at once.
     """
-    configs = {c.task_type: c for c in TaskConfig.objects.filter(task_type__in={e.task_type for e in events})}
+    types = {e.task_type for e in events}
+    configs, reversible = {}, set()
+    for config in TaskConfig.objects.filter(Q(task_type__in=types) | Q(reverses__in=types)):
+        if config.task_type in types:
+            configs[config.task_type] = config
+        if config.reverses in types:
+            reversible.add(config.reverses)
     user_model = get_user_model()
     pk = user_model._meta.pk.column
     users = dict(
@@ -193,28 +229,33 @@ def _screen(events: list[Event]) -> tuple[list[tuple[Event, TaskConfig]], Counte
     lacking = sorted({event.user_id for event, _ in ready if users[event.user_id] is None})
     if lacking:
         accounts_ensure(user_ids=lacking)
-    return ready, counts
+    # Each user's events in time order: in-order completions take the fast path, and the batch
+    # decides them as the time-ordered replay would.
+    ready.sort(key=lambda item: (item[0].user_id, item[0].occurred_at, item[0].event_id.hex))
+    return ready, counts, reversible
 
 
-def _process_locked(events: list[tuple[Event, TaskConfig]], *, skip_locked: bool) -> tuple[set[int], Counter]:
+def _process_locked(
+    events: list[tuple[Event, TaskConfig]], *, skip_locked: bool, reversible: set[str]
+) -> tuple[set[int], Counter]:
     """One transaction: lock the events' accounts (all, or with `skip_locked` those free now) and apply their events.
 
     Returns the users whose events were applied, and the outcome counts.
     """
     with transaction.atomic():
         accounts = accounts_lock(user_ids=sorted({event.user_id for event, _ in events}), skip_locked=skip_locked)
-        counts = _apply([item for item in events if item[0].user_id in accounts], accounts)
+        counts = _apply([item for item in events if item[0].user_id in accounts], accounts, reversible)
     return set(accounts), counts
 
 
 def event_process(*, event: Event) -> Outcome:
     """Record the completion and apply every rule to it, in one transaction, exactly once."""
-    ready, counts = _screen([event])
+    ready, counts, reversible = _screen([event])
     if not ready:
         return Outcome(next(iter(counts)))
     # The account lock comes first: it serializes all of this user's events, so progress,
     # recipients and balance are read and written by one worker at a time.
-    done, counts = _process_locked(ready, skip_locked=False)
+    done, counts = _process_locked(ready, skip_locked=False, reversible=reversible)
     if not done:
         raise RuntimeError(f"user {event.user_id} has no account")  # deleted since _screen created it
     return Outcome(next(iter(counts)))
@@ -277,14 +318,12 @@ def events_process_batch(*, payloads: list[dict], put_back: Callable[[list[dict]
             event_park(payload=payload, error=f"malformed: {exc}", attempts=1)
             counts["parked"] += 1
     by_id = {event.event_id: payload for event, payload in events}
-    ready, skipped = _screen([event for event, _ in events])
+    ready, skipped, reversible = _screen([event for event, _ in events])
     counts += skipped
-    # Events in ascending user id (stable: each user's events keep their order).
-    ready.sort(key=lambda item: item[0].user_id)
     skip_locked = connection.features.has_select_for_update_skip_locked
     while ready:
         try:
-            done, applied = _process_locked(ready, skip_locked=skip_locked)
+            done, applied = _process_locked(ready, skip_locked=skip_locked, reversible=reversible)
         except OperationalError:
             raise  # the database is unwell, not the events: the whole batch comes back later
         except Exception:
@@ -334,6 +373,8 @@ def inbox_drain() -> Counter:
         later: list[dict] = []
         counts = events_process_batch(payloads=batch.payloads, put_back=later.extend)
         inbox.finish(batch, put_back=later)
+        if later:
+            logger.info("inbox: %d events of users busy in another batch put back for a later batch", len(later))
         counts.pop("put_back", None)  # counted when a later batch processes them
         totals += counts
     inbox.wake()  # events are left: another drain task takes over, on any worker
