@@ -315,9 +315,11 @@ def pgbench_script(ctx: ScriptContext, *, captured: list[str], payloads: list[di
     # Progress: post-each counts and awards, first-post counts (its cap is taken). The counters
     # pgbench writes are not recomputed (see the module docstring).
     progress = [
-        row for i in range(n) for row in ((f":e{i}", f":s{i}", True, f":s{i}", 0, now), (f":f{i}", f":s{i}", True, 0, 0, now))
+        row
+        for i in range(n)
+        for row in ((f":e{i}", f":s{i}", True, f":s{i}", 0, now, now), (f":f{i}", f":s{i}", True, 0, 0, now, now))
     ]
-    columns = ("achievement_amount_now", "achieved", "awards_in_period", "streak_length", "updated_at")
+    columns = ("achievement_amount_now", "achieved", "awards_in_period", "streak_length", "last_counted_at", "updated_at")
     lines.append(_rendered(*unnest_update_sql(UserScoreInfo, columns, progress)) + ";")
     counted = [
         row for i in range(n) for row in ((each.pk, f":e{i}", f":r{i}", None, now), (first.pk, f":f{i}", f":r{i}", None, now))
