@@ -28,6 +28,8 @@ state:
     BEGIN
     accounts_lock:                     SELECT ledger_account … ORDER BY user_id FOR UPDATE SKIP LOCKED
     _recorded:                         SELECT tasks_usertaskrecord (the batch's event ids already recorded)
+    latest_reversals:                  SELECT tasks_usertaskrecord ⋈ tasks_taskconfig (the users' latest
+                                       post-delete per business id: a post before one is undone at once)
     BatchState:                       SELECT rules_userscoreinfo (both rules' rows of every user);
                                        SELECT rules_rulerecipient (capped rules)
     completions_create:                INSERT tasks_usertaskrecord, 50 rows (with the engine's decisions)
@@ -37,7 +39,7 @@ state:
                                        INSERT ledger_leaderboardtotal … ON CONFLICT DO UPDATE, 500 rows
                                        (5 periods × overall and post-each × 50 users)
     COMMIT
-    = 13 round trips per batch; the writes are `… FROM UNNEST(<one array literal per column>)`
+    = 14 round trips per batch; the writes are `… FROM UNNEST(<one array literal per column>)`
 
 The script's reads are the captured statements themselves, with pgbench's users and event ids
 written in; its writes come from the pipeline's own statement builders (apps/core/multirow.py),
