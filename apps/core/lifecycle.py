@@ -55,12 +55,28 @@ def status_change_error(instance: models.Model, *, order: Sequence[str]) -> str 
     return None
 
 
+def operator_fields(instance: models.Model) -> list[str] | None:
+    """The columns an operator's save of an existing row writes (G12); None for a new row (all of them).
+
+    The editable fields and the `auto_now` stamp: never a non-editable field, which workers own
+    (a rule's `recipients_count`) or which is written once. Writing the whole row would put back
+    the values read when the operator's request began, undoing what a worker did meanwhile.
+    """
+    if instance._state.adding:
+        return None
+    return [
+        field.name
+        for field in instance._meta.concrete_fields
+        if not field.primary_key and (field.editable or getattr(field, "auto_now", False))
+    ]
+
+
 def save_with_history(instance: models.Model, *, actor: Actor, reason: str) -> models.Model:
-    """Validate fully (frozen fields included) and save, recording author and reason in history."""
+    """Validate fully (frozen fields included) and save the operator's fields, recording author and reason in history."""
     instance.full_clean()
     instance._history_user = actor
     instance._change_reason = reason
-    instance.save()
+    instance.save(update_fields=operator_fields(instance))
     return instance
 
 

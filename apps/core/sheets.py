@@ -13,6 +13,8 @@ from django.utils.translation import gettext as _
 from import_export import widgets
 from import_export.formats import base_formats
 
+from apps.core.lifecycle import operator_fields
+
 # A cell that a spreadsheet would run as a formula (CSV/formula injection).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 # Export puts this before such text so a spreadsheet shows it as text; import takes it off again,
@@ -224,6 +226,11 @@ class SheetResourceMixin:
     def before_save_instance(self, instance, row, **kwargs):
         instance._history_user = kwargs.get("user")
         instance._change_reason = "imported"
+
+    def do_instance_save(self, instance, is_create):
+        # A sheet is an operator's save: it writes only the operator's fields (G12), never a
+        # counter a worker moved since the row was read.
+        instance.save(update_fields=None if is_create else operator_fields(instance))
 
 
 class StrictXLSX(base_formats.XLSX):
