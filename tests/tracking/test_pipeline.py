@@ -1,5 +1,6 @@
 """Processing events in the worker: completions, count rules, the ledger, the outbox."""
 
+import time
 import uuid
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -7,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from apps.ledger.models import Account, ScoreRecord
-from apps.rules.models import UserScoreInfo
+from apps.rules.models import RuleRecipient, UserScoreInfo
 from apps.tasks.models import UserTaskRecord
 from apps.tracking.events import Event
 from apps.tracking.handoff import HandoffUnavailable
@@ -197,3 +198,85 @@ class TestOutbox:
         event_dispatch(event=event(alice))
         assert len(broker.sent) == 1
         assert not OutboxEvent.objects.exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+class TestLockOrder:
+    """Issue: two capped rules deadlocked batches, which took their rule rows in event order."""
+
+    def test_two_batches_awarding_two_capped_rules_in_opposite_orders_do_not_deadlock(self, monkeypatch):
+        import threading
+
+        from django.db import connection
+
+        from apps.rules.services import scoring
+
+        TaskConfigFactory(task_type="t1")
+        TaskConfigFactory(task_type="t2")
+        first = ScoreRuleFactory(task_type="t1", points=1, statistical_period="none", number_limit_all=1000)
+        second = ScoreRuleFactory(task_type="t2", points=1, statistical_period="none", number_limit_all=1000)
+        assert first.pk < second.pk
+        # A deadlock must not happen at all, not be retried away.
+        monkeypatch.setattr(services, "_RACE_RETRIES", 1, raising=False)
+        real_take = scoring.recipient_place_take
+
+        def slow_take(**kwargs):
+            won = real_take(**kwargs)
+            time.sleep(0.2)  # hold the rule row while the other batch takes its first one
+            return won
+
+        monkeypatch.setattr(scoring, "recipient_place_take", slow_take)
+        errors: list[BaseException] = []
+        when = datetime(2026, 11, 2, 12, tzinfo=TZ)
+
+        def batch(tasks: tuple[str, str], prefix: str, start: threading.Barrier) -> None:
+            users = [UserFactory(username=f"{prefix}-{i}") for i in range(2)]  # ascending ids: events in this order
+            payloads = [
+                Event(event_id=uuid.uuid4(), user_id=user.pk, task_type=task, occurred_at=when).to_payload()
+                for user, task in zip(users, tasks, strict=True)
+            ]
+            start.wait()
+            try:
+                services.events_process_batch(payloads=payloads)
+            except BaseException as exc:  # noqa: BLE001 - reported by the test
+                errors.append(exc)
+            finally:
+                connection.close()
+
+        start = threading.Barrier(2)
+        threads = [
+            threading.Thread(target=batch, args=(("t2", "t1"), "a", start)),  # second rule, then first
+            threading.Thread(target=batch, args=(("t1", "t2"), "b", start)),  # first rule, then second
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors, errors
+        assert RuleRecipient.objects.count() == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_that_loses_a_race_is_tried_again_at_once(monkeypatch, caplog):
+    """A deadlock or serialization failure: the batch is tried again within a second, not left for the sweep (G7)."""
+    from django.db import OperationalError
+    from psycopg import errors as pg_errors
+
+    alice = UserFactory(username="alice")
+    TaskConfigFactory(task_type="post")
+    ScoreRuleFactory(task_type="post", points=5)
+    real_apply = services._apply
+    calls = []
+
+    def deadlocks_once(*args):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("deadlock detected") from pg_errors.DeadlockDetected("deadlock detected")
+        return real_apply(*args)
+
+    monkeypatch.setattr(services, "_apply", deadlocks_once)
+    payload = Event(event_id=uuid.uuid4(), user_id=alice.pk, task_type="post", occurred_at=datetime(2026, 11, 2, 12, tzinfo=TZ))
+    assert services.events_process_batch(payloads=[payload.to_payload()]) == {"processed": 1}
+    assert len(calls) == 2
+    assert "trying again" in caplog.text

@@ -9,10 +9,12 @@ the outcome once the completion rows exist, with one statement per table for the
 import logging
 import uuid
 from bisect import bisect_right, insort
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
@@ -300,6 +302,28 @@ class BatchState:
             ("achievement_amount_now", "achieved", "awards_in_period", "streak_length", "last_counted_at", "updated_at"),
             [(r.pk, r.count, r.achieved, r.awards, r.streak, r.last_counted_at, now) for r in self.changed.values()],
         )
+
+
+def capped_rules_lock(*, task_types: Iterable[str]) -> list[int]:
+    """Lock, in ascending id order, the rules of `task_types` whose capped places a batch may still take.
+
+    Locks are taken in one global order, accounts by user id and then rules by id (STYLE:
+    transactions and locks): without this, `recipient_place_take` locked each rule row when an
+    award first needed it, in the batch's event order, and two batches awarding two capped rules
+    in opposite orders deadlocked. A rule whose places are gone (as far as this process's cache
+    knows, which never runs ahead) is not locked: no place will be taken. Returns the ids locked.
+    """
+    ids = sorted(
+        {
+            rule.pk
+            for task_type in set(task_types)
+            for rule in active_rules_for(task_type=task_type)
+            if rule.number_limit_all is not None and rule.recipients_count < rule.number_limit_all
+        }
+    )
+    if ids and connection.features.has_select_for_update:
+        list(ScoreRule.all_objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
+    return ids
 
 
 def recipient_place_take(*, rule_id: int, user_id: int) -> bool:

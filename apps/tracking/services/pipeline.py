@@ -1,6 +1,7 @@
 """Moving events from the web process to the workers, and processing them there."""
 
 import logging
+import random
 import time
 import uuid
 from collections import Counter
@@ -19,7 +20,7 @@ from apps.ledger.services.entries import EntryMeta, accounts_ensure, accounts_lo
 from apps.rules.models import ScoreRule
 from apps.rules.selectors.rules import active_rules_for
 from apps.rules.services.rescore import Cause, Rescore, completions_rescore
-from apps.rules.services.scoring import ScoringItem, completions_plan, scoring_plan_write
+from apps.rules.services.scoring import ScoringItem, capped_rules_lock, completions_plan, scoring_plan_write
 from apps.tasks.models import TaskConfig, UserTaskRecord
 from apps.tasks.selectors import latest_reversals
 from apps.tasks.services import LiveChange, NewCompletion, completions_create, reversals_pair
@@ -157,6 +158,8 @@ def _apply(events: list[tuple[Event, TaskConfig]], accounts: dict[int, Account],
         for index, (event, config) in enumerate(fresh)
         if (at := latest.get((event.user_id, config.task_type, event.business_id))) is not None and at >= event.occurred_at
     )
+    # Rules after accounts, in id order: the capped places this batch (and its re-scores) may take.
+    capped_rules_lock(task_types={config.task_type for _, config in fresh} | {c.reverses for _, c in fresh if c.reverses})
     plan = completions_plan(items=[_item(event, config) for event, config in fresh], rescored=undone)
     ids = completions_create(
         completions=[
@@ -240,12 +243,41 @@ def _process_locked(
 ) -> tuple[set[int], Counter]:
     """One transaction: lock the events' accounts (all, or with `skip_locked` those free now) and apply their events.
 
-    Returns the users whose events were applied, and the outcome counts.
+    Returns the users whose events were applied, and the outcome counts. A deadlock or a
+    serialization failure (another transaction won a race) is retried here, within a second,
+    rather than left for the sweep (G7); any other database error goes to the caller.
     """
-    with transaction.atomic():
-        accounts = accounts_lock(user_ids=sorted({event.user_id for event, _ in events}), skip_locked=skip_locked)
-        counts = _apply([item for item in events if item[0].user_id in accounts], accounts, reversible)
-    return set(accounts), counts
+    for attempt in range(1, _RACE_RETRIES + 1):
+        try:
+            with transaction.atomic():
+                accounts = accounts_lock(user_ids=sorted({event.user_id for event, _ in events}), skip_locked=skip_locked)
+                counts = _apply([item for item in events if item[0].user_id in accounts], accounts, reversible)
+            return set(accounts), counts
+        except OperationalError as exc:
+            # Inside a caller's transaction the whole of it is aborted: only the caller can retry.
+            if attempt == _RACE_RETRIES or connection.in_atomic_block or not lost_a_race(exc):
+                raise
+            logger.warning(
+                "a batch of %d events met %s; trying again (attempt %d of %d)",
+                len(events),
+                getattr(exc.__cause__, "sqlstate", None) or exc,
+                attempt + 1,
+                _RACE_RETRIES,
+            )
+            time.sleep(_RACE_BACKOFF_S * 2**attempt * (1 + random.random()))  # noqa: S311 - jitter, not secrecy
+    raise AssertionError("unreachable")
+
+
+# A transaction that lost a race (SQLSTATE class 40: deadlock, serialization failure) is tried again.
+_RACE_RETRIES = 4
+_RACE_BACKOFF_S = 0.05
+_RACE_SQLSTATES = {"40001", "40P01"}
+
+
+def lost_a_race(exc: BaseException) -> bool:
+    """Whether a database error is a deadlock or serialization failure, which trying again resolves."""
+    cause = exc.__cause__
+    return getattr(cause, "sqlstate", None) in _RACE_SQLSTATES or getattr(cause, "pgcode", None) in _RACE_SQLSTATES
 
 
 def event_process(*, event: Event) -> Outcome:
