@@ -263,7 +263,7 @@ def pgbench_script(ctx: ScriptContext, *, captured: list[str], payloads: list[di
     from apps.ledger.services.entries import ENTRY_COLUMNS
     from apps.ledger.services.leaderboard import KEY_COLUMNS, OVERALL, period_starts
     from apps.rules.models import CountedCompletion, UserScoreInfo
-    from apps.rules.services.scoring import COUNTED_COLUMNS
+    from apps.rules.services.scoring import COUNTED_COLUMNS, PROGRESS_UPDATE_COLUMNS
     from apps.tasks.models import UserTaskRecord
     from apps.tasks.services import COMPLETION_COLUMNS
 
@@ -321,8 +321,7 @@ def pgbench_script(ctx: ScriptContext, *, captured: list[str], payloads: list[di
         for i in range(n)
         for row in ((f":e{i}", f":s{i}", True, f":s{i}", 0, now, now), (f":f{i}", f":s{i}", True, 0, 0, now, now))
     ]
-    columns = ("achievement_amount_now", "achieved", "awards_in_period", "streak_length", "last_counted_at", "updated_at")
-    lines.append(_rendered(*unnest_update_sql(UserScoreInfo, columns, progress)) + ";")
+    lines.append(_rendered(*unnest_update_sql(UserScoreInfo, PROGRESS_UPDATE_COLUMNS, progress)) + ";")
     counted = [
         row for i in range(n) for row in ((each.pk, f":e{i}", f":r{i}", None, now), (first.pk, f":f{i}", f":r{i}", None, now))
     ]

@@ -11,7 +11,6 @@ the reference model (tests/rules/test_reference_model.py); `verify_ledger` must 
 import io
 import random
 import re
-import socket
 import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -39,6 +38,7 @@ from tests.rules.test_reference_model import (
     reference,
 )
 from tests.test_faults import inbox, logs, workers  # noqa: F401 - fixtures
+from tests.tracking.test_inbox import closed_port_url
 from tests.workers import wait_until
 
 pytestmark = [pytest.mark.worker, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
@@ -88,14 +88,6 @@ def payload(users: list, index: int, ref: RefEvent, tz: ZoneInfo) -> dict:
         occurred_at=ref.at.astimezone(tz),
         business_id=ref.business_id,
     ).to_payload()
-
-
-def closed_port_url() -> str:
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    return f"redis://127.0.0.1:{port}/0"
 
 
 def test_late_events_put_backs_and_an_outage_give_what_time_order_gives(inbox, workers):  # noqa: F811

@@ -35,7 +35,7 @@ from apps.rules.engine import STREAK, Decision, Reason
 from apps.rules.models import CountedCompletion, RuleRecipient, ScoreRule, ScoreRuleObjectPoints, UserScoreInfo
 from apps.rules.replay import Replay
 from apps.rules.selectors.rules import rule_spec
-from apps.rules.services.scoring import COUNTED_COLUMNS, recipient_place_take
+from apps.rules.services.scoring import COUNTED_COLUMNS, PROGRESS_COLUMNS, PROGRESS_UPDATE_COLUMNS, recipient_place_take
 from apps.tasks.models import UserTaskRecord
 
 logger = logging.getLogger(__name__)
@@ -234,29 +234,12 @@ def _rows_write(
         values = (period.count, period.achieved, period.awards, period.streak, period.last_counted_at)
         if values != (count, achieved, awards, streak, last):
             changed.append((pk, *values, now))
-    rows_update(
-        UserScoreInfo,
-        ("achievement_amount_now", "achieved", "awards_in_period", "streak_length", "last_counted_at", "updated_at"),
-        changed,
-    )
+    rows_update(UserScoreInfo, PROGRESS_UPDATE_COLUMNS, changed)
     created = [(period_start, period) for period_start, period in wanted.items() if period_start not in existing]
     if created:
         returned = rows_insert(
             UserScoreInfo,
-            (
-                "user_id",
-                "achievement_type_id",
-                "period_start",
-                "deadline",
-                "required_number",
-                "achievement_amount_now",
-                "achieved",
-                "awards_in_period",
-                "streak_length",
-                "last_counted_at",
-                "created_at",
-                "updated_at",
-            ),
+            (*PROGRESS_COLUMNS[1:], "created_at", "updated_at"),
             [
                 (
                     user_id,

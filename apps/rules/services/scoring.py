@@ -59,7 +59,9 @@ class _Row:
     in_batch: bool = False  # `last_counted_at` was set by this batch (whose completions come in time order)
 
 
-_ROW_COLUMNS = (
+# A progress row's columns as scoring reads them (`_Row`'s fields in order) and, after the id,
+# writes them; the re-score (apps.rules.services.rescore) writes the same ones.
+PROGRESS_COLUMNS = (
     "id",
     "user_id",
     "achievement_type_id",
@@ -73,6 +75,9 @@ _ROW_COLUMNS = (
     "last_counted_at",
 )
 
+# What a progress row's update writes: what scoring changes, and the stamp.
+PROGRESS_UPDATE_COLUMNS = (*PROGRESS_COLUMNS[6:], "updated_at")
+
 
 def _periods(spec: RuleSpec, at: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
     """(start of the period of `at`, earliest period start the rule reads): a streak also reads the period before."""
@@ -81,7 +86,7 @@ def _periods(spec: RuleSpec, at: datetime, tz: ZoneInfo) -> tuple[datetime, date
 
 
 def _progress_rows(exact: dict[tuple[int, datetime], set[int]], onward: dict[tuple[int, datetime], set[int]]) -> list[tuple]:
-    """UserScoreInfo rows, as `_ROW_COLUMNS` tuples: of each (rule, period start) in `exact` for
+    """UserScoreInfo rows, as `PROGRESS_COLUMNS` tuples: of each (rule, period start) in `exact` for
     its users, and of each (rule, earliest period start) in `onward` from then on. One query.
     """
     terms, params = [], []
@@ -92,7 +97,7 @@ def _progress_rows(exact: dict[tuple[int, datetime], set[int]], onward: dict[tup
     if not terms:
         return []
     rows = fetch(
-        f"SELECT {', '.join(_ROW_COLUMNS)} FROM {UserScoreInfo._meta.db_table} "  # noqa: S608 - integers and parameters only
+        f"SELECT {', '.join(PROGRESS_COLUMNS)} FROM {UserScoreInfo._meta.db_table} "  # noqa: S608 - integers and parameters only
         f"WHERE deleted_at IS NULL AND ({' OR '.join(terms)})",
         params,
     )
@@ -273,7 +278,7 @@ class BatchState:
         if self.created:
             ids = rows_insert(
                 UserScoreInfo,
-                (*_ROW_COLUMNS[1:], "created_at", "updated_at"),
+                (*PROGRESS_COLUMNS[1:], "created_at", "updated_at"),
                 [
                     (
                         r.user_id,
@@ -299,7 +304,7 @@ class BatchState:
                 row.pk = pk
         rows_update(
             UserScoreInfo,
-            ("achievement_amount_now", "achieved", "awards_in_period", "streak_length", "last_counted_at", "updated_at"),
+            PROGRESS_UPDATE_COLUMNS,
             [(r.pk, r.count, r.achieved, r.awards, r.streak, r.last_counted_at, now) for r in self.changed.values()],
         )
 
