@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 import apps.rules.services.backfill as backfill
-from apps.ledger.models import ScoreRecord
+from apps.ledger.models import Account, ScoreRecord
 from apps.rules import tasks as rule_tasks
 from apps.rules.models import BackfillRun, UserScoreInfo
 from apps.rules.selectors.dry_run import rule_dry_run, undecided_completions
@@ -183,6 +183,33 @@ def test_the_catch_up_pass_decides_a_completion_a_stale_worker_recorded_after_th
     # run_backfill delivered again (its worker died after the run was done): it queues the catch-up again.
     assert "already" in rule_tasks.run_backfill(run.pk)
     assert len(scheduled) == 2
+    call_command("verify_ledger")
+
+
+def test_the_catch_up_pass_re_scores_a_completion_that_sorts_before_one_a_worker_counted(queued_only, monkeypatch):
+    config = TaskConfigFactory(task_type="post")
+    user = UserFactory()
+    now = timezone.now()
+    rule = draft_rule(start=now - timedelta(hours=2), required=1, award_limit_per_period=1)
+    run = score_rule_activate_with_backfill(rule=rule)
+    monkeypatch.setattr(rule_tasks.catch_up_backfill, "apply_async", lambda *args, **kwargs: None)
+    assert rule_tasks.run_backfill(run.pk) == BackfillRun.Status.DONE
+    # A stale worker recorded an earlier completion undecided; an up-to-date one awarded a later one.
+    local = timezone.localtime(now)  # two moments of one local day, after the rule's start
+    first = max(local.replace(hour=0, minute=1, second=0, microsecond=0), local - timedelta(minutes=90))
+    earlier = record(config, user, first)
+    later = live(user, first + timedelta(minutes=5))
+    assert ScoreRecord.objects.filter(rule=rule, kind="award").values_list("completion_id", flat=True).get() == later.pk
+
+    assert rule_tasks.catch_up_backfill(run.pk) == "1 completions caught up"
+
+    # In time order the earlier one takes the day's one award (SPEC §6): the award moves to it.
+    live_awards = ScoreRecord.objects.filter(rule=rule, kind="award").exclude(
+        pk__in=ScoreRecord.objects.filter(reverses__isnull=False).values("reverses_id")
+    )
+    assert list(live_awards.values_list("completion_id", flat=True)) == [earlier]
+    assert Account.objects.get(user=user).balance == 5
+    assert rule_tasks.catch_up_backfill(run.pk) == "0 completions caught up"
     call_command("verify_ledger")
 
 

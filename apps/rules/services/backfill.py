@@ -5,7 +5,8 @@ the rule. A completion's row commits with its scoring, so one that the rule deci
 decided again here. While a rule's run is queued or running, workers leave the rule out
 (`apps.rules.selectors.ActiveRules`), so completions recorded meanwhile stay undecided and the
 run, reading on until a page comes back short, decides them too, in order. Once it is done,
-`backfill_catch_up` decides the few a worker with a stale rules cache recorded in between.
+`backfill_catch_up` decides the few a worker with a stale rules cache recorded in between (one
+that sorts before a completion the rule already counted re-scores its user, as a worker would).
 
 The rule is replayed over those completions in (occurred_at, id) order, exactly as the dry run
 replays it, and each batch of decisions is written through the worker's own path
@@ -43,6 +44,7 @@ from apps.rules.engine import STREAK, Completion, Decision, Reason, RuleSpec, ev
 from apps.rules.models import BackfillRun, ScoreRule
 from apps.rules.replay import Replay, Tally
 from apps.rules.selectors.dry_run import Window, completions_query, replay_for, replay_spec, undecided_completions
+from apps.rules.services.rescore import Cause, Rescore, completions_rescore
 from apps.rules.services.scoring import (
     BatchState,
     ScoringItem,
@@ -231,13 +233,20 @@ class _Run:
             ]
             plan = ScoringPlan(items=items, decisions=[])
             plan.state = BatchState(wanted=[(item, [spec]) for item in items], tz=tz)
+            ids = [row[1] for row in undecided]
+            late: dict[int, tuple[ScoringItem, int]] = {}  # user id: the catch-up's earliest late completion, its id
             for index, item in enumerate(items):
+                # The catch-up pass comes after live completions that happened later: one that sorts
+                # before what the rule counted re-scores the user as a worker would (SPEC §6).
+                if catch_up and (item.user_id in late or plan.state.is_late(item, spec, tz)):
+                    late.setdefault(item.user_id, (item, ids[index]))
+                    plan.decisions.append([])
+                    continue
                 decision = self._decide(plan, index, tz)
                 plan_keep(plan, index, spec, decision)
                 plan.decisions.append([decision])
                 self.tally.add(item.user_id, decision)
             if items:
-                ids = [row[1] for row in undecided]
                 scoring_plan_write(plan=plan, completion_ids=ids, accounts=accounts)
                 now = timezone.now()
                 rows_update(
@@ -246,8 +255,18 @@ class _Run:
                     [
                         (pk, [*details[pk][4], decisions[0].as_record()], now)
                         for pk, decisions in zip(ids, plan.decisions, strict=True)
+                        if decisions
                     ],
                 )
+            self.tally.completions += sum(1 for decisions in plan.decisions if not decisions)
+            for user_id, (item, completion_id) in sorted(late.items()):
+                done = completions_rescore(
+                    account=accounts[user_id],
+                    rule=locked.rule,
+                    job=Rescore(user_id, spec.id, item.occurred_at, Cause.LATE, item.occurred_at, completion_id),
+                )
+                self.tally.awards += done.awarded - done.reversed
+                self.tally.points += done.points
             if catch_up:
                 _figures_add(locked, self.tally)
                 self.tally = Tally()
