@@ -243,6 +243,11 @@ JIFEN_WAKE_TTL_MS = env_int("JIFEN_WAKE_TTL_MS", 5000, minimum=100)
 # /healthz turns 503 when the oldest unprocessed event or the last worker heartbeat is older than this.
 JIFEN_HEALTH_MAX_EVENT_AGE_S = env_float("JIFEN_HEALTH_MAX_EVENT_AGE_S", 300.0, minimum=1.0)
 JIFEN_HEALTH_MAX_HEARTBEAT_AGE_S = env_float("JIFEN_HEALTH_MAX_HEARTBEAT_AGE_S", 60.0, minimum=1.0)
+# /healthz shows its checks' values (error text with host names, ports and users) to staff and to
+# callers that send this token in the X-Jifen-Health-Token header; everyone else gets names only.
+JIFEN_HEALTH_TOKEN = env_str("JIFEN_HEALTH_TOKEN")
+if JIFEN_HEALTH_TOKEN and len(JIFEN_HEALTH_TOKEN) < 16:
+    raise ImproperlyConfigured("JIFEN_HEALTH_TOKEN must be at least 16 characters (or unset)")
 # How often a worker checks whether the active score rules changed.
 JIFEN_RULES_REFRESH_S = env_float("JIFEN_RULES_REFRESH_S", 0.5, minimum=0.0)
 # The rule admin's dry run replays at most this many completions inside the web request; a bigger
