@@ -227,8 +227,9 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 JIFEN_COUNTRY_HEADER = env_str("JIFEN_COUNTRY_HEADER", "HTTP_CF_IPCOUNTRY")
 # Take the client address from X-Forwarded-For (only behind a proxy that sets it).
 JIFEN_TRUST_X_FORWARDED_FOR = env_bool("JIFEN_TRUST_X_FORWARDED_FOR", False)
-# The web process's hand-off to Redis: its timeout (connect and reply), and how long the circuit
-# breaker then skips the broker (events go to the outbox meanwhile).
+# The web process's hand-off to Redis: its timeout (connect and reply), and, once a hand-off failed
+# and the circuit breaker opened, how often its background thread probes the broker (events go to
+# the outbox until a probe succeeds; requests never wait on a probe).
 JIFEN_HANDOFF_TIMEOUT_S = env_float("JIFEN_HANDOFF_TIMEOUT_S", 0.1, minimum=0.001)
 JIFEN_BREAKER_OPEN_S = env_float("JIFEN_BREAKER_OPEN_S", 5.0, minimum=0.0)
 # Workers: events per batch (one transaction), how long one drain task keeps draining, how long a
