@@ -2,7 +2,7 @@
 
     PORT=8000 python -m config.procfile [Procfile]
 
-Ctrl-C (or SIGTERM) stops them all, and a clean stop prints one line. Three things make it clean:
+Ctrl-C (or SIGTERM, or the terminal closing) stops them all, and a clean stop prints one line. Three things make it clean:
 
 - Each process runs in a session of its own, so Ctrl-C reaches only this runner, which sends one
   SIGTERM to each main process. A Celery worker then finishes its tasks and stops its pool itself;
@@ -49,6 +49,8 @@ def take_terminal() -> Callable[[], None]:
         if not os.isatty(fd):
             return lambda: None
         previous = os.tcgetpgrp(fd)
+        if previous != os.getpgrp():
+            return lambda: None  # started in the background (`make run &`): the terminal is not ours to take
         os.setpgid(0, 0)
         signal.signal(signal.SIGTTOU, signal.SIG_IGN)  # a background group may change the foreground only so
         os.tcsetpgrp(fd, os.getpgrp())
@@ -146,8 +148,9 @@ class Runner:
 def main(argv: list[str]) -> int:
     procfile = Path(argv[1] if len(argv) > 1 else "Procfile")
     stop_requested = threading.Event()
-    signal.signal(signal.SIGINT, lambda signum, frame: stop_requested.set())
-    signal.signal(signal.SIGTERM, lambda signum, frame: stop_requested.set())
+    # SIGHUP too: the processes have sessions of their own, so a closed terminal reaches only the runner.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, lambda signum, frame: stop_requested.set())
     give_back = take_terminal()
     try:
         return Runner(read_procfile(procfile), stop_requested=stop_requested).run()

@@ -86,6 +86,26 @@ def test_a_process_that_dies_stops_the_others_and_fails(tmp_path):
     assert "broken exited with code 3; stopped the others." in result.stdout
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_or_a_closed_terminal_stops_every_process(tmp_path, signum):
+    pid_file = tmp_path / "web.pid"
+    web = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); print('web up', flush=True); time.sleep(600)"
+    procfile = tmp_path / "Procfile"
+    procfile.write_text(f'web: {sys.executable} -c "{web}"\nslow: {sys.executable} -c "{SLOW_TO_STOP}"\n')
+    command = [sys.executable, "-m", "config.procfile", str(procfile)]
+    runner = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    started = set()
+    for line in runner.stdout:
+        started |= {ready for ready in ("web up", "slow up") if ready in line}
+        if len(started) == 2:
+            break
+    runner.send_signal(signum)
+    assert runner.wait(timeout=30) == 0
+    assert "Stopped web and slow." in runner.stdout.read()
+    with pytest.raises(ProcessLookupError):  # the processes, in sessions of their own, were stopped too
+        os.kill(int(pid_file.read_text()), 0)
+
+
 def routine_and_other_records(logger_name: str) -> list[logging.LogRecord]:
     """Records as Celery makes them: beat sending its heartbeat task; a worker receiving it and an event's task."""
     if logger_name == "celery.beat":
