@@ -20,7 +20,7 @@ run: install
 	$(RUN_ENV) python manage.py migrate --noinput
 	$(RUN_ENV) python manage.py demo_setup
 	@echo "Starting web (http://127.0.0.1:$(PORT)), worker and beat; Ctrl-C stops all three."
-	$(RUN_ENV) honcho start --port $(PORT)
+	@$(RUN_ENV) PORT=$(PORT) python -m config.procfile Procfile
 
 # The style holds without anyone remembering it: ruff's lint and format checks run before the suite.
 test: lint

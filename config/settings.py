@@ -227,8 +227,9 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 JIFEN_COUNTRY_HEADER = env_str("JIFEN_COUNTRY_HEADER", "HTTP_CF_IPCOUNTRY")
 # Take the client address from X-Forwarded-For (only behind a proxy that sets it).
 JIFEN_TRUST_X_FORWARDED_FOR = env_bool("JIFEN_TRUST_X_FORWARDED_FOR", False)
-# The web process's hand-off to Redis: its timeout (connect and reply), and how long the circuit
-# breaker then skips the broker (events go to the outbox meanwhile).
+# The web process's hand-off to Redis: its timeout (connect and reply), and, once a hand-off failed
+# and the circuit breaker opened, how often its background thread probes the broker (events go to
+# the outbox until a probe succeeds; requests never wait on a probe).
 JIFEN_HANDOFF_TIMEOUT_S = env_float("JIFEN_HANDOFF_TIMEOUT_S", 0.1, minimum=0.001)
 JIFEN_BREAKER_OPEN_S = env_float("JIFEN_BREAKER_OPEN_S", 5.0, minimum=0.0)
 # Workers: events per batch (one transaction), how long one drain task keeps draining, how long a
@@ -243,6 +244,11 @@ JIFEN_WAKE_TTL_MS = env_int("JIFEN_WAKE_TTL_MS", 5000, minimum=100)
 # /healthz turns 503 when the oldest unprocessed event or the last worker heartbeat is older than this.
 JIFEN_HEALTH_MAX_EVENT_AGE_S = env_float("JIFEN_HEALTH_MAX_EVENT_AGE_S", 300.0, minimum=1.0)
 JIFEN_HEALTH_MAX_HEARTBEAT_AGE_S = env_float("JIFEN_HEALTH_MAX_HEARTBEAT_AGE_S", 60.0, minimum=1.0)
+# /healthz shows its checks' values (error text with host names, ports and users) to staff and to
+# callers that send this token in the X-Jifen-Health-Token header; everyone else gets names only.
+JIFEN_HEALTH_TOKEN = env_str("JIFEN_HEALTH_TOKEN")
+if JIFEN_HEALTH_TOKEN and len(JIFEN_HEALTH_TOKEN) < 16:
+    raise ImproperlyConfigured("JIFEN_HEALTH_TOKEN must be at least 16 characters (or unset)")
 # How often a worker checks whether the active score rules changed.
 JIFEN_RULES_REFRESH_S = env_float("JIFEN_RULES_REFRESH_S", 0.5, minimum=0.0)
 # The rule admin's dry run replays at most this many completions inside the web request; a bigger

@@ -41,7 +41,7 @@ from apps.ledger.models import Account, ScoreRecord
 from apps.rules.models import ScoreRule
 from apps.tasks.models import UserTaskRecord
 from apps.tracking.events import Event
-from apps.tracking.handoff import handoff_reset, worker_inbox
+from apps.tracking.handoff import handoff, handoff_reset, worker_inbox
 from apps.tracking.models import FailedEvent, OutboxEvent
 from apps.tracking.services import pipeline as services
 from tests.conftest import database_url_for_workers
@@ -358,7 +358,7 @@ def test_broker_down_never_stalls_the_site_and_the_outbox_delivers_everything_on
         report(f"G2 {fault}: {len(twice)} event(s) both in Redis and in the outbox")
         assert twice
 
-    # Redis is back: beat's flush_outbox (called here) sends them once the breaker lets a probe through.
+    # Redis is back: beat's flush_outbox (called here) sends them once the breaker's probe has closed it.
     relay.set_mode("forward")
     back = time.monotonic()
     if not wait_until(lambda: services.outbox_flush() and not OutboxEvent.objects.exists(), timeout_s=15, interval_s=0.2):
@@ -366,6 +366,40 @@ def test_broker_down_never_stalls_the_site_and_the_outbox_delivers_everything_on
     report(f"G2 {fault}: outbox flushed {time.monotonic() - back:.1f} s after Redis came back")
     wait_processed(inbox, 205, [worker])
     assert_exactly_once(inbox, event_ids=sent_healthy | kept, count=205, balances={"alice": 205 * sum(POST_POINTS)})
+
+
+@pytest.mark.parametrize("fault", ["stopped", "black-holed"])
+def test_at_a_few_requests_a_second_no_request_pays_a_probe_and_the_breaker_closes_by_itself(fault, relay, inbox, settings):
+    """G2 at low traffic: with probes due every 0.2 s, a request every 0.25 s would be the probe if requests probed."""
+    post_task()
+    alice = UserFactory(username="alice")
+    middleware = list(settings.MIDDLEWARE)
+    settings.MIDDLEWARE = [*middleware[:-1], f"{__name__}.TrackingReturned", middleware[-1], f"{__name__}.ViewReturned"]
+    settings.CELERY_BROKER_URL = relay.url
+    settings.JIFEN_BREAKER_OPEN_S = 0.2
+    handoff_reset()
+    client = Client()
+    client.force_login(alice)
+
+    relay.set_mode(fault)
+    client.post("/posts/", {"title": "opens the breaker", "body": "b"})  # pays the timeout once
+    assert handoff().breaker.is_open
+    added = []
+    for n in range(12):
+        time.sleep(0.25)
+        added.append(client.post("/posts/", {"title": f"t{n}", "body": "b"}).tracking_added_s)
+    report(f"G2 {fault} at 4 requests/s: added by tracking max {ms(max(added))}")
+    # A probe on a request would cost it the 100 ms hand-off timeout (black-holed); the outbox write alone is ~10 ms.
+    assert max(added) <= MAX_ADDED_P99_S, "a request waited on the broker while the breaker was open"
+    assert OutboxEvent.objects.count() == 13
+
+    # Redis is back: the breaker's own thread finds it; no request has to come first.
+    relay.set_mode("forward")
+    if not wait_until(lambda: not handoff().breaker.is_open, timeout_s=5, interval_s=0.02):
+        pytest.fail("the breaker did not close by itself within 5 s of Redis coming back")
+    response = client.post("/posts/", {"title": "after", "body": "b"})
+    assert response.tracking_added_s <= MAX_ADDED_P99_S
+    assert OutboxEvent.objects.count() == 13 and inbox.backlog() == 1, "the first request after recovery went to Redis"
 
 
 # --- G1: the web process killed right after responding ------------------------------------------

@@ -50,6 +50,12 @@ def test_a_bad_value_stops_start_up_naming_the_variable():
     assert "SECURE_HSTS_SECONDS='a year' is not a whole number" in result.stderr
 
 
+def test_a_guessable_health_token_stops_start_up():
+    result = manage("check", env={**PRODUCTION_ENV, "JIFEN_HEALTH_TOKEN": "secret"})
+    assert result.returncode != 0
+    assert "JIFEN_HEALTH_TOKEN must be at least 16 characters" in result.stderr
+
+
 class TestTypedReader:
     def test_bool(self, monkeypatch):
         monkeypatch.setenv("X_FLAG", "Yes")

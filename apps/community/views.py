@@ -14,6 +14,8 @@ from apps.community.models import Post
 from apps.ledger.selectors.ledger import balance_of, recent_entries
 from apps.rules.selectors.rules import current_progress_for
 
+SESSION_BACKEND = "django.contrib.auth.backends.ModelBackend"
+
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
@@ -25,7 +27,9 @@ def signup(request: HttpRequest) -> HttpResponse:
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
-        login(request, user)
+        # Two backends are configured (django-axes, then ModelBackend), so login() must be told
+        # which one vouches for a user who was never authenticate()d: the one that reloads them.
+        login(request, user, backend=SESSION_BACKEND)
         messages.success(request, _("Welcome, %(name)s!") % {"name": user.username})
         return redirect("home")
     return render(request, "registration/signup.html", {"form": form})

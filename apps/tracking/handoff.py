@@ -43,8 +43,21 @@ def worker_inbox() -> RedisInbox:
 
 class Handoff:
     def __init__(self) -> None:
-        self.breaker = CircuitBreaker(settings.JIFEN_BREAKER_OPEN_S)
         self.inbox = web_inbox() if uses_inbox() else None
+        self.breaker = CircuitBreaker(probe=self._probe, probe_every_s=settings.JIFEN_BREAKER_OPEN_S)
+
+    def _probe(self) -> None:
+        """Raise unless the broker answers now: the breaker's background thread calls it, never a request."""
+        if self.inbox is not None:
+            self.inbox.ping()  # the hand-off's own client and pool, as the next push will use them
+            return
+        from celery import current_app
+
+        with current_app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=settings.JIFEN_HANDOFF_TIMEOUT_S)
+
+    def close(self) -> None:
+        self.breaker.stop()
 
     def _publish(self, payloads: list[dict]) -> None:
         if self.inbox is not None:
@@ -59,16 +72,23 @@ class Handoff:
             process_event.apply_async(args=[payload], retry=False)
 
     def send(self, payloads: list[dict]) -> None:
-        """Hand the events over, or raise HandoffUnavailable without waiting when the breaker is open."""
+        """Hand the events over, or raise HandoffUnavailable without waiting when the breaker is open.
+
+        While it is open nothing here touches the broker: the breaker's own thread probes it.
+        """
         if not self.breaker.allow():
             raise HandoffUnavailable("circuit open after a recent broker failure")
         try:
             self._publish(payloads)
         except Exception as exc:
             self.breaker.failed()
-            logger.warning("broker hand-off failed (%s: %s); circuit open for %ss", type(exc).__name__, exc, self.breaker.open_s)
+            logger.warning(
+                "broker hand-off failed (%s: %s); circuit open, probed every %ss",
+                type(exc).__name__,
+                exc,
+                self.breaker.probe_every_s,
+            )
             raise HandoffUnavailable(str(exc)) from exc
-        self.breaker.succeeded()
 
 
 _lock = threading.Lock()
@@ -89,4 +109,6 @@ def handoff_reset() -> None:
     """Forget the process's hand-off (tests that change the broker or the breaker)."""
     global _handoff
     with _lock:
+        if _handoff is not None:
+            _handoff.close()
         _handoff = None

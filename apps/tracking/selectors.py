@@ -25,6 +25,14 @@ class Health:
     def ok(self) -> bool:
         return not self.problems
 
+    def summary(self) -> dict:
+        """What anyone may read: the status, the failing checks' names and the names of all checks."""
+        return {"status": "ok" if self.ok else "unhealthy", "problems": self.problems, "checks": list(self.checks)}
+
+    def details(self) -> dict:
+        """The summary's status and problems with every check's value, error text included (staff, or a token)."""
+        return {"status": "ok" if self.ok else "unhealthy", "problems": self.problems, **self.checks}
+
 
 def _age_s(moment) -> float | None:
     return None if moment is None else round((timezone.now() - moment).total_seconds(), 1)

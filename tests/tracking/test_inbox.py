@@ -231,16 +231,36 @@ class TestPoison:
 
 
 class TestCircuitBreaker:
-    def test_opens_on_failure_and_lets_one_probe_through_later(self):
-        breaker = CircuitBreaker(open_s=0.05)
+    def test_opens_on_failure_and_only_its_own_thread_probes_until_the_broker_answers(self):
+        answers = [ConnectionError("down"), ConnectionError("still down"), None]
+        probed_from = []
+
+        def probe():
+            probed_from.append(threading.current_thread())
+            answer = answers.pop(0)
+            if answer is not None:
+                raise answer
+
+        breaker = CircuitBreaker(probe=probe, probe_every_s=0.02)
         assert breaker.allow()
         breaker.failed()
-        assert not breaker.allow()
-        time.sleep(0.06)
+        started = time.perf_counter()
+        while breaker.is_open and time.perf_counter() - started < 2:
+            assert not breaker.allow()  # never a probe in the caller's thread, however long it waits
+            time.sleep(0.005)
         assert breaker.allow()
-        assert not breaker.allow()  # only one probe at a time
-        breaker.succeeded()
-        assert breaker.allow()
+        assert len(probed_from) == 3 and threading.current_thread() not in probed_from
+
+    def test_a_stopped_breaker_probes_no_more(self):
+        probes = []
+        breaker = CircuitBreaker(probe=lambda: probes.append(1) or 1 / 0, probe_every_s=0.01)
+        breaker.failed()
+        time.sleep(0.05)
+        breaker.stop()
+        time.sleep(0.03)
+        count = len(probes)
+        time.sleep(0.05)
+        assert len(probes) == count and not breaker.allow()
 
 
 @pytest.fixture
@@ -294,3 +314,25 @@ def test_a_broken_broker_costs_one_timeout_then_nothing(broken, black_hole, sett
         with pytest.raises(HandoffUnavailable, match="circuit open"):
             handoff.send([{"event_id": str(uuid.uuid4())}])
     assert (time.perf_counter() - started) / 100 < 0.001
+
+
+@pytest.mark.parametrize("broken", ["stopped", "black-holed"])
+def test_while_the_breaker_is_open_no_call_waits_on_a_probe(broken, black_hole, settings):
+    """G2: probes come due every 20 ms and calls arrive every 30 ms; none of them pays the 100 ms timeout."""
+    settings.CELERY_BROKER_URL = closed_port_url() if broken == "stopped" else black_hole
+    settings.JIFEN_HANDOFF_TIMEOUT_S = 0.1
+    settings.JIFEN_BREAKER_OPEN_S = 0.02
+    handoff = Handoff()
+    try:
+        with pytest.raises(HandoffUnavailable):
+            handoff.send([{"event_id": str(uuid.uuid4()), "occurred_at": "2026-11-02T12:00:00+08:00"}])
+        slowest = 0.0
+        for _ in range(30):
+            time.sleep(0.03)
+            started = time.perf_counter()
+            with pytest.raises(HandoffUnavailable, match="circuit open"):
+                handoff.send([{"event_id": str(uuid.uuid4())}])
+            slowest = max(slowest, time.perf_counter() - started)
+        assert slowest < 0.01
+    finally:
+        handoff.close()
