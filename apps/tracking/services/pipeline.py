@@ -1,6 +1,9 @@
 """Moving events from the web process to the workers, and processing them there."""
 
 import logging
+import math
+import reprlib
+import sys
 import time
 import uuid
 from collections import Counter
@@ -261,21 +264,50 @@ def event_process(*, event: Event) -> Outcome:
     return Outcome(next(iter(counts)))
 
 
-def event_park(*, payload: dict, error: str, attempts: int) -> FailedEvent:
-    """Set a failing event aside for an operator, so the rest keep flowing (G7)."""
-    event_id = payload.get("event_id") if isinstance(payload, dict) else None
+def event_park(*, payload: object, error: str, attempts: int) -> FailedEvent | None:
+    """Set a failing event aside for an operator, so the rest keep flowing (G7); returns the parked row.
+
+    Parking cannot fail on what the payload holds: it is stored made storable (`payload_storable`),
+    and when that changed anything, the error text keeps the payload as received (its repr). Raises
+    only OperationalError, when the database is unreachable: then the batch is put back and comes
+    again once it is. Any other failure to store the row is logged and returns None.
+    """
+    stored, changed = payload_storable(payload)
+    event_id = stored.get("event_id") if isinstance(stored, dict) else None
     try:
         event_id = uuid.UUID(str(event_id)) if event_id else None
     except ValueError:
         event_id = None
+    error = _text_storable(error)
+    if changed:
+        error = f"{error}\n(payload stored escaped; as received: {_repr_storable(payload)})"
     logger.error(
         "event %s for user %s (task %s) parked after %d attempt(s): %s",
         event_id,
-        payload.get("user_id") if isinstance(payload, dict) else None,
-        payload.get("task_type") if isinstance(payload, dict) else None,
+        stored.get("user_id") if isinstance(stored, dict) else None,
+        stored.get("task_type") if isinstance(stored, dict) else None,
         attempts,
         error,
     )
+    try:
+        with transaction.atomic():
+            return _park_write(event_id, stored, error, attempts)
+    except OperationalError:
+        raise
+    except Exception as exc:
+        logger.exception("event %s could not be parked as it is; parking its repr only", event_id)
+        error = f"{error}\n(payload could not be stored: {_text_storable(repr(exc))}; as received: {_repr_storable(payload)})"
+    try:
+        with transaction.atomic():
+            return _park_write(event_id, {"unstorable": True}, error, attempts)
+    except OperationalError:
+        raise
+    except Exception:
+        logger.critical("event %s could not be parked at all: %s", event_id, error, exc_info=True)
+        return None
+
+
+def _park_write(event_id: uuid.UUID | None, payload: object, error: str, attempts: int) -> FailedEvent:
     if event_id is None:
         return FailedEvent.objects.create(payload=payload, error=error, attempts=attempts)
     parked, _ = FailedEvent.objects.update_or_create(
@@ -285,19 +317,110 @@ def event_park(*, payload: dict, error: str, attempts: int) -> FailedEvent:
     return parked
 
 
+# How deep a parked payload is kept as it is; deeper levels are stored as their (shortened) repr.
+_STORABLE_DEPTH = 32
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxdict, _REPR.maxlist, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 8, 50, 50, 2000, 200, 200
+
+
+def _text_storable(text: str) -> str:
+    """`text` as PostgreSQL text and jsonb take it: NUL and lone surrogates written as escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
+def _repr_storable(value: object) -> str:
+    """A shortened repr of anything (NUL, surrogates and all escaped by repr itself); never raises."""
+    try:
+        return _text_storable(_REPR.repr(value))
+    except Exception:  # a repr that raises, or a number too long to spell
+        return f"<{type(value).__name__} that cannot be shown>"
+
+
+def payload_storable(payload: object) -> tuple[object, bool]:
+    """`payload` as JSON that jsonb and SQLite both store, and whether anything had to change.
+
+    Strings lose NUL and lone surrogates to escapes, numbers JSON cannot hold (NaN, huge integers)
+    and other objects become their repr, keys become strings, and nesting deeper than
+    _STORABLE_DEPTH becomes a repr. Never raises.
+    """
+    changed = False
+
+    def walk(value: object, depth: int) -> object:
+        nonlocal changed
+        if isinstance(value, str):
+            kept = _text_storable(value)
+        elif value is None or isinstance(value, bool):
+            kept = value
+        elif isinstance(value, int):
+            kept = value if -(2**63) <= value < 2**63 else _repr_storable(value)
+        elif isinstance(value, float):
+            kept = value if math.isfinite(value) else repr(value)
+        elif depth >= _STORABLE_DEPTH or not isinstance(value, dict | list):
+            changed = True
+            return _repr_storable(value)
+        elif isinstance(value, dict):
+            return {
+                (walk(key, depth + 1) if isinstance(key, str) else _repr_storable(key)): walk(item, depth + 1)
+                for key, item in value.items()
+            }
+        else:
+            return [walk(item, depth + 1) for item in value]
+        changed = changed or kept != value
+        return kept
+
+    try:
+        return walk(payload, 0), changed
+    except Exception:
+        return {"unstorable": _repr_storable(payload)}, True
+
+
+def _database_answers() -> bool:
+    """Whether the database answers a trivial query now (so an error was the event's, not an outage)."""
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception:
+        return False
+    return True
+
+
 def _process_alone(event: Event, payload: dict) -> str:
-    """Try one event on its own up to JIFEN_MAX_ATTEMPTS times, then park it."""
+    """Try one event on its own up to JIFEN_MAX_ATTEMPTS times, then park it.
+
+    Any exception counts as a failed try, an OperationalError too (on SQLite an integer overflow is
+    one), as long as the database still answers; if it does not, the error is the database's: it is
+    raised, and the whole batch comes back later.
+    """
     error = ""
     for attempt in range(1, settings.JIFEN_MAX_ATTEMPTS + 1):
         try:
             return str(event_process(event=event))
         except OperationalError:
-            raise  # the database is unwell, not the event: the whole batch comes back later
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            logger.warning("event %s for user %s failed (attempt %d): %s", event.event_id, event.user_id, attempt, error)
+            if not _database_answers():
+                raise
+            error = _failure(event, attempt)
+        except Exception:
+            error = _failure(event, attempt)
     event_park(payload=payload, error=error, attempts=settings.JIFEN_MAX_ATTEMPTS)
     return "parked"
+
+
+def _failure(event: Event, attempt: int) -> str:
+    """The exception being handled, as the parked event's error; logged with its traceback."""
+    exc = sys.exc_info()[1]
+    error = f"{type(exc).__name__}: {exc}"
+    logger.warning("event %s for user %s failed (attempt %d): %s", event.event_id, event.user_id, attempt, error, exc_info=True)
+    return error
+
+
+def event_payload_process(*, payload: object) -> str:
+    """Process one queued payload, parking it if it is malformed or fails every try; returns the outcome."""
+    try:
+        event = Event.from_payload(payload)
+    except EventError as exc:
+        event_park(payload=payload, error=f"malformed: {exc}", attempts=1)
+        return "parked"
+    return _process_alone(event, payload)
 
 
 def events_process_batch(*, payloads: list[dict], put_back: Callable[[list[dict]], None] | None = None) -> Counter:
@@ -318,15 +441,23 @@ def events_process_batch(*, payloads: list[dict], put_back: Callable[[list[dict]
             event_park(payload=payload, error=f"malformed: {exc}", attempts=1)
             counts["parked"] += 1
     by_id = {event.event_id: payload for event, payload in events}
-    ready, skipped, reversible = _screen([event for event, _ in events])
+    try:
+        ready, skipped, reversible = _screen([event for event, _ in events])
+    except Exception as exc:
+        if isinstance(exc, OperationalError) and not _database_answers():
+            raise
+        logger.warning("a batch of %d events could not be screened; processing them one by one", len(events), exc_info=True)
+        for event, payload in events:
+            counts[_process_alone(event, payload)] += 1
+        return counts
     counts += skipped
     skip_locked = connection.features.has_select_for_update_skip_locked
     while ready:
         try:
             done, applied = _process_locked(ready, skip_locked=skip_locked, reversible=reversible)
-        except OperationalError:
-            raise  # the database is unwell, not the events: the whole batch comes back later
-        except Exception:
+        except Exception as exc:
+            if isinstance(exc, OperationalError) and not _database_answers():
+                raise  # the database is unwell, not the events: the whole batch comes back later
             logger.warning("a batch of %d events failed; processing them one by one", len(ready), exc_info=True)
             break
         counts += applied
@@ -371,7 +502,18 @@ def inbox_drain() -> Counter:
             inbox.wake()
             woke_another = True
         later: list[dict] = []
-        counts = events_process_batch(payloads=batch.payloads, put_back=later.extend)
+        try:
+            counts = events_process_batch(payloads=batch.payloads, put_back=later.extend)
+        except OperationalError:
+            raise  # the database is unwell: the batch stays claimed, and the sweep puts it back
+        except Exception as exc:
+            # A fault of the pipeline itself: left claimed, the batch would come back every sweep and
+            # fail again for ever. Each of its events is parked instead, visible and retriable.
+            logger.exception("inbox: a batch of %d events failed; parking them", len(batch.payloads))
+            error = f"batch failed: {type(exc).__name__}: {exc}"
+            for payload in batch.payloads:
+                event_park(payload=payload, error=error, attempts=1)
+            later, counts = [], Counter(parked=len(batch.payloads))
         inbox.finish(batch, put_back=later)
         if later:
             logger.info("inbox: %d events of users busy in another batch put back for a later batch", len(later))
