@@ -101,6 +101,8 @@ def test_retiring_through_a_sheet_is_allowed(tmp_path, post_task):
         ("r,post,+cmd|' /C calc'!A0,count,5,day,1,,,,,true,editing", "score_desc", "formula"),
         ("r,post," + "x" * 300 + ",count,5,day,1,,,,,true,editing", "score_desc", "at most 255 characters"),
         ("r,post,x,count,5.5,day,1,,,,,true,editing", "points", "not a whole number"),
+        ("r,post,x,count,1000000001,day,1,,,,,true,editing", "points", "At most 1000000000 points in one amount"),
+        ("r,post,x,count,9223372036854775807,day,1,,,,,true,editing", "points", "At most 1000000000 points"),
         ("r,nope,x,count,5,day,1,,,,,true,editing", "task_type", "No task config has the task type nope"),
         ("r,post,x,streak,5,none,1,,,,,true,editing", "statistical_period", "streak needs a period"),
         ("r,post,x,count,5,day,1,,,,,maybe,editing", "can_repeat", "not true or false"),
@@ -165,6 +167,15 @@ def test_object_points_for_a_draft_rule_and_refused_for_an_active_one(tmp_path, 
     assert "cannot change while it is active" in errors
     assert "row 3, column score_type: no rule with score_type 'no-such-rule'" in errors
     assert ScoreRuleObjectPoints.objects.count() == 1
+
+
+def test_object_points_beyond_the_bound_are_refused(tmp_path, post_task):
+    ScoreRuleFactory(task_type="post", score_type="draft-rule", status="editing")
+    errors = refused(
+        write(tmp_path, "op.csv", "score_type,business_id,points\ndraft-rule,42,4611686018427387904\n"), "object-points"
+    )
+    assert "row 2, column points: At most 1000000000 points in one amount" in errors
+    assert not ScoreRuleObjectPoints.objects.exists()
 
 
 def test_broken_xlsx_gets_a_clear_error(tmp_path, post_task):
