@@ -197,6 +197,14 @@ class TestDrain:
         assert "batch failed: TypeError: a bug in the pipeline" in FailedEvent.objects.first().error
         assert inbox.backlog() == 0 and inbox.client.zcard(inbox.batches_key) == 0
 
+    def test_an_item_that_is_no_json_object_is_parked_and_the_rest_flow(self, inbox, alice):
+        inbox.push(payload(alice, "a"))
+        inbox.client.lpush(inbox.key, b"\xff not json", b"[1, 2]")
+        inbox.push(payload(alice, "b"))
+        assert dict(services.inbox_drain()) == {"processed": 2, "parked": 2}
+        assert {row.payload["unreadable"] for row in FailedEvent.objects.all()} == {"\\xff not json", "[1, 2]"}
+        assert inbox.backlog() == 0
+
     def test_killed_worker_batch_is_processed_exactly_once_after_the_sweep(self, inbox, alice, settings):
         settings.JIFEN_BATCH_VISIBILITY_S = 0.0
         sent = [payload(alice) for _ in range(4)]
