@@ -13,6 +13,8 @@ from django.utils.translation import gettext as _
 from import_export import widgets
 from import_export.formats import base_formats
 
+from apps.core.text import text_problem
+
 # A cell that a spreadsheet would run as a formula (CSV/formula injection).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 # Export puts this before such text so a spreadsheet shows it as text; import takes it off again,
@@ -39,6 +41,10 @@ class TextWidget(widgets.CharWidget):
 
     def clean(self, value, row=None, **kwargs):
         text = "" if value is None else str(value).strip()
+        problem = text_problem(text, free_text=True)
+        if problem is not None:
+            # NUL would fail at the database with a message naming no cell; a surrogate would fail encoding.
+            raise ValueError(_("The text %(problem)s.") % {"problem": problem})
         if text.startswith(FORMULA_PREFIXES):
             raise ValueError(
                 _("Looks like a spreadsheet formula; start the text with another character, or with ' to keep it as text.")

@@ -1,11 +1,12 @@
 """The event: one completed task, as it travels from the web process to a worker (SPEC §2)."""
 
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.utils.dateparse import parse_datetime
+
+from apps.core.text import text_problem
 
 # An event's years (SPEC §9, G8). Far outside them a time cannot even be moved to UTC (year 1 or
 # 9999 with an offset overflows), and well before them it is a typo; periods and streaks counted
@@ -25,11 +26,6 @@ FIELD_MAX_LENGTHS = {
     "lang_type": 35,
 }
 
-# Every field of an event is a one-line identifier or request meta: no control character belongs in
-# any of them (NUL cannot even be stored in PostgreSQL text; a tab or newline in a business id is a
-# bug upstream), nor a lone surrogate (not encodable as UTF-8). C0, DEL and C1 controls are refused.
-_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-
 
 class EventError(ValueError):
     """The payload is not a well-formed event; the message names the field."""
@@ -46,11 +42,11 @@ def text_check(name: str, value: str, *, longest: int | None = None) -> str:
 
     Refuses control characters, lone surrogates and, given `longest`, more characters than that.
     """
-    found = _FORBIDDEN.search(value)
-    if found is not None:
-        char = found.group()
-        what = "a lone surrogate" if "\ud800" <= char <= "\udfff" else "a control character"
-        raise EventError(f"{name}: holds {what} ({ascii(char)}) at position {found.start()}")
+    # Every field of an event is a one-line identifier or request meta: a tab or a line break is a
+    # bug upstream as much as NUL is, so no control character at all (apps.core.text).
+    problem = text_problem(value)
+    if problem is not None:
+        raise EventError(f"{name}: {problem}")
     if longest is not None and len(value) > longest:
         raise EventError(f"{name}: longer than {longest} characters ({len(value)})")
     return value
