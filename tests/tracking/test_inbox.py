@@ -255,8 +255,11 @@ class TestPoison:
         parked = FailedEvent.objects.get()
         assert str(parked.event_id) == poison["event_id"]
         assert parked.error.startswith("malformed: business_id: holds a control character")
-        assert parked.payload["business_id"] == "A\\x001"  # escaped to be storable; the repr is in the error
-        assert "'A\\x001'" in parked.error
+        assert parked.payload["escaped"]["business_id"] == "A\\x001"  # escaped to be storable
+        assert "'A\\x001'" in parked.error  # and the repr of what came
+        # The escaped copy is not the event: sending it again would record business id "A\x001".
+        assert services.failed_event_retry(failed=parked) is False
+        assert FailedEvent.objects.get().status == FailedEvent.Status.FAILED
 
     @pytest.mark.parametrize(
         "hostile",

@@ -273,22 +273,24 @@ def event_park(*, payload: object, error: str, attempts: int) -> FailedEvent | N
     again once it is. Any other failure to store the row is logged and returns None.
     """
     stored, changed = payload_storable(payload)
-    event_id = stored.get("event_id") if isinstance(stored, dict) else None
+    known = stored if isinstance(stored, dict) else {}
     try:
-        event_id = uuid.UUID(str(event_id)) if event_id else None
+        event_id = uuid.UUID(str(known["event_id"])) if known.get("event_id") else None
     except ValueError:
         event_id = None
     error = _text_storable(error)
-    if changed:
-        error = f"{error}\n(payload stored escaped; as received: {_repr_storable(payload)})"
     logger.error(
         "event %s for user %s (task %s) parked after %d attempt(s): %s",
         event_id,
-        stored.get("user_id") if isinstance(stored, dict) else None,
-        stored.get("task_type") if isinstance(stored, dict) else None,
+        known.get("user_id"),
+        known.get("task_type"),
         attempts,
         error,
     )
+    if changed or stored is None:  # a JSON null would be SQL NULL, which the column refuses
+        # Wrapped, so that the escaped copy is never taken for the event itself (by "Send again").
+        stored = {_ESCAPED: stored}
+        error = f"{error}\n(payload stored escaped; as received: {_repr_storable(payload)})"
     try:
         with transaction.atomic():
             return _park_write(event_id, stored, error, attempts)
@@ -299,7 +301,7 @@ def event_park(*, payload: object, error: str, attempts: int) -> FailedEvent | N
         error = f"{error}\n(payload could not be stored: {_text_storable(repr(exc))}; as received: {_repr_storable(payload)})"
     try:
         with transaction.atomic():
-            return _park_write(event_id, {"unstorable": True}, error, attempts)
+            return _park_write(event_id, {_UNSTORABLE: True}, error, attempts)
     except OperationalError:
         raise
     except Exception:
@@ -316,6 +318,9 @@ def _park_write(event_id: uuid.UUID | None, payload: object, error: str, attempt
     )
     return parked
 
+
+# The keys of a parked payload that is not the event as received (escaped, or not stored at all).
+_ESCAPED, _UNSTORABLE = "escaped", "unstorable"
 
 # How deep a parked payload is kept as it is; deeper levels are stored as their (shortened) repr.
 _STORABLE_DEPTH = 32
@@ -540,11 +545,24 @@ def heartbeat_record(*, name: str = "worker") -> None:
     Heartbeat.objects.update_or_create(name=name, defaults={"seen_at": timezone.now()})
 
 
-def failed_event_retry(*, failed: FailedEvent) -> None:
-    """Send a parked event through the pipeline again (it is skipped if it was processed meanwhile)."""
+def failed_event_sendable(*, failed: FailedEvent) -> bool:
+    """Whether the parked payload is the event as received, so that sending it again means anything."""
+    payload = failed.payload
+    return not (isinstance(payload, dict) and len(payload) == 1 and (_ESCAPED in payload or _UNSTORABLE in payload))
+
+
+def failed_event_retry(*, failed: FailedEvent) -> bool:
+    """Send a parked event through the pipeline again (it is skipped if it was processed meanwhile).
+
+    Returns False, and sends nothing, when the payload was stored escaped or not at all (see
+    `failed_event_sendable`): the escaped copy is not the event, and would be processed as another.
+    """
+    if not failed_event_sendable(failed=failed):
+        return False
     try:
         handoff().send([failed.payload])
     except HandoffUnavailable:
         OutboxEvent.objects.get_or_create(event_id=failed.event_id, defaults={"payload": failed.payload})
     failed.status = FailedEvent.Status.RETRIED
     failed.save(update_fields=["status", "updated_at"])
+    return True
