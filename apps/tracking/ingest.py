@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from apps.core.text import text_problem
 from apps.tasks.models import TaskConfig
 from apps.tracking.events import FIELD_MAX_LENGTHS, Event, EventError, text_check, time_parse
 from apps.tracking.routing import RouteTable
@@ -142,20 +143,18 @@ class LineReader:
         return Event.from_payload(payload)
 
 
+# Django's username length; a longer name is no user's, and is refused before any query.
 _USERNAME_MAX_LENGTH = 150
 
 
-def _plain(value: str) -> bool:
-    try:
-        text_check("", value, longest=255)
-    except EventError:
-        return False
-    return True
+def _plain(value: str, *, longest: int) -> bool:
+    """Whether `value` may go into a query or an answer at all (a NUL fails a query on PostgreSQL;
+    a lone surrogate cannot be written as JSON)."""
+    return len(value) <= longest and text_problem(value) is None
 
 
 def _plain_username(name: object) -> bool:
-    """Whether `name` may be looked up at all (a query with NUL in it fails on PostgreSQL)."""
-    return isinstance(name, str) and bool(name) and len(name) <= _USERNAME_MAX_LENGTH and _plain(name)
+    return isinstance(name, str) and bool(name) and _plain(name, longest=_USERNAME_MAX_LENGTH)
 
 
 # Optional request meta of an event (SPEC §2); Event.from_payload checks their values.
@@ -186,7 +185,7 @@ def read_batch(reader: LineReader, items: list, *, allowed_task_types: frozenset
     for index, item in enumerate(items):
         event_id = item.get("event_id") if isinstance(item, dict) else None
         # Echoed back only when it is plain text (a lone surrogate cannot even be written as JSON).
-        event_id = event_id if isinstance(event_id, str) and _plain(event_id) else None
+        event_id = event_id if isinstance(event_id, str) and _plain(event_id, longest=64) else None
         try:
             result = reader.read_data(item)
         except EventError as exc:
