@@ -268,6 +268,9 @@ JIFEN_API_MAX_BODY_BYTES = env_int("JIFEN_API_MAX_BODY_BYTES", 1_048_576, minimu
 # Django refuses a bigger body than this before any view runs; never below the API's own limit.
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, JIFEN_API_MAX_BODY_BYTES)
 JIFEN_API_MAX_EVENTS = env_int("JIFEN_API_MAX_EVENTS", 1000, minimum=1)
+# How far in the future an event's time may be (another system's clock running ahead of ours), for
+# POST /api/events and ingest_events alike; later is refused (SPEC §9, G8).
+JIFEN_EVENT_CLOCK_SKEW_S = env_int("JIFEN_EVENT_CLOCK_SKEW_S", 300, minimum=0)
 # Entries per page of GET /api/me/ledger, at most.
 JIFEN_API_LEDGER_PAGE_MAX = env_int("JIFEN_API_LEDGER_PAGE_MAX", 100, minimum=1)
 

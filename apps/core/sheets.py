@@ -14,6 +14,7 @@ from import_export import widgets
 from import_export.formats import base_formats
 
 from apps.core.lifecycle import operator_fields
+from apps.core.text import text_problem
 
 # A cell that a spreadsheet would run as a formula (CSV/formula injection).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -41,6 +42,10 @@ class TextWidget(widgets.CharWidget):
 
     def clean(self, value, row=None, **kwargs):
         text = "" if value is None else str(value).strip()
+        problem = text_problem(text, free_text=True)
+        if problem is not None:
+            # NUL would fail at the database with a message naming no cell; a surrogate would fail encoding.
+            raise ValueError(_("The text %(problem)s.") % {"problem": problem})
         if text.startswith(FORMULA_PREFIXES):
             raise ValueError(
                 _("Looks like a spreadsheet formula; start the text with another character, or with ' to keep it as text.")

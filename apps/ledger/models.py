@@ -6,6 +6,8 @@ from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from apps.core.points import POINTS_MAX, points_at_least_minus_max, points_at_most_max
+
 
 class LedgerImmutableError(Exception):
     """Raised on any attempt to change or remove a ledger entry."""
@@ -148,7 +150,11 @@ class Adjustment(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="adjustments", verbose_name=_("user")
     )
-    amount = models.BigIntegerField(_("amount"), help_text=_("Positive credits, negative debits."))
+    amount = models.BigIntegerField(
+        _("amount"),
+        help_text=_("Positive credits, negative debits."),
+        validators=[points_at_least_minus_max, points_at_most_max],
+    )
     reason = models.CharField(_("reason"), max_length=500)
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.PENDING)
     requested_by = models.ForeignKey(
@@ -182,7 +188,12 @@ class Adjustment(models.Model):
         verbose_name = _("adjustment")
         verbose_name_plural = _("adjustments")
         ordering = ["-created_at", "-id"]
-        constraints = [models.CheckConstraint(condition=~Q(amount=0), name="adjustment_amount_nonzero")]
+        constraints = [
+            models.CheckConstraint(condition=~Q(amount=0), name="adjustment_amount_nonzero"),
+            models.CheckConstraint(
+                condition=Q(amount__gte=-POINTS_MAX, amount__lte=POINTS_MAX), name="adjustment_amount_bounded"
+            ),
+        ]
         indexes = [
             models.Index(fields=["-created_at", "-id"], name="adjustment_recent"),
             models.Index(fields=["status", "-created_at"], name="adjustment_status_recent"),

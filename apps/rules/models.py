@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from apps.core.lifecycle import frozen_field_errors, status_change_error
+from apps.core.points import POINTS_MAX, points_at_most_max
 from apps.core.soft_delete import SoftDeleteModel
 from apps.tasks.models import TaskConfig
 
@@ -61,7 +62,7 @@ class ScoreRule(SoftDeleteModel):
     score_type = models.SlugField(_("rule code"), max_length=64)
     score_desc = models.CharField(_("description"), max_length=255, blank=True)
     kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices, default=Kind.COUNT)
-    points = models.PositiveIntegerField(_("points"))
+    points = models.PositiveIntegerField(_("points"), validators=[points_at_most_max])
     statistical_period = models.CharField(_("period"), max_length=8, choices=Period.choices, default=Period.DAY)
     required_number_of_times = models.PositiveIntegerField(_("required number of times (N)"), default=1)
     award_limit_per_period = models.PositiveIntegerField(
@@ -109,6 +110,7 @@ class ScoreRule(SoftDeleteModel):
                 fields=["score_type"], condition=Q(deleted_at__isnull=True), name="scorerule_code_unique_live"
             ),
             models.CheckConstraint(condition=Q(points__gt=0), name="scorerule_points_positive"),
+            models.CheckConstraint(condition=Q(points__lte=POINTS_MAX), name="scorerule_points_bounded"),
             models.CheckConstraint(condition=Q(required_number_of_times__gte=1), name="scorerule_n_at_least_one"),
             models.CheckConstraint(condition=~Q(kind="streak", statistical_period="none"), name="scorerule_streak_needs_period"),
             models.CheckConstraint(
@@ -156,7 +158,7 @@ class ScoreRuleObjectPoints(models.Model):
 
     rule = models.ForeignKey(ScoreRule, on_delete=models.CASCADE, related_name="object_points", verbose_name=_("rule"))
     business_id = models.CharField(_("business id"), max_length=255)
-    points = models.PositiveIntegerField(_("points"))
+    points = models.PositiveIntegerField(_("points"), validators=[points_at_most_max])
 
     class Meta:
         verbose_name = _("per-object points")
@@ -164,6 +166,7 @@ class ScoreRuleObjectPoints(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["rule", "business_id"], name="objectpoints_unique"),
             models.CheckConstraint(condition=Q(points__gt=0), name="objectpoints_points_positive"),
+            models.CheckConstraint(condition=Q(points__lte=POINTS_MAX), name="objectpoints_points_bounded"),
         ]
 
     def __str__(self) -> str:

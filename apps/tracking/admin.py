@@ -46,12 +46,21 @@ class FailedEventAdmin(admin.ModelAdmin):
 
     @admin.action(description=gettext_lazy("Send again"), permissions=["change"])
     def retry(self, request, queryset):
-        count = 0
+        count = unsendable = 0
         for failed in queryset.filter(status=FailedEvent.Status.FAILED):
-            pipeline.failed_event_retry(failed=failed)
-            count += 1
+            if pipeline.failed_event_retry(failed=failed):
+                count += 1
+            else:
+                unsendable += 1
         message = ngettext("%(count)d event sent again.", "%(count)d events sent again.", count) % {"count": count}
         self.message_user(request, message, messages.SUCCESS)
+        if unsendable:
+            message = ngettext(
+                "%(count)d event was not sent: its payload could only be stored escaped (the error shows it as received).",
+                "%(count)d events were not sent: their payloads could only be stored escaped (the errors show them as received).",
+                unsendable,
+            )
+            self.message_user(request, message % {"count": unsendable}, messages.WARNING)
 
 
 class KeyStatusFilter(admin.SimpleListFilter):

@@ -1,5 +1,6 @@
 """Turning a finished request into an event, or into nothing (SPEC §2)."""
 
+import logging
 import uuid
 
 import orjson
@@ -7,8 +8,19 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
-from apps.tracking.events import Event
+from apps.tracking.events import FIELD_MAX_LENGTHS, Event, EventError, text_check
 from apps.tracking.routing import route_table
+
+logger = logging.getLogger(__name__)
+
+
+def _meta(name: str, value: str) -> str:
+    """A request meta value (client address, country, language) as stored: "" (unknown) when it is
+    too long or holds control characters, rather than cut or kept broken."""
+    try:
+        return text_check(name, value, longest=FIELD_MAX_LENGTHS[name])
+    except EventError:
+        return ""
 
 
 def _json_body(response: HttpResponse) -> object:
@@ -27,13 +39,13 @@ def client_address(request: HttpRequest) -> str:
     if settings.JIFEN_TRUST_X_FORWARDED_FOR:
         forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
         if forwarded:
-            return forwarded.split(",")[0].strip()[:64]
-    return request.META.get("REMOTE_ADDR", "")[:64]
+            return _meta("location", forwarded.split(",")[0].strip())
+    return _meta("location", request.META.get("REMOTE_ADDR", ""))
 
 
 def first_language(request: HttpRequest) -> str:
     header = request.META.get("HTTP_ACCEPT_LANGUAGE", "")
-    return header.split(",")[0].split(";")[0].strip()[:35]
+    return _meta("lang_type", header.split(",")[0].split(";")[0].strip())
 
 
 def event_from_request(request: HttpRequest, response: HttpResponse) -> Event | None:
@@ -50,16 +62,24 @@ def event_from_request(request: HttpRequest, response: HttpResponse) -> Event | 
     body = _json_body(response) if route.json_field else None
     if not route.succeeded(response.status_code, body):
         return None
+    try:
+        # A business id is never cut (two objects could then collide), nor stored with control
+        # characters: a request whose path holds such a one completes nothing (SPEC §9, G8).
+        business_id = text_check("business_id", found.business_id, longest=FIELD_MAX_LENGTHS["business_id"])
+        path = text_check("path", request.path, longest=FIELD_MAX_LENGTHS["path"])
+    except EventError as exc:
+        logger.warning("%s %s by user %s completes no task: %s", request.method, ascii(request.path[:200]), user.pk, exc)
+        return None
     return Event(
         event_id=uuid.uuid4(),
         user_id=user.pk,
         task_type=route.task_type,
         occurred_at=timezone.now(),
-        business_id=found.business_id[:255],
+        business_id=business_id,
         method=(request.method or "").upper(),
-        path=request.path[:2048],
+        path=path,
         status=response.status_code,
         location=client_address(request),
-        country=request.META.get(settings.JIFEN_COUNTRY_HEADER, "")[:8],
+        country=_meta("country", request.META.get(settings.JIFEN_COUNTRY_HEADER, "")),
         lang_type=first_language(request),
     )

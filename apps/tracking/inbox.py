@@ -78,6 +78,18 @@ def _resp(*parts: bytes) -> bytes:
     return b"".join(b"$%d\r\n%s\r\n" % (len(part), part) for part in parts)
 
 
+def _decoded(raw: bytes) -> dict:
+    """An inbox item as the payload it holds; one that is not a JSON object (never pushed by Jifen, but
+    Redis is shared) comes back as {"unreadable": its text}, which the worker parks as malformed."""
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        payload = None
+    if isinstance(payload, dict):
+        return payload
+    return {"unreadable": raw.decode("utf-8", "backslashreplace")}
+
+
 @dataclass(frozen=True)
 class Batch:
     key: str
@@ -197,7 +209,7 @@ class RedisInbox:
         items = self._claim(keys=[self.key, key, self.batches_key], args=[limit, time.time()])
         if not items:
             return None
-        return Batch(key=key, payloads=[orjson.loads(item) for item in reversed(items)])
+        return Batch(key=key, payloads=[_decoded(item) for item in reversed(items)])
 
     def finish(self, batch: Batch, *, put_back: Sequence[dict] = ()) -> None:
         """Drop a processed batch; `put_back` events (oldest first) go back to the inbox's oldest end, for the next claim.
@@ -228,8 +240,12 @@ class RedisInbox:
         ages = []
         for raw in candidates:
             if raw:
-                occurred = parse_datetime(orjson.loads(raw).get("occurred_at", ""))
-                if occurred:
+                payload = _decoded(raw)
+                try:
+                    occurred = parse_datetime(str(payload.get("occurred_at", "")))
+                except ValueError:
+                    occurred = None
+                if occurred and occurred.tzinfo:
                     ages.append(time.time() - occurred.timestamp())
         return max(ages) if ages else None
 

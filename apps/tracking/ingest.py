@@ -4,15 +4,16 @@ import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.utils.dateparse import parse_datetime
+from django.utils import timezone
 
+from apps.core.text import text_problem
 from apps.tasks.models import TaskConfig
-from apps.tracking.events import Event, EventError
+from apps.tracking.events import FIELD_MAX_LENGTHS, Event, EventError, text_check, time_parse
 from apps.tracking.routing import RouteTable
 
 
@@ -36,6 +37,7 @@ class LineReader:
     def _user_id(self, username: object) -> int:
         if not isinstance(username, str) or not username:
             raise EventError("user: missing (a username)")
+        text_check("user", username, longest=_USERNAME_MAX_LENGTH)
         if username not in self._user_ids:
             found = get_user_model().objects.filter(username=username).values_list("pk", flat=True).first()
             self._user_ids[username] = found
@@ -44,17 +46,21 @@ class LineReader:
         return self._user_ids[username]
 
     def _occurred_at(self, raw: object) -> datetime:
-        parsed = parse_datetime(raw) if isinstance(raw, str) else None
+        parsed = time_parse("occurred_at", raw)
         if parsed is None:
             raise EventError("occurred_at: missing or not an ISO 8601 time")
         if parsed.tzinfo is None:
             # A naive time is local; on a repeated hour (autumn DST) it is the first occurrence (fold=0).
             parsed = parsed.replace(tzinfo=self.tz)
+        # A completion from the future would open periods and streaks ahead of time; the margin
+        # allows for another system's clock running a little ahead of ours.
+        if parsed > timezone.now() + timedelta(seconds=settings.JIFEN_EVENT_CLOCK_SKEW_S):
+            raise EventError("occurred_at: later than the server's clock (events report what already happened)")
         return parsed
 
     def prefetch_users(self, usernames: Iterable[object]) -> None:
         """Look up many usernames in one query (a batch), rather than one query each as `read` meets them."""
-        wanted = {name for name in usernames if isinstance(name, str) and name and name not in self._user_ids}
+        wanted = {name for name in usernames if _plain_username(name) and name not in self._user_ids}
         if not wanted:
             return
         found = dict(get_user_model().objects.filter(username__in=wanted).values_list("username", "pk"))
@@ -65,20 +71,32 @@ class LineReader:
         """One JSON line: an Event, a Skipped, or EventError naming what is wrong."""
         try:
             data = json.loads(line)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise EventError(f"not valid JSON ({exc.msg})") from None
+        except ValueError as exc:  # an integer of more than 4,300 digits
+            raise EventError(f"not valid JSON ({exc})") from None
+        except RecursionError:
+            raise EventError("not valid JSON (nested too deep)") from None
         if not isinstance(data, dict):
             raise EventError("a line must be a JSON object")
         return self.read_data(data)
 
     def read_data(self, data: dict) -> Event | Skipped:
-        """One event already decoded from JSON (a line, or an item of an API batch)."""
+        """One event already decoded from JSON (a line, or an item of an API batch).
+
+        Checks every field (`Event.from_payload`), the routed business id included; raises EventError.
+        """
         if not isinstance(data, dict):
             raise EventError("an event must be a JSON object")
         try:
-            event_id = uuid.UUID(str(data["event_id"]))
+            uuid.UUID(str(data["event_id"]))
         except (KeyError, ValueError):
             raise EventError("event_id: missing or not a UUID") from None
+        for name, longest in FIELD_MAX_LENGTHS.items():
+            value = data.get(name)
+            if isinstance(value, str):
+                # Before any lookup or routing: a refused value is an error, never a skip.
+                text_check(name, value, longest=longest)
         user_id = self._user_id(data.get("user"))
         occurred_at = self._occurred_at(data.get("occurred_at"))
         business_id = data.get("business_id", "")
@@ -87,8 +105,6 @@ class LineReader:
         if not isinstance(business_id, str | int) or isinstance(business_id, bool):
             raise EventError("business_id: must be a string")
         business_id = str(business_id)
-        if len(business_id) > 255:
-            raise EventError("business_id: longer than 255 characters")
 
         method, path, status = "", "", None
         task_type = data.get("task_type")
@@ -113,35 +129,40 @@ class LineReader:
             task_type = found.route.task_type
             if found.route.id_group_name:
                 business_id = found.business_id
-        return Event(
-            event_id=event_id,
-            user_id=user_id,
-            task_type=task_type,
-            occurred_at=occurred_at,
-            business_id=business_id,
-            method=method.upper(),
-            path=path[:2048],
-            status=status,
+        payload = {
+            "event_id": data["event_id"],
+            "user_id": user_id,
+            "task_type": task_type,
+            "occurred_at": occurred_at.isoformat(),
+            "business_id": business_id,
+            "method": method.upper(),
+            "path": path,
+            "status": status,
             **_request_meta(data),
-        )
+        }
+        return Event.from_payload(payload)
 
 
-# Optional request meta of an event (SPEC §2), with the longest value each may have.
-_META_FIELDS = {"location": 64, "country": 8, "lang_type": 35}
+# Django's username length; a longer name is no user's, and is refused before any query.
+_USERNAME_MAX_LENGTH = 150
 
 
-def _request_meta(data: dict) -> dict[str, str]:
-    meta = {}
-    for name, longest in _META_FIELDS.items():
-        value = data.get(name)
-        if value is None:
-            continue
-        if not isinstance(value, str):
-            raise EventError(f"{name}: must be a string")
-        if len(value) > longest:
-            raise EventError(f"{name}: longer than {longest} characters")
-        meta[name] = value
-    return meta
+def _plain(value: str, *, longest: int) -> bool:
+    """Whether `value` may go into a query or an answer at all (a NUL fails a query on PostgreSQL;
+    a lone surrogate cannot be written as JSON)."""
+    return len(value) <= longest and text_problem(value) is None
+
+
+def _plain_username(name: object) -> bool:
+    return isinstance(name, str) and bool(name) and _plain(name, longest=_USERNAME_MAX_LENGTH)
+
+
+# Optional request meta of an event (SPEC §2); Event.from_payload checks their values.
+_META_FIELDS = ("location", "country", "lang_type")
+
+
+def _request_meta(data: dict) -> dict[str, object]:
+    return {name: data[name] for name in _META_FIELDS if data.get(name) is not None}
 
 
 @dataclass(frozen=True)
@@ -153,21 +174,18 @@ class BatchRead:
     errors: list[dict]  # {"index", "event_id", "field", "message"}
 
 
-def read_batch(
-    reader: LineReader, items: list, *, latest: datetime, allowed_task_types: frozenset[str] = frozenset()
-) -> BatchRead:
+def read_batch(reader: LineReader, items: list, *, allowed_task_types: frozenset[str] = frozenset()) -> BatchRead:
     """Read every item of an API batch with `reader`, so that one bad item can refuse the whole batch.
 
-    An event that occurred after `latest` (the server's clock plus the allowed skew) is an error: a
-    completion from the future would open periods and streaks ahead of time. `allowed_task_types`,
-    when not empty, is what the posting key may report: an event of another task type (named, or
+    `allowed_task_types`, when not empty, is what the posting key may report: an event of another task type (named, or
     routed from its method and path) is an error, not a skip.
     """
     reader.prefetch_users(item.get("user") for item in items if isinstance(item, dict))
     events, skipped, errors = [], [], []
     for index, item in enumerate(items):
         event_id = item.get("event_id") if isinstance(item, dict) else None
-        event_id = event_id if isinstance(event_id, str) else None
+        # Echoed back only when it is plain text (a lone surrogate cannot even be written as JSON).
+        event_id = event_id if isinstance(event_id, str) and _plain(event_id, longest=64) else None
         try:
             result = reader.read_data(item)
         except EventError as exc:
@@ -175,9 +193,6 @@ def read_batch(
             continue
         if isinstance(result, Skipped):
             skipped.append({"index": index, "event_id": event_id, "reason": result.reason})
-        elif result.occurred_at > latest:
-            message = "occurred_at: later than the server's clock (events report what already happened)"
-            errors.append({"index": index, "event_id": event_id, "field": "occurred_at", "message": message})
         elif allowed_task_types and result.task_type not in allowed_task_types:
             message = f"task_type: this key may not report {result.task_type!r} events"
             errors.append({"index": index, "event_id": event_id, "field": "task_type", "message": message})

@@ -5,8 +5,7 @@ import logging
 from celery import shared_task
 from django.db import OperationalError
 
-from apps.tracking.events import Event, EventError
-from apps.tracking.services.pipeline import event_park, event_process, heartbeat_record, inbox_drain, inbox_sweep, outbox_flush
+from apps.tracking.services.pipeline import event_payload_process, heartbeat_record, inbox_drain, inbox_sweep, outbox_flush
 from apps.tracking.services.service_keys import seen_signatures_prune
 
 logger = logging.getLogger(__name__)
@@ -19,12 +18,7 @@ _RELIABLE = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": 
 @shared_task(**_RELIABLE, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
 def process_event(payload: dict) -> str:
     """One event (the embedded broker's path; Redis deployments drain the inbox instead)."""
-    try:
-        event = Event.from_payload(payload)
-    except EventError as exc:
-        event_park(payload=payload, error=f"malformed: {exc}", attempts=1)
-        return "parked"
-    return str(event_process(event=event))
+    return event_payload_process(payload=payload)
 
 
 @shared_task(**_RELIABLE, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=10)

@@ -171,6 +171,25 @@ class TestChangePage:
         assert "The end time must be after the start time." in page
         assert ScoreRule.objects.get(pk=rule.pk).kind == "count"
 
+    def test_points_beyond_the_bound_are_refused_with_a_message(self, client, operator, tasks):
+        rule = ScoreRuleFactory(task_type="post", score_type="post-each", status="editing", points=5)
+        data = {
+            "task_type": "post",
+            "score_type": "post-each",
+            "kind": "count",
+            "points": 2**62,
+            "statistical_period": "day",
+            "required_number_of_times": 1,
+            "object_points-TOTAL_FORMS": 1,
+            "object_points-INITIAL_FORMS": 0,
+            "object_points-0-business_id": "42",
+            "object_points-0-points": 1_000_000_001,
+        }
+        page = client.post(change_url(rule), data).content.decode()
+        assert page.count("At most 1000000000 points in one amount") == 2
+        assert ScoreRule.objects.get(pk=rule.pk).points == 5
+        assert not ScoreRuleObjectPoints.objects.exists()
+
 
 class TestLiveFigures:
     def test_recipients_awards_today_and_points_in_total(self, client, operator, tasks):

@@ -1,6 +1,7 @@
 """Rule sheets through `import_rules` / `export_rules` (SPEC §7, G8)."""
 
 import io
+import json
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -101,6 +102,8 @@ def test_retiring_through_a_sheet_is_allowed(tmp_path, post_task):
         ("r,post,+cmd|' /C calc'!A0,count,5,day,1,,,,,true,editing", "score_desc", "formula"),
         ("r,post," + "x" * 300 + ",count,5,day,1,,,,,true,editing", "score_desc", "at most 255 characters"),
         ("r,post,x,count,5.5,day,1,,,,,true,editing", "points", "not a whole number"),
+        ("r,post,x,count,1000000001,day,1,,,,,true,editing", "points", "At most 1000000000 points in one amount"),
+        ("r,post,x,count,9223372036854775807,day,1,,,,,true,editing", "points", "At most 1000000000 points"),
         ("r,nope,x,count,5,day,1,,,,,true,editing", "task_type", "No task config has the task type nope"),
         ("r,post,x,streak,5,none,1,,,,,true,editing", "statistical_period", "streak needs a period"),
         ("r,post,x,count,5,day,1,,,,,maybe,editing", "can_repeat", "not true or false"),
@@ -167,6 +170,15 @@ def test_object_points_for_a_draft_rule_and_refused_for_an_active_one(tmp_path, 
     assert ScoreRuleObjectPoints.objects.count() == 1
 
 
+def test_object_points_beyond_the_bound_are_refused(tmp_path, post_task):
+    ScoreRuleFactory(task_type="post", score_type="draft-rule", status="editing")
+    errors = refused(
+        write(tmp_path, "op.csv", "score_type,business_id,points\ndraft-rule,42,4611686018427387904\n"), "object-points"
+    )
+    assert "row 2, column points: At most 1000000000 points in one amount" in errors
+    assert not ScoreRuleObjectPoints.objects.exists()
+
+
 def test_broken_xlsx_gets_a_clear_error(tmp_path, post_task):
     path = tmp_path / "rules.xlsx"
     path.write_bytes(b"PK\x03\x04 this is not a workbook")
@@ -227,3 +239,27 @@ def test_formula_looking_text_survives_export_and_import_unchanged(tmp_path, pos
     assert list(ScoreRule.objects.order_by("score_type").values_list("score_desc", flat=True)) == texts
     exported = (tmp_path / "rules.csv").read_text()
     assert ",'=1+1," in exported and ",'-5 when a post is deleted," in exported and ",''=already quoted," in exported
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("score_desc", "Each\u0000post", "control character"),
+        ("score_type", "post\u0007each", "control character"),
+        ("score_desc", "Each \ud800 post", "lone surrogate"),
+    ],
+)
+def test_control_characters_and_lone_surrogates_in_cells_are_refused(tmp_path, post_task, column, value, message):
+    row = {"score_type": "post-each", "task_type": "post", "score_desc": "Each post", "kind": "count", "points": 5}
+    row.update({"statistical_period": "day", "required_number_of_times": 1, "status": "editing", column: value})
+    path = tmp_path / "rules.json"
+    path.write_text(json.dumps([row]), encoding="utf-8")  # NUL and the surrogate as \u escapes
+    errors = refused(str(path))
+    assert f"item 1, column {column}" in errors and message in errors
+    assert not ScoreRule.objects.exists()
+
+
+def test_line_breaks_and_tabs_in_a_description_are_kept(tmp_path, post_task):
+    row = 'post-each,post,"Each post:\tone point\nper post",count,5,day,1,,,,,true,editing\n'
+    import_rules(write(tmp_path, "rules.csv", RULE_HEADER + row))
+    assert ScoreRule.objects.get().score_desc == "Each post:\tone point\nper post"

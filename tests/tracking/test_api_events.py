@@ -408,3 +408,70 @@ def test_expired_signatures_are_pruned(shop):
     SeenSignature.objects.filter(pk=first.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     assert seen_signatures_prune() == 1
     assert SeenSignature.objects.count() == 1
+
+
+class TestHostileEvents:
+    """G7, G8: what the database cannot store, or would store wrongly, is refused with a 422 naming it."""
+
+    @pytest.mark.parametrize(
+        ("fields", "field"),
+        [
+            ({"business_id": "A\u00001"}, "business_id"),
+            ({"location": "10.0.0.1\u0000"}, "location"),
+            ({"lang_type": "en\x1b[31m"}, "lang_type"),
+            ({"country": "C\x85N"}, "country"),
+            ({"user": "ali\u0000ce"}, "user"),
+            ({"task_type": "sign\u0000-in"}, "task_type"),
+        ],
+    )
+    def test_control_characters_and_lone_surrogates_are_refused(self, shop, sent, fields, field):
+        item = {**event(1, task_type="purchase"), **fields}
+        # json.dumps writes NUL and the surrogate as \u escapes, as another system would send them.
+        body = refused(shop.post({"events": [item]}), 422, "invalid_events")
+        [error] = body["errors"]
+        assert error["field"] == field, error
+        assert "control character" in error["message"] or "lone surrogate" in error["message"]
+        assert state() == (0, 0, 0) and sent == []
+
+    @pytest.mark.parametrize("field", ["business_id", "event_id", "user"])
+    def test_a_lone_surrogate_anywhere_is_a_422(self, shop, sent, field):
+        # orjson refuses a lone surrogate while parsing, so the whole body is refused before any field is read.
+        body = refused(shop.post({"events": [event(1, task_type="sign-in", **{field: "A\udc00"})]}), 422, "lone_surrogate")
+        assert "surrogate" in body["message"]
+        assert state() == (0, 0, 0) and sent == []
+
+    def test_a_routed_business_id_over_255_characters_is_refused_not_cut(self, shop, sent):
+        order = "1" * 300
+        body = refused(shop.post(event(1, method="POST", path=f"/orders/{order}/pay/")), 422, "invalid_events")
+        assert body["errors"][0]["field"] == "business_id"
+        assert "255" in body["errors"][0]["message"]
+        assert state() == (0, 0, 0) and sent == []
+
+    def test_exactly_255_characters_is_fine(self, shop, sent):
+        order = "1" * 255
+        response = shop.post(event(1, method="POST", path=f"/orders/{order}/pay/"))
+        assert response.status_code == 202, response.content
+        assert sent[0]["business_id"] == order
+
+    @pytest.mark.parametrize(
+        "when", ["0001-01-01T00:00:00+08:00", "9999-12-31T23:59:59-08:00", "1899-12-31T23:00:00+00:00", "2201-01-01T00:00:00Z"]
+    )
+    def test_years_outside_1900_to_2200_are_refused(self, shop, sent, when):
+        body = refused(shop.post(event(1, task_type="sign-in", occurred_at=when)), 422, "invalid_events")
+        assert body["errors"][0]["field"] == "occurred_at"
+        assert "1900" in body["errors"][0]["message"]
+
+    def test_a_clock_a_little_ahead_is_allowed_and_more_is_refused(self, shop, sent, settings):
+        settings.JIFEN_EVENT_CLOCK_SKEW_S = 300
+        soon = (timezone.now() + timedelta(minutes=4)).isoformat()
+        assert shop.post(event(1, task_type="sign-in", occurred_at=soon)).status_code == 202
+        later = (timezone.now() + timedelta(minutes=6)).isoformat()
+        body = refused(shop.post(event(2, task_type="sign-in", occurred_at=later)), 422, "invalid_events")
+        assert body["errors"][0]["field"] == "occurred_at"
+
+    def test_nesting_too_deep_is_a_422(self, shop, sent):
+        deep = b'{"events": [' + b"[" * 2000 + b"]" * 2000 + b"]}"
+        refused(shop.post(deep), 422, "too_deep")
+        nested = {"events": [{**event(1, task_type="sign-in"), "business_id": [[[["x"]]]]}]}
+        assert refused(shop.post(nested), 422, "invalid_events")["errors"][0]["field"] == "business_id"
+        assert state() == (0, 0, 0) and sent == []

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.conf import settings
+from django.db import OperationalError
 
 from apps.ledger.models import ScoreRecord
 from apps.rules import replay
@@ -33,6 +34,15 @@ def payload(user, business_id: str = "", task_type: str = "post") -> dict:
         occurred_at=datetime(2026, 11, 2, 12, tzinfo=TZ),
         business_id=business_id,
     ).to_payload()
+
+
+def nested(depth: int) -> list:
+    """A list nested `depth` deep (deeper than repr or json.dumps can go)."""
+    outer = inner = []
+    for _ in range(depth):
+        inner.append([])
+        inner = inner[0]
+    return outer
 
 
 @pytest.fixture
@@ -175,6 +185,26 @@ class TestDrain:
         assert ScoreRecord.objects.count() == 7
         assert inbox.backlog() == 0
 
+    def test_a_batch_the_pipeline_fails_on_is_parked_not_left_claimed(self, inbox, alice, monkeypatch):
+        def broken(*, payloads, put_back):
+            raise TypeError("a bug in the pipeline")
+
+        monkeypatch.setattr(services, "events_process_batch", broken)
+        for business_id in ("a", "b"):
+            inbox.push(payload(alice, business_id))
+        assert dict(services.inbox_drain()) == {"parked": 2}
+        assert FailedEvent.objects.count() == 2
+        assert "batch failed: TypeError: a bug in the pipeline" in FailedEvent.objects.first().error
+        assert inbox.backlog() == 0 and inbox.client.zcard(inbox.batches_key) == 0
+
+    def test_an_item_that_is_no_json_object_is_parked_and_the_rest_flow(self, inbox, alice):
+        inbox.push(payload(alice, "a"))
+        inbox.client.lpush(inbox.key, b"\xff not json", b"[1, 2]")
+        inbox.push(payload(alice, "b"))
+        assert dict(services.inbox_drain()) == {"processed": 2, "parked": 2}
+        assert {row.payload["unreadable"] for row in FailedEvent.objects.all()} == {"\\xff not json", "[1, 2]"}
+        assert inbox.backlog() == 0
+
     def test_killed_worker_batch_is_processed_exactly_once_after_the_sweep(self, inbox, alice, settings):
         settings.JIFEN_BATCH_VISIBILITY_S = 0.0
         sent = [payload(alice) for _ in range(4)]
@@ -215,6 +245,79 @@ class TestPoison:
         counts = services.events_process_batch(payloads=[{"event_id": "x"}, payload(alice)])
         assert counts == {"processed": 1, "parked": 1}
         assert FailedEvent.objects.get().error.startswith("malformed: event_id")
+
+    def test_a_nul_byte_is_parked_and_the_rest_flow(self, alice):
+        # Before: the batch's insert failed on NUL, then parking failed too (jsonb refuses it), and the
+        # batch stayed claimed for ever, holding back every event behind it (G7).
+        poison = {**payload(alice), "business_id": "A\u00001", "location": "\x00"}
+        counts = services.events_process_batch(payloads=[payload(alice, "a"), poison, payload(alice, "b")])
+        assert counts == {"processed": 2, "parked": 1}
+        parked = FailedEvent.objects.get()
+        assert str(parked.event_id) == poison["event_id"]
+        assert parked.error.startswith("malformed: business_id: holds a control character")
+        assert parked.payload["escaped"]["business_id"] == "A\\x001"  # escaped to be storable
+        assert "'A\\x001'" in parked.error  # and the repr of what came
+        # The escaped copy is not the event: sending it again would record business id "A\x001".
+        assert services.failed_event_retry(failed=parked) is False
+        assert FailedEvent.objects.get().status == FailedEvent.Status.FAILED
+
+    @pytest.mark.parametrize(
+        "hostile",
+        [
+            {"business_id": "\x00"},
+            {"business_id": "\ud800", "\udc00": "key"},
+            {"status": float("nan"), "user_id": float("inf")},
+            {"user_id": 10**5000},
+            {"occurred_at": object(), (1, 2): "tuple key", 3: "int key"},
+            {"nested": nested(50_000)},
+        ],
+    )
+    def test_parking_stores_any_payload(self, alice, hostile):
+        sent = {**payload(alice), **hostile}
+        parked = services.event_park(payload=sent, error="boom \x00 \ud800", attempts=1)
+        parked.refresh_from_db()
+        assert str(parked.event_id) == sent["event_id"]
+        assert parked.error.startswith("boom \\x00 \\ud800")
+        assert "as received" in parked.error
+
+    @pytest.mark.parametrize("hostile", ["\x00", ["\ud800"], 1.5, None, [[[[["x"]]]]]])
+    def test_parking_stores_what_is_no_object_at_all(self, db, hostile):
+        assert services.event_park(payload=hostile, error="malformed", attempts=1).event_id is None
+        assert FailedEvent.objects.count() == 1
+
+    def test_any_failure_of_one_event_in_the_worker_is_parked(self, alice, monkeypatch):
+        from apps.tracking.tasks import process_event
+
+        def overflow(*, event):
+            raise OverflowError("Python int too large to convert to SQLite INTEGER")
+
+        monkeypatch.setattr(services, "event_process", overflow)
+        assert process_event(payload(alice)) == "parked"
+        assert "OverflowError" in FailedEvent.objects.get().error
+
+    def test_an_operational_error_the_event_causes_is_parked_while_the_database_answers(self, alice, monkeypatch):
+        # SQLite reports an integer overflow in SUM() as an OperationalError; raised, the batch would come back for ever.
+        real = scoring.evaluate
+
+        def overflow(rule, completion, progress, tz):
+            if completion.business_id == "poison":
+                raise OperationalError("integer overflow")
+            return real(rule, completion, progress, tz)
+
+        monkeypatch.setattr(scoring, "evaluate", overflow)
+        counts = services.events_process_batch(payloads=[payload(alice, "a"), payload(alice, "poison")])
+        assert counts == {"processed": 1, "parked": 1}
+        assert "OperationalError: integer overflow" in FailedEvent.objects.get().error
+
+    def test_an_operational_error_with_the_database_gone_is_raised_for_a_later_try(self, alice, monkeypatch):
+        def gone(*, event):
+            raise OperationalError("server closed the connection unexpectedly")
+
+        monkeypatch.setattr(services, "event_process", gone)
+        monkeypatch.setattr(services, "_database_answers", lambda: False)
+        with pytest.raises(OperationalError):
+            services.event_payload_process(payload=payload(alice))
+        assert not FailedEvent.objects.exists()
 
     def test_a_parked_event_can_be_sent_again(self, alice, monkeypatch):
         sent = []

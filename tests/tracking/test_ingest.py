@@ -3,7 +3,7 @@
 import io
 import json
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -122,3 +122,64 @@ def test_async_enqueues_through_the_broker(tmp_path, site, monkeypatch):
 def test_missing_file(tmp_path):
     with pytest.raises(CommandError, match="cannot read"):
         call_command("ingest_events", str(tmp_path / "nope.jsonl"))
+
+
+def test_every_odd_line_is_reported_with_its_number_and_the_rest_goes_on(tmp_path, site):
+    future = (datetime.now(ZoneInfo("UTC")) + timedelta(hours=1)).isoformat()
+    lines = [
+        line(1, task_type="share", business_id="7\u0000"),  # json.dumps writes \u0000, as a producer would
+        line(2, task_type="sign-in", occurred_at="0001-01-01T00:00:00+08:00"),
+        line(3, task_type="sign-in", occurred_at="9999-12-31T23:59:59-08:00"),
+        line(4, task_type="share", business_id="\ud800"),
+        '{"event_id": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        line(6, method="POST", path=f"/posts/{'1' * 300}/share/"),
+        line(7, task_type="sign-in", location="\x07"),
+        '{"event_id": 1' + "0" * 5000 + "}",
+        line(9, task_type="sign-in", occurred_at=future),
+        line(10, task_type="sign-in", user="al\u0000ice"),
+    ]
+    path = tmp_path / "events.jsonl"
+    raw = "\n".join(lines).encode() + b'\n{"event_id": "\xff\xfe"}\n' + line(12, task_type="sign-in").encode() + b"\n"
+    path.write_bytes(raw)
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.raises(CommandError, match="11 bad line"):
+        call_command("ingest_events", str(path), stdout=out, stderr=err)
+    reported = err.getvalue()
+    expected = {
+        1: "business_id: holds a control character ('\\x00')",
+        2: "occurred_at: the year must be between 1900 and 2200, not 1",
+        3: "occurred_at: the year must be between 1900 and 2200, not 9999",
+        4: "business_id: holds a lone surrogate",
+        5: "nested too deep",
+        6: "business_id: longer than 255 characters",
+        7: "location: holds a control character",
+        8: "not valid JSON",
+        9: "occurred_at: later than the server's clock",
+        10: "user: holds a control character",
+        11: "not UTF-8",
+    }
+    by_line = dict(entry.removeprefix("line ").split(": ", 1) for entry in reported.splitlines() if entry.startswith("line "))
+    assert {int(number): message for number, message in by_line.items()}.keys() == expected.keys(), reported
+    for number, message in expected.items():
+        assert message in by_line[str(number)], (number, by_line[str(number)])
+    assert "Traceback" not in reported
+    assert UserTaskRecord.objects.get().event_id == uuid.UUID(int=12)
+    assert Account.objects.get().balance == 1
+
+
+def test_a_line_that_fails_in_the_pipeline_is_reported_and_the_rest_goes_on(tmp_path, site, monkeypatch):
+    real = services.event_process
+
+    def overflow_on_share(*, event):
+        if event.task_type == "share":
+            raise OverflowError("Python int too large to convert to SQLite INTEGER")
+        return real(event=event)
+
+    monkeypatch.setattr("apps.tracking.management.commands.ingest_events.event_process", overflow_on_share)
+    path = tmp_path / "events.jsonl"
+    path.write_text(line(1, task_type="share", business_id="7") + "\n" + line(2, task_type="sign-in") + "\n")
+    err = io.StringIO()
+    with pytest.raises(CommandError, match="1 bad line"):
+        call_command("ingest_events", str(path), stdout=io.StringIO(), stderr=err)
+    assert "line 1: not processed: OverflowError" in err.getvalue()
+    assert UserTaskRecord.objects.get().event_id == uuid.UUID(int=2)

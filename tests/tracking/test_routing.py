@@ -158,6 +158,33 @@ class TestMiddleware:
         client.post(reverse("post-share", args=[post.pk]))
         assert [e.business_id for e in captured] == [str(post.pk)]
 
+    @pytest.mark.parametrize(("thing", "why"), [("x" * 256, "longer than 255"), ("a%00b", "control character")])
+    def test_a_business_id_that_cannot_be_stored_whole_makes_no_event(self, client, alice, captured, caplog, thing, why):
+        # Before, an over-long one was cut to 255 characters: two objects could then collide (G8).
+        TaskConfigFactory(
+            task_type="any",
+            method="GET",
+            interface_name=r"^/any/(?P<thing>[^/]+)/$",
+            id_group_name="thing",
+            success_status_max=404,
+        )
+        client.force_login(alice)
+        client.get(f"/any/{thing}/")
+        assert captured == []
+        assert why in caplog.text
+
+    def test_a_business_id_of_255_characters_is_kept_whole(self, client, alice, captured):
+        TaskConfigFactory(
+            task_type="any",
+            method="GET",
+            interface_name=r"^/any/(?P<thing>[^/]+)/$",
+            id_group_name="thing",
+            success_status_max=404,
+        )
+        client.force_login(alice)
+        client.get(f"/any/{'x' * 255}/", headers={"accept-language": "x" * 40 + ",en"})
+        assert [(e.business_id, e.lang_type) for e in captured] == [("x" * 255, "")]
+
     def test_anonymous_requests_make_no_event(self, client, site_configs, captured):
         response = client.post(reverse("checkin"))
         assert response.status_code == 401

@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from apps.core.points import POINTS_MAX
 from apps.ledger.models import Account, Adjustment, ScoreRecord
 from apps.ledger.services.entries import account_lock, ledger_post_entry
 
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
 # No operator types a billion points on purpose; the bound keeps a slip of the keyboard out of the ledger.
-ADJUSTMENT_MAX_POINTS = 1_000_000_000
+ADJUSTMENT_MAX_POINTS = POINTS_MAX
 REQUEST_PERMISSION = "ledger.add_adjustment"
 APPROVE_PERMISSION = "ledger.approve_adjustment"
 

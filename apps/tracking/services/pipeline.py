@@ -2,6 +2,7 @@
 
 import logging
 import random
+import sys
 import time
 import uuid
 from collections import Counter
@@ -27,6 +28,7 @@ from apps.tasks.services import LiveChange, NewCompletion, completions_create, r
 from apps.tracking.events import Event, EventError
 from apps.tracking.handoff import HandoffUnavailable, handoff, uses_inbox, worker_inbox
 from apps.tracking.models import FailedEvent, Heartbeat, OutboxEvent
+from apps.tracking.services.parking import event_park, failed_event_sendable
 
 logger = logging.getLogger(__name__)
 
@@ -293,43 +295,54 @@ def event_process(*, event: Event) -> Outcome:
     return Outcome(next(iter(counts)))
 
 
-def event_park(*, payload: dict, error: str, attempts: int) -> FailedEvent:
-    """Set a failing event aside for an operator, so the rest keep flowing (G7)."""
-    event_id = payload.get("event_id") if isinstance(payload, dict) else None
+def _database_answers() -> bool:
+    """Whether the database answers a trivial query now (so an error was the event's, not an outage)."""
     try:
-        event_id = uuid.UUID(str(event_id)) if event_id else None
-    except ValueError:
-        event_id = None
-    logger.error(
-        "event %s for user %s (task %s) parked after %d attempt(s): %s",
-        event_id,
-        payload.get("user_id") if isinstance(payload, dict) else None,
-        payload.get("task_type") if isinstance(payload, dict) else None,
-        attempts,
-        error,
-    )
-    if event_id is None:
-        return FailedEvent.objects.create(payload=payload, error=error, attempts=attempts)
-    parked, _ = FailedEvent.objects.update_or_create(
-        event_id=event_id,
-        defaults={"payload": payload, "error": error, "attempts": attempts, "status": FailedEvent.Status.FAILED},
-    )
-    return parked
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception:
+        return False
+    return True
 
 
 def _process_alone(event: Event, payload: dict) -> str:
-    """Try one event on its own up to JIFEN_MAX_ATTEMPTS times, then park it."""
+    """Try one event on its own up to JIFEN_MAX_ATTEMPTS times, then park it.
+
+    Any exception counts as a failed try, an OperationalError too (on SQLite an integer overflow is
+    one), as long as the database still answers; if it does not, the error is the database's: it is
+    raised, and the whole batch comes back later.
+    """
     error = ""
     for attempt in range(1, settings.JIFEN_MAX_ATTEMPTS + 1):
         try:
             return str(event_process(event=event))
         except OperationalError:
-            raise  # the database is unwell, not the event: the whole batch comes back later
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            logger.warning("event %s for user %s failed (attempt %d): %s", event.event_id, event.user_id, attempt, error)
+            if not _database_answers():
+                raise
+            error = _failure(event, attempt)
+        except Exception:
+            error = _failure(event, attempt)
     event_park(payload=payload, error=error, attempts=settings.JIFEN_MAX_ATTEMPTS)
     return "parked"
+
+
+def _failure(event: Event, attempt: int) -> str:
+    """The exception being handled, as the parked event's error; logged (with its traceback on the last try)."""
+    exc = sys.exc_info()[1]
+    error = f"{type(exc).__name__}: {exc}"
+    last = attempt == settings.JIFEN_MAX_ATTEMPTS  # one traceback per parked event is enough
+    logger.warning("event %s for user %s failed (attempt %d): %s", event.event_id, event.user_id, attempt, error, exc_info=last)
+    return error
+
+
+def event_payload_process(*, payload: object) -> str:
+    """Process one queued payload, parking it if it is malformed or fails every try; returns the outcome."""
+    try:
+        event = Event.from_payload(payload)
+    except EventError as exc:
+        event_park(payload=payload, error=f"malformed: {exc}", attempts=1)
+        return "parked"
+    return _process_alone(event, payload)
 
 
 def events_process_batch(*, payloads: list[dict], put_back: Callable[[list[dict]], None] | None = None) -> Counter:
@@ -350,15 +363,23 @@ def events_process_batch(*, payloads: list[dict], put_back: Callable[[list[dict]
             event_park(payload=payload, error=f"malformed: {exc}", attempts=1)
             counts["parked"] += 1
     by_id = {event.event_id: payload for event, payload in events}
-    ready, skipped, reversible = _screen([event for event, _ in events])
+    try:
+        ready, skipped, reversible = _screen([event for event, _ in events])
+    except Exception as exc:
+        if isinstance(exc, OperationalError) and not _database_answers():
+            raise
+        logger.warning("a batch of %d events could not be screened; processing them one by one", len(events), exc_info=True)
+        for event, payload in events:
+            counts[_process_alone(event, payload)] += 1
+        return counts
     counts += skipped
     skip_locked = connection.features.has_select_for_update_skip_locked
     while ready:
         try:
             done, applied = _process_locked(ready, skip_locked=skip_locked, reversible=reversible)
-        except OperationalError:
-            raise  # the database is unwell, not the events: the whole batch comes back later
-        except Exception:
+        except Exception as exc:
+            if isinstance(exc, OperationalError) and not _database_answers():
+                raise  # the database is unwell, not the events: the whole batch comes back later
             logger.warning("a batch of %d events failed; processing them one by one", len(ready), exc_info=True)
             break
         counts += applied
@@ -403,7 +424,18 @@ def inbox_drain() -> Counter:
             inbox.wake()
             woke_another = True
         later: list[dict] = []
-        counts = events_process_batch(payloads=batch.payloads, put_back=later.extend)
+        try:
+            counts = events_process_batch(payloads=batch.payloads, put_back=later.extend)
+        except OperationalError:
+            raise  # the database is unwell: the batch stays claimed, and the sweep puts it back
+        except Exception as exc:
+            # A fault of the pipeline itself: left claimed, the batch would come back every sweep and
+            # fail again for ever. Each of its events is parked instead, visible and retriable.
+            logger.exception("inbox: a batch of %d events failed; parking them", len(batch.payloads))
+            error = f"batch failed: {type(exc).__name__}: {exc}"
+            for payload in batch.payloads:
+                event_park(payload=payload, error=error, attempts=1)
+            later, counts = [], Counter(parked=len(batch.payloads))
         inbox.finish(batch, put_back=later)
         if later:
             logger.info("inbox: %d events of users busy in another batch put back for a later batch", len(later))
@@ -430,11 +462,18 @@ def heartbeat_record(*, name: str = "worker") -> None:
     Heartbeat.objects.update_or_create(name=name, defaults={"seen_at": timezone.now()})
 
 
-def failed_event_retry(*, failed: FailedEvent) -> None:
-    """Send a parked event through the pipeline again (it is skipped if it was processed meanwhile)."""
+def failed_event_retry(*, failed: FailedEvent) -> bool:
+    """Send a parked event through the pipeline again (it is skipped if it was processed meanwhile).
+
+    Returns False, and sends nothing, when the payload was stored escaped or not at all (see
+    `failed_event_sendable`): the escaped copy is not the event, and would be processed as another.
+    """
+    if not failed_event_sendable(failed=failed):
+        return False
     try:
         handoff().send([failed.payload])
     except HandoffUnavailable:
         OutboxEvent.objects.get_or_create(event_id=failed.event_id, defaults={"payload": failed.payload})
     failed.status = FailedEvent.Status.RETRIED
     failed.save(update_fields=["status", "updated_at"])
+    return True

@@ -22,28 +22,47 @@ class Command(BaseCommand):
         reader = LineReader(build_route_table())
         counts: Counter[str] = Counter()
         try:
-            stream = sys.stdin if file == "-" else open(file, encoding="utf-8")  # noqa: SIM115
+            # Bytes, decoded line by line: a line that is not UTF-8 is one bad line, not the end of the file.
+            stream = getattr(sys.stdin, "buffer", sys.stdin) if file == "-" else open(file, "rb")  # noqa: SIM115
         except OSError as exc:
             raise CommandError(f"cannot read {file}: {exc.strerror}") from None
         with stream:
-            for number, line in enumerate(stream, start=1):
-                if not line.strip():
-                    continue
+            for number, raw in enumerate(stream, start=1):
                 try:
-                    result = reader.read(line)
+                    outcome = self._line(reader, raw, use_broker=use_broker)
                 except EventError as exc:
                     counts["bad"] += 1
                     self.stderr.write(f"line {number}: {exc}")
                     continue
-                if isinstance(result, Skipped):
+                except Exception as exc:
+                    # Whatever one line does to the pipeline, the rest of the file still goes through.
+                    counts["bad"] += 1
+                    self.stderr.write(f"line {number}: not processed: {exc!r}")
+                    continue
+                if isinstance(outcome, Skipped):
                     counts["skipped"] += 1
-                    self.stdout.write(f"line {number}: skipped: {result.reason}")
-                elif use_broker:
-                    event_dispatch(event=result)
-                    counts["enqueued"] += 1
-                else:
-                    counts[str(event_process(event=result))] += 1
+                    self.stdout.write(f"line {number}: skipped: {outcome.reason}")
+                elif outcome:
+                    counts[outcome] += 1
         summary = ", ".join(f"{name} {count}" for name, count in sorted(counts.items())) or "no events"
         if counts["bad"]:
             raise CommandError(f"{counts['bad']} bad line(s); {summary}")
         self.stdout.write(self.style.SUCCESS(summary))
+
+    @staticmethod
+    def _line(reader: LineReader, raw: bytes | str, *, use_broker: bool) -> Skipped | str | None:
+        """Read and process one line: its outcome, a Skipped, or None for a blank line; raises EventError."""
+        if isinstance(raw, bytes):
+            try:
+                raw = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise EventError(f"not UTF-8 (byte {exc.start})") from None
+        if not raw.strip():
+            return None
+        result = reader.read(raw)
+        if isinstance(result, Skipped):
+            return result
+        if use_broker:
+            event_dispatch(event=result)
+            return "enqueued"
+        return str(event_process(event=result))
