@@ -305,6 +305,7 @@ class TestPoison:
             return real(rule, completion, progress, tz)
 
         monkeypatch.setattr(scoring, "evaluate", overflow)
+        monkeypatch.setattr(replay, "evaluate", overflow)  # a re-score decides through the replay
         counts = services.events_process_batch(payloads=[payload(alice, "a"), payload(alice, "poison")])
         assert counts == {"processed": 1, "parked": 1}
         assert "OperationalError: integer overflow" in FailedEvent.objects.get().error
