@@ -282,6 +282,54 @@ def _adjust(obj, actor):
     adjustments.adjustment_request(user_id=alice.pk, amount=5, reason="goodwill", request_token=uuid.uuid4(), actor=actor)
 
 
+def change_form(url_name: str, make: Callable, fields: Callable, happened: Callable) -> Door:
+    """Save the change form with a status in the POST: it is read-only, so nobody moves it this way."""
+
+    def go(client, user):
+        obj = make()
+        client.post(reverse(f"admin:{url_name}", args=[obj.pk]), {**fields(obj), "status": "active", "_save": "Save"})
+        if user.is_superuser:  # the form really saves (its description), so the unchanged status means something
+            stored = type(obj).all_objects.get(pk=obj.pk)
+            assert getattr(stored, "score_desc", getattr(stored, "task_desc", None)) == "changed"
+        return happened(obj)
+
+    return Door(f"url admin:{url_name}", f"change form {url_name}", NOBODY, go)
+
+
+def _rule_form(rule: ScoreRule) -> dict:
+    return {
+        "score_type": rule.score_type,
+        "task_type": rule.task_type,
+        "score_desc": "changed",
+        "kind": rule.kind,
+        "points": rule.points,
+        "statistical_period": rule.statistical_period,
+        "required_number_of_times": rule.required_number_of_times,
+        "can_repeat": "on",
+        "cooldown_scope": rule.cooldown_scope,
+        "object_points-TOTAL_FORMS": 0,
+        "object_points-INITIAL_FORMS": 0,
+    }
+
+
+def _config_form(config: TaskConfig) -> dict:
+    return {
+        "task_type": config.task_type,
+        "task_desc": "changed",
+        "method": config.method,
+        "interface_name": config.interface_name,
+        "priority": 0,
+        "success_status_min": 200,
+        "success_status_max": 299,
+    }
+
+
+def _saved_as_draft(obj) -> bool:
+    """The form was saved (its description changed) yet the status moved: what must never happen."""
+    stored = type(obj).all_objects.get(pk=obj.pk)
+    return stored.status != obj.status
+
+
 def _adjustment_form(client, user):
     alice = UserFactory(username="alice")
     data = {"user": alice.pk, "amount": 5, "reason": "goodwill", "request_token": uuid.uuid4()}
@@ -336,6 +384,8 @@ DOORS = [
     button("ledger_adjustment_reject", pending_adjustment, became(_AdjS.REJECTED), OPERATORS),
     button("tracking_servicekey_revoke", service_key, lambda k: not ServiceKey.objects.get(pk=k.pk).is_active, SUPERUSER),
     Door("url admin:ledger_adjustment_add", "adjustment request form", OPERATORS, _adjustment_form),
+    change_form("rules_scorerule_change", draft_rule, _rule_form, _saved_as_draft),
+    change_form("tasks_taskconfig_change", draft_config, _config_form, _saved_as_draft),
     # Sheet imports: a preview changes nothing for anybody; confirming changes a status only for
     # someone who may both import (add, change) and take the step (no single role may).
     sheet(
