@@ -15,8 +15,11 @@ exercise really changes something when allowed), so a refusal by the others mean
 import contextlib
 import importlib
 import inspect
+import io
+import os
 import pkgutil
 import re
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,6 +30,8 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command, get_commands
+from django.core.management.base import CommandError
 from django.test import RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
@@ -110,6 +115,13 @@ def site_doors() -> Iterator[str]:
     """Every route outside the admin: the site's pages and the JSON API."""
     for route in _routes(get_resolver().url_patterns):
         yield f"site /{route}"
+
+
+def command_doors() -> Iterator[str]:
+    """Every management command of ours: a shell is a door too."""
+    for name, app in get_commands().items():
+        if app.startswith("apps."):
+            yield f"command {name}"
 
 
 def service_functions() -> Iterator[tuple[str, Callable]]:
@@ -330,6 +342,31 @@ def _saved_as_draft(obj) -> bool:
     return stored.status != obj.status
 
 
+def command(name: str, make: Callable, args: Callable, happened: Callable, allowed: frozenset[str]) -> Door:
+    """Run the command with --user naming the role's user; a refusal is a CommandError."""
+
+    def go(client, user):
+        obj = make()
+        arguments = args(obj)
+        try:
+            with contextlib.suppress(CommandError):
+                call_command(name, *arguments, "--user", user.get_username(), stdout=io.StringIO(), stderr=io.StringIO())
+        finally:
+            for argument in arguments:  # the sheet file written for it
+                if os.path.isfile(argument):
+                    os.unlink(argument)
+        return happened(obj)
+
+    return Door(f"command {name}", f"command {name} --user", allowed, go)
+
+
+def _sheet_file(rule: ScoreRule) -> str:
+    handle = tempfile.NamedTemporaryFile("wb", suffix=".csv", delete=False)  # noqa: SIM115 - the command opens it by name
+    with handle:
+        handle.write(rules_sheet(f"{rule.score_type},post,1,day,active"))
+    return handle.name
+
+
 def _adjustment_form(client, user):
     alice = UserFactory(username="alice")
     data = {"user": alice.pk, "amount": 5, "reason": "goodwill", "request_token": uuid.uuid4()}
@@ -385,6 +422,9 @@ DOORS = [
     button("tracking_servicekey_revoke", service_key, lambda k: not ServiceKey.objects.get(pk=k.pk).is_active, SUPERUSER),
     Door("url admin:ledger_adjustment_add", "adjustment request form", OPERATORS, _adjustment_form),
     change_form("rules_scorerule_change", draft_rule, _rule_form, _saved_as_draft),
+    # From a shell, --user names the operator and their rights apply (without it: see tests/rules/test_sheets.py).
+    command("import_rules", draft_rule, lambda r: [_sheet_file(r)], became(_RuleS.ACTIVE), SUPERUSER),
+    command("backfill_rule", live_rule, lambda r: [r.score_type], lambda r: BackfillRun.objects.exists(), APPROVERS),
     change_form("tasks_taskconfig_change", draft_config, _config_form, _saved_as_draft),
     # Sheet imports: a preview changes nothing for anybody; confirming changes a status only for
     # someone who may both import (add, change) and take the step (no single role may).
@@ -544,6 +584,16 @@ NOT_DOORS = {
         f"action django_celery_beat.periodictask:{name}": _BEAT
         for name in ("enable_tasks", "disable_tasks", "toggle_tasks", "run_tasks")
     },
+    "command export_rules": "writes a sheet of the rules; changes nothing",
+    "command simulate_rule": "a dry run: writes nothing",
+    "command verify_ledger": "reads the ledger and reports",
+    "command rebuild_leaderboards": "recomputes the leaderboard totals from the ledger: no status, no entry",
+    "command ingest_events": "events from a file, as POST /api/events: the rules award them; no operator's status or entry",
+    "command demo_setup": "a fresh machine's set-up (make run): migrates, loads the demo, creates the first operator",
+    "command seed_demo_data": (
+        "bulk demo and benchmark data: posts awards and adjustments as the system's seed-operator, "
+        "for a development checkout; names no operator, so no role applies"
+    ),
     "action axes.accessattempt:cleanup_expired_attempts": "login throttling's records: no status, no entry; superusers only",
     **{
         f"action {label}:delete_selected": _NO_STATUS
@@ -576,7 +626,7 @@ def site_not_doors() -> dict[str, str]:
 
 
 def test_every_door_in_the_code_is_catalogued():
-    found = set(admin_doors()) | set(service_doors())
+    found = set(admin_doors()) | set(service_doors()) | set(command_doors())
     # Django's own views are covered by the status being read-only and save_with_history's check,
     # unless a ModelAdmin made one a door of its own (the adjustment request form).
     standard = {key for key in found if key.startswith("url ") and key.endswith(STANDARD_VIEWS)}
@@ -591,8 +641,10 @@ def test_the_site_and_api_routes_are_found():
 
 
 @pytest.fixture
-def scene(settings):
+def scene(settings, monkeypatch):
     # A backfill run is queued on commit, which a test's transaction never reaches: its request is what counts.
+    # The command runs one here and then waits for the workers' caches; there are none to wait for.
+    monkeypatch.setattr("apps.rules.services.backfill.catch_up_delay_s", lambda: 0)
     settings.JIFEN_ADJUSTMENT_APPROVAL_ABOVE = 100
     TaskConfigFactory(task_type="post", interface_name=r"^/posts/$")
 

@@ -1,9 +1,9 @@
 """`manage.py import_rules --resource tasks|rules|object-points FILE [--dry-run] [--user USERNAME]`."""
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.core.sheets import SheetError
+from apps.rules.management.rule_args import USER_HELP, operator_by_username
 from apps.rules.services.sheets import RESOURCES, sheet_import
 
 
@@ -17,19 +17,10 @@ class Command(BaseCommand):
         parser.add_argument("file")
         parser.add_argument("--resource", choices=sorted(RESOURCES), default="rules")
         parser.add_argument("--dry-run", action="store_true", help="validate and report only")
-        parser.add_argument(
-            "--user",
-            help="the operator importing, recorded in history; their roles decide what the sheet may do "
-            "(without it, the sheet may not change any status)",
-        )
+        parser.add_argument("--user", help=USER_HELP + " (without it, the sheet may not change any status)")
 
     def handle(self, *args, file: str, resource: str, dry_run: bool, user: str | None, **options) -> None:
-        actor = None
-        if user is not None:
-            users = get_user_model()._default_manager
-            actor = users.filter(**{users.model.USERNAME_FIELD: user}, is_active=True).first()
-            if actor is None:
-                raise CommandError(f"No active user is called {user}.")
+        actor = operator_by_username(user)
         try:
             report = sheet_import(resource=resource, path=file, dry_run=dry_run, actor=actor)
         except SheetError as exc:
