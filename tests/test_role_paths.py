@@ -1,8 +1,9 @@
 """Every door that changes a status or posts a ledger entry, tried by every role (SPEC §7, G9).
 
 The doors are found in the code, not listed by hand: the admin site's registered ModelAdmins
-(their actions and their own URLs), the URLconf outside the admin (the site and the JSON API),
-and the services that take an operator (`actor`) or move a status or post an entry themselves.
+(their actions and URLs), the URLconf outside the admin (the site and the JSON API), the services
+that take an operator (`actor`) or move a status or post an entry themselves, and our management
+commands.
 Each one found must be in DOORS (how to go through it, and which roles may) or in NOT_DOORS (why
 it changes no status and posts no entry). A new path in neither fails
 `test_every_door_in_the_code_is_catalogued`, so it cannot ship without its role check being tried;
