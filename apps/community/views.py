@@ -60,13 +60,16 @@ def post_create(request: HttpRequest) -> HttpResponse:
 @require_GET
 def post_detail(request: HttpRequest, post_id: int) -> HttpResponse:
     post = get_object_or_404(Post.objects.select_related("author"), pk=post_id)
-    context = {
+    return render(request, "community/post_detail.html", _detail_context(post, CommentForm()))
+
+
+def _detail_context(post: Post, form: CommentForm) -> dict:
+    return {
         "post": post,
         "comments": post.comments.select_related("author"),
         "share_count": post.shares.count(),
-        "form": CommentForm(),
+        "form": form,
     }
-    return render(request, "community/post_detail.html", context)
 
 
 @login_required
@@ -75,8 +78,7 @@ def comment_create(request: HttpRequest, post_id: int) -> HttpResponse:
     post = get_object_or_404(Post, pk=post_id)
     form = CommentForm(request.POST)
     if not form.is_valid():
-        context = {"post": post, "comments": post.comments.select_related("author"), "form": form}
-        return render(request, "community/post_detail.html", context, status=400)
+        return render(request, "community/post_detail.html", _detail_context(post, form), status=400)
     services.comment_create(post=post, author=request.user, body=form.cleaned_data["body"])
     return redirect("post-detail", post_id=post.pk)
 

@@ -8,7 +8,7 @@ Every save records its author for django-simple-history.
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
 from django.utils.translation import gettext as _
 
@@ -71,8 +71,46 @@ def operator_fields(instance: models.Model) -> list[str] | None:
     ]
 
 
+class WorkflowForbidden(PermissionDenied):
+    """The operator's role may not give the object that status (SPEC §7); nothing was saved."""
+
+
+def status_permission_error(model: type[models.Model], *, old: str | None, new: str, actor: Actor) -> str | None:
+    """A message if `actor` may not move an object of `model` from status `old` (None: a new one) to `new`.
+
+    Staying a draft, or keeping the status, needs nothing; any other status needs the model's
+    STATUS_PERMISSIONS entry for it. An `actor` of None (nobody named) is refused: callers acting
+    for the system do not ask.
+    """
+    old = old or model.STATUS_ORDER[0]
+    if new == old:
+        return None
+    permission = model.STATUS_PERMISSIONS.get(new)
+    if permission is not None and actor is not None and actor.has_perm(permission):
+        return None
+    return _("You may not change the status from %(old)s to %(new)s; someone allowed to activate and retire must.") % {
+        "old": old,
+        "new": new,
+    }
+
+
+def _stored_status(instance: models.Model) -> str | None:
+    if instance.pk is None:
+        return None
+    return type(instance).all_objects.filter(pk=instance.pk).values_list("status", flat=True).first()
+
+
 def save_with_history(instance: models.Model, *, actor: Actor, reason: str) -> models.Model:
-    """Validate fully (frozen fields included) and save the operator's fields, recording author and reason in history."""
+    """Validate fully (frozen fields included) and save, recording author and reason in history.
+
+    An operator (`actor` not None) who gives the object a status their role may not give raises
+    WorkflowForbidden, whichever path called: admin form, workflow step, service. `actor=None`
+    is the system (workers, migrations, shell commands that name no operator).
+    """
+    if actor is not None:
+        error = status_permission_error(type(instance), old=_stored_status(instance), new=instance.status, actor=actor)
+        if error:
+            raise WorkflowForbidden(error)
     instance.full_clean()
     instance._history_user = actor
     instance._change_reason = reason
@@ -81,7 +119,10 @@ def save_with_history(instance: models.Model, *, actor: Actor, reason: str) -> m
 
 
 def update_fields(instance: models.Model, *, changes: dict[str, Any], actor: Actor) -> models.Model:
-    """Apply `changes` and save; raise ValidationError if any is refused, leaving row and instance as they were."""
+    """Apply `changes` and save; if any is refused, raise and leave row and instance as they were.
+
+    ValidationError for a bad value; WorkflowForbidden for a status the actor may not give.
+    """
     names = {field.name for field in instance._meta.fields if field.editable}
     unknown = set(changes) - names
     if unknown:
@@ -91,15 +132,21 @@ def update_fields(instance: models.Model, *, changes: dict[str, Any], actor: Act
         setattr(instance, name, value)
     try:
         return save_with_history(instance, actor=actor, reason="changed")
-    except ValidationError:
+    except (ValidationError, PermissionDenied):
         for name, value in before.items():
             setattr(instance, name, value)
         raise
 
 
 def transition(instance: models.Model, *, source: str, target: str, actor: Actor) -> models.Model:
-    """Move `instance` from status `source` to `target` under a row lock; ValidationError otherwise."""
+    """Move `instance` from status `source` to `target` under a row lock.
+
+    ValidationError if it is not in `source`; WorkflowForbidden if `actor` may not give it `target`.
+    """
     model = type(instance)
+    error = actor is not None and status_permission_error(model, old=source, new=target, actor=actor)
+    if error:
+        raise WorkflowForbidden(error)
     with transaction.atomic():
         locked = model.objects.select_for_update().get(pk=instance.pk)
         if locked.status != source:

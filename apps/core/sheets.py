@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from import_export import widgets
 from import_export.formats import base_formats
 
-from apps.core.lifecycle import operator_fields
+from apps.core.lifecycle import operator_fields, status_permission_error
 from apps.core.text import text_problem
 
 # A cell that a spreadsheet would run as a formula (CSV/formula injection).
@@ -169,9 +169,11 @@ class SheetResourceMixin:
     """What every rule-sheet resource does, whoever imports (admin or shell).
 
     All or nothing: the sheet is imported in one transaction that is rolled back if any row is
-    bad. The id columns are checked like every other column. A caller that may not move objects
-    through the workflow passes `may_change_status=False`, and rows that would change a status
-    are refused. Saves record the importing user and the reason in history.
+    bad. The id columns are checked like every other column. A row that gives an object a status
+    (a new one past the draft, or an existing one moved on) is refused unless the importing `user`
+    holds that status's permission (`status_permission_error`): importing a sheet is never a way
+    around the workflow's roles, and a sheet imported with no user named changes no status. Saves
+    record the importing user and the reason in history.
     """
 
     def import_data(
@@ -220,11 +222,10 @@ class SheetResourceMixin:
             super().import_instance(instance, row, **kwargs)
         except ValidationError as exc:
             errors = exc.update_error_dict(errors)
-        if not kwargs.get("may_change_status", True) and getattr(instance, "status", None) != status_before:
-            errors.setdefault("status", []).append(
-                _("You may not change the status from %(old)s to %(new)s; someone allowed to activate and retire must.")
-                % {"old": status_before, "new": instance.status}
-            )
+        if status_before is not None:
+            refused = status_permission_error(type(instance), old=status_before, new=instance.status, actor=kwargs.get("user"))
+            if refused:
+                errors.setdefault("status", []).append(refused)
         if errors:
             raise ValidationError(errors)
 

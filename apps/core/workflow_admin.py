@@ -30,7 +30,8 @@ class WorkflowStep:
     service: Callable  # service(<keyword>=obj, actor=user) -> the object it changed or created
     keyword: str
     sources: tuple[str, ...] | None = None  # statuses the step starts from; None: any
-    # "workflow" (has_workflow_permission: moving an object live or out of use) or "add" (a new draft).
+    # The ModelAdmin's has_<permission>_permission decides who is offered and may run the step:
+    # a status's own permission (activate, retire, …) or "add" (a new draft).
     permission: str = "workflow"
 
 
@@ -46,6 +47,8 @@ def workflow_action(service: Callable, *, keyword: str, name: str, description: 
                 done += 1
             except ValidationError as exc:
                 refused.append(f"{obj}: {' '.join(exc.messages)}")
+            except PermissionDenied as exc:
+                refused.append(f"{obj}: {exc}")
         if done:
             modeladmin.message_user(request, _("%(count)d done.") % {"count": done}, messages.SUCCESS)
         for message in refused:
@@ -81,8 +84,9 @@ class WorkflowAdminMixin(AuditHistoryMixin):
     """Workflow actions and buttons, status badges, history with author and reason.
 
     The status is never edited in the form: it moves only through the workflow steps, each under
-    the service's row lock and with its own line in history. Who may move objects live or out of
-    use is `has_workflow_permission` (the place for a role check); drafts need only add rights.
+    the service's row lock and with its own line in history. Each step names the permission it
+    needs (`has_<permission>_permission`); the services check the model's STATUS_PERMISSIONS again,
+    and so does a sheet import (`apps.core.sheets`), so no path moves a status on "change" rights.
     """
 
     workflow_steps: tuple[WorkflowStep, ...] = ()
@@ -90,9 +94,6 @@ class WorkflowAdminMixin(AuditHistoryMixin):
 
     class Media:
         css = {"all": ["css/admin.css"]}
-
-    def has_workflow_permission(self, request, obj=None) -> bool:
-        return self.has_change_permission(request, obj)
 
     def get_actions(self, request):
         actions = super().get_actions(request)

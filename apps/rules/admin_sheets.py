@@ -35,13 +35,6 @@ class RuleSheetAdminMixin(ImportExportMixin):
     def has_export_permission(self, request) -> bool:
         return self.has_view_permission(request)
 
-    def get_import_data_kwargs(self, **kwargs):
-        data = super().get_import_data_kwargs(**kwargs)
-        request = kwargs.get("request")
-        may = getattr(self, "has_workflow_permission", None)
-        data["may_change_status"] = may is None or may(request)
-        return data
-
     def add_data_read_fail_error_to_form(self, form, e):
         fmt = SHEET_FORMATS[int(form.cleaned_data["format"])]()
         form.add_error("import_file", str(sheet_unreadable(fmt=fmt, error=e)))

@@ -57,6 +57,8 @@ class ScoreRule(SoftDeleteModel):
         "cooldown_scope",
     )
     STATUS_ORDER = (Status.EDITING, Status.ACTIVE, Status.RETIRED)
+    # Who may give a rule each status past the draft (SPEC §7 roles); checked by every path that sets one.
+    STATUS_PERMISSIONS = {Status.ACTIVE: "rules.activate_scorerule", Status.RETIRED: "rules.retire_scorerule"}
 
     task_type = models.SlugField(_("task type"), max_length=64, db_index=True)
     score_type = models.SlugField(_("rule code"), max_length=64)

@@ -42,6 +42,8 @@ class TaskConfig(SoftDeleteModel):
         "reverses",
     )
     STATUS_ORDER = (Status.EDITING, Status.IN_USE, Status.DEPRECATED)
+    # Who may give a config each status past the draft (SPEC §7 roles); checked by every path that sets one.
+    STATUS_PERMISSIONS = {Status.IN_USE: "tasks.put_in_use_taskconfig", Status.DEPRECATED: "tasks.deprecate_taskconfig"}
 
     task_type = models.SlugField(_("task type"), max_length=64)
     task_desc = models.CharField(_("description"), max_length=255, blank=True)

@@ -2,10 +2,12 @@
 
 import threading
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.utils import timezone
 
 from apps.ledger.models import Account, Adjustment, ScoreRecord
 from apps.ledger.selectors.ledger import ledger_problems
@@ -16,6 +18,7 @@ from apps.ledger.services.adjustments import (
     adjustment_reject,
     adjustment_request,
 )
+from tests.factories import UserFactory
 from tests.ledger.conftest import APPROVE, REQUEST, give_points, make_operator
 
 pytestmark = pytest.mark.django_db
@@ -65,6 +68,52 @@ class TestThreshold:
         assert request(alice, 1, requester).adjustment.status == Adjustment.Status.PENDING
 
 
+class TestSplittingDoesNotDodgeApproval:
+    """The threshold is on one requester's adjustments to one user within 24 hours (G9), not on each one."""
+
+    def test_the_adjustment_that_takes_the_sum_over_waits(self, alice, requester, threshold):
+        give_points(alice, 500)
+        first, second = request(alice, 40, requester).adjustment, request(alice, -40, requester).adjustment
+        assert (first.status, second.status) == (Adjustment.Status.POSTED, Adjustment.Status.POSTED)
+        third = request(alice, 40, requester).adjustment  # 40 + |-40| + 40 = 120 > 100
+        assert third.status == Adjustment.Status.PENDING and third.entry is None
+        assert balance(alice) == 500
+        # Pending ones count too: a fourth small one waits as well.
+        assert request(alice, 1, requester).adjustment.status == Adjustment.Status.PENDING
+
+    def test_up_to_the_threshold_in_total_is_posted_at_once(self, alice, requester, threshold):
+        assert request(alice, 60, requester).adjustment.status == Adjustment.Status.POSTED
+        assert request(alice, threshold - 60, requester).adjustment.status == Adjustment.Status.POSTED
+
+    def test_the_requester_still_cannot_approve_the_one_that_waits(self, alice, requester, approver, threshold):
+        for _ in range(2):
+            request(alice, 40, requester)
+        third = request(alice, 40, requester).adjustment
+        with pytest.raises(AdjustmentForbidden, match="another operator"):
+            adjustment_approve(adjustment=third, actor=requester)
+        assert adjustment_approve(adjustment=third, actor=approver).status == Adjustment.Status.POSTED
+        assert balance(alice) == 120
+
+    def test_another_requester_or_another_user_is_counted_apart(self, alice, requester, approver, threshold):
+        bob = UserFactory(username="bob")
+        for _ in range(2):
+            request(alice, 40, requester)
+        assert request(alice, 40, approver).adjustment.status == Adjustment.Status.POSTED
+        assert request(bob, 40, requester).adjustment.status == Adjustment.Status.POSTED
+        assert request(bob, 40, requester).adjustment.status == Adjustment.Status.POSTED
+
+    def test_older_than_24_hours_and_rejected_ones_do_not_count(self, alice, requester, approver, threshold):
+        for _ in range(2):
+            request(alice, 40, requester)
+        Adjustment.objects.update(created_at=timezone.now() - timedelta(hours=24, seconds=1))
+        assert request(alice, 40, requester).adjustment.status == Adjustment.Status.POSTED
+        assert request(alice, 40, requester).adjustment.status == Adjustment.Status.POSTED
+        waiting = request(alice, 40, requester).adjustment
+        assert waiting.status == Adjustment.Status.PENDING
+        adjustment_reject(adjustment=waiting, actor=approver)
+        assert request(alice, 20, requester).adjustment.status == Adjustment.Status.POSTED
+
+
 class TestApproval:
     def test_a_second_operator_approves_and_the_entry_is_posted(self, alice, requester, approver, threshold):
         pending = request(alice, 250, requester).adjustment
@@ -105,7 +154,7 @@ class TestApproval:
     def test_approving_a_debit_that_no_longer_fits_is_refused_and_stays_pending(self, alice, requester, approver, threshold):
         give_points(alice, 300)
         pending = request(alice, -250, requester).adjustment
-        request(alice, -100, requester)  # posted at once: 200 left, the pending -250 no longer fits
+        request(alice, -100, approver)  # another operator's, posted at once: 200 left, the pending -250 no longer fits
         with pytest.raises(AdjustmentRefused, match="below zero"):
             adjustment_approve(adjustment=pending, actor=approver)
         pending.refresh_from_db()

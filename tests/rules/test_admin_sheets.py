@@ -6,7 +6,7 @@ import io
 import openpyxl
 import pytest
 import tablib
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
@@ -173,18 +173,61 @@ class TestImport:
         assert client.get(reverse("admin:rules_scorerule_export")).status_code == 200
 
 
+def role(group_name: str, username: str):
+    user = UserFactory(username=username, is_staff=True)
+    user.groups.add(*Group.objects.filter(name=group_name))
+    return user
+
+
 class TestStatusChangesNeedWorkflowRights:
-    def test_the_resource_refuses_status_changes_when_told(self, post_task):
+    def test_the_resource_refuses_status_changes_to_a_user_without_the_workflow_rights(self, post_task):
         ScoreRuleFactory(task_type="post", score_type="live", status="active")
         dataset = tablib.Dataset(headers=["score_type", "task_type", "points", "statistical_period", "status"])
         dataset.append(["live", "post", 1, "day", "retired"])
         dataset.append(["new", "post", 1, "day", "active"])
         dataset.append(["draft", "post", 1, "day", "editing"])
-        result = ScoreRuleResource().import_data(dataset, dry_run=False, may_change_status=False)
+        editor = role("rule editors", "eddie")
+        result = ScoreRuleResource().import_data(dataset, dry_run=False, user=editor)
         errors = {row.number: row.error_dict for row in result.invalid_rows}
         assert set(errors) == {1, 2}
         assert "You may not change the status from active to retired" in errors[1]["status"][0]
         assert ScoreRule.objects.get().status == "active" and ScoreRule.objects.count() == 1
+
+    def test_a_rule_editor_cannot_activate_or_retire_rules_by_importing_a_sheet(self, client, post_task):
+        ScoreRuleFactory(task_type="post", score_type="live", points=5, status="active")
+        ScoreRuleFactory(task_type="post", score_type="draft", points=5, status="editing")
+        client.force_login(role("rule editors", "eddie"))
+        for row in ("draft,post,,count,5,day,1,,,,,true,active", "live,post,,count,5,day,1,,,,,true,retired"):
+            page = upload(client, "rules_scorerule", "rules.csv", rules_csv(row)).content.decode()
+            assert "Nothing was imported." in page and "Confirm import" not in page
+            assert "row 2, column status: You may not change the status from" in page
+        page = upload(client, "rules_scorerule", "rules.csv", rules_csv("new,post,,count,5,day,1,,,,,true,active")).content
+        assert "You may not change the status from editing to active" in page.decode()
+        assert dict(ScoreRule.objects.values_list("score_type", "status")) == {"live": "active", "draft": "editing"}
+
+    def test_a_rule_editor_cannot_put_task_configs_in_use_by_importing_a_sheet(self, client):
+        TaskConfigFactory(task_type="share", interface_name=r"^/s/$", status="editing")
+        client.force_login(role("rule editors", "eddie"))
+        header = b"task_type,task_desc,method,interface_name,id_group_name,priority,status,reverses\n"
+        page = upload(client, "tasks_taskconfig", "tasks.csv", header + b"share,,POST,^/s/$,,0,in_use,\n").content.decode()
+        assert "You may not change the status from editing to in_use" in page
+        assert TaskConfig.objects.get().status == "editing"
+
+    def test_a_rule_editor_still_imports_drafts(self, client, post_task):
+        client.force_login(role("rule editors", "eddie"))
+        preview = upload(client, "rules_scorerule", "rules.csv", rules_csv("new,post,,count,5,day,1,,,,,true,editing"))
+        assert "Confirm import" in preview.content.decode()
+        confirm(client, "rules_scorerule", preview)
+        assert ScoreRule.objects.get().status == "editing"
+
+    def test_someone_with_both_roles_activates_by_sheet(self, client, post_task):
+        both = role("rule editors", "ed-and-abby")
+        both.groups.add(Group.objects.get(name="rule approvers"))
+        client.force_login(both)
+        preview = upload(client, "rules_scorerule", "rules.csv", rules_csv("new,post,,count,5,day,1,,,,,true,active"))
+        confirm(client, "rules_scorerule", preview)
+        rule = ScoreRule.objects.get()
+        assert rule.status == "active" and rule.history.latest().history_user == both
 
 
 class TestExport:

@@ -7,12 +7,13 @@ from zoneinfo import ZoneInfo
 
 import openpyxl
 import pytest
+from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from apps.rules.models import ScoreRule, ScoreRuleObjectPoints
 from apps.tasks.models import TaskConfig
-from tests.factories import ScoreRuleFactory, TaskConfigFactory
+from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -41,6 +42,15 @@ def refused(path: str, resource: str = "rules") -> str:
     return err.getvalue()
 
 
+@pytest.fixture(autouse=True)
+def op(db):
+    """The operator the status-changing imports name with --user."""
+    return UserFactory(username="op", is_staff=True, is_superuser=True)
+
+
+AS_OP = ("--user", "op")
+
+
 @pytest.fixture
 def post_task():
     return TaskConfigFactory(task_type="post", interface_name=r"^/posts/$")
@@ -55,7 +65,7 @@ def test_a_sheet_creates_rules_in_any_status_with_empty_cells_as_none(tmp_path, 
         + "post-each,post,Each post,count,5,day,1,10,,2026-12-01 00:00:00,,true,active\n"
         + "first-post,post,First post,count,10,none,,1,100,,,,editing\n",
     )
-    out, _ = import_rules(path)
+    out, _ = import_rules(path, "rules", *AS_OP)
     assert "applied: new 2" in out
     each = ScoreRule.objects.get(score_type="post-each")
     assert (each.status, each.points, each.award_limit_per_period, each.number_limit_all) == ("active", 5, 10, None)
@@ -91,7 +101,7 @@ def test_frozen_field_of_an_active_rule_is_refused(tmp_path, post_task):
 def test_retiring_through_a_sheet_is_allowed(tmp_path, post_task):
     ScoreRuleFactory(task_type="post", score_type="post-each", points=5, status="active")
     path = write(tmp_path, "rules.csv", RULE_HEADER + "post-each,post,,count,5,day,1,,,,,true,retired\n")
-    import_rules(path)
+    import_rules(path, "rules", *AS_OP)
     assert ScoreRule.objects.get().status == "retired"
 
 
@@ -120,7 +130,7 @@ def test_bad_values_are_refused_with_a_clear_message(tmp_path, post_task, row, c
 
 def test_dry_run_applies_nothing(tmp_path, post_task):
     path = write(tmp_path, "rules.csv", RULE_HEADER + "post-each,post,Each post,count,5,day,1,,,,,true,active\n")
-    out, _ = import_rules(path, "rules", "--dry-run")
+    out, _ = import_rules(path, "rules", "--dry-run", *AS_OP)
     assert "would apply: new 1" in out
     assert not ScoreRule.objects.exists()
 
@@ -151,7 +161,7 @@ def test_tasks_sheet_creates_configs_with_method_in_any_case(tmp_path):
         "tasks.csv",
         header + "post,Post,post,^/posts/$,,,in_use,\npost-delete,Delete,POST,^/posts/(?P<id>\\d+)/delete/$,id,5,editing,post\n",
     )
-    import_rules(path, "tasks")
+    import_rules(path, "tasks", *AS_OP)
     assert list(TaskConfig.objects.order_by("task_type").values_list("task_type", "method", "priority", "reverses")) == [
         ("post", "POST", 0, ""),
         ("post-delete", "POST", 5, "post"),
@@ -206,7 +216,7 @@ def test_xlsx_with_real_datetimes_and_numbers(tmp_path, post_task, settings):
     sheet.append(["r", "post", "x", "count", 5, "day", 2, 3, None, datetime(2026, 10, 25, 2, 30), None, False, "active"])
     path = tmp_path / "rules.xlsx"
     book.save(path)
-    import_rules(str(path))
+    import_rules(str(path), "rules", *AS_OP)
     rule = ScoreRule.objects.get()
     assert (rule.points, rule.required_number_of_times, rule.award_limit_per_period, rule.can_repeat) == (5, 2, 3, False)
     # 02:30 happens twice in Berlin that night; a naive time means the first (CEST, UTC+2).
@@ -263,3 +273,46 @@ def test_line_breaks_and_tabs_in_a_description_are_kept(tmp_path, post_task):
     row = 'post-each,post,"Each post:\tone point\nper post",count,5,day,1,,,,,true,editing\n'
     import_rules(write(tmp_path, "rules.csv", RULE_HEADER + row))
     assert ScoreRule.objects.get().score_desc == "Each post:\tone point\nper post"
+
+
+class TestStatusChangesNeedTheOperatorsRights:
+    """From a shell as in the admin (G9): a sheet changes a status only for an operator allowed to."""
+
+    SHEET = RULE_HEADER + "draft,post,,count,5,day,1,,,,,true,active\nlive,post,,count,5,day,1,,,,,true,retired\n"
+
+    @pytest.fixture
+    def rules(self, post_task):
+        ScoreRuleFactory(task_type="post", score_type="draft", points=5, status="editing")
+        ScoreRuleFactory(task_type="post", score_type="live", points=5, status="active")
+
+    def statuses(self) -> dict[str, str]:
+        return dict(ScoreRule.objects.values_list("score_type", "status"))
+
+    def test_without_user_no_status_changes(self, tmp_path, rules):
+        errors = refused(write(tmp_path, "rules.csv", self.SHEET))
+        assert "row 2, column status: You may not change the status from editing to active" in errors
+        assert "row 3, column status: You may not change the status from active to retired" in errors
+        assert self.statuses() == {"draft": "editing", "live": "active"}
+
+    def test_a_rule_editor_named_with_user_cannot_either(self, tmp_path, rules):
+        editor = UserFactory(username="eddie", is_staff=True)
+        editor.groups.add(Group.objects.get(name="rule editors"))
+        with pytest.raises(CommandError, match="nothing was applied"):
+            import_rules(write(tmp_path, "rules.csv", self.SHEET), "rules", "--user", "eddie")
+        assert self.statuses() == {"draft": "editing", "live": "active"}
+
+    def test_an_operator_without_add_and_change_rights_cannot_import(self, tmp_path, rules):
+        approver = UserFactory(username="abby", is_staff=True)
+        approver.groups.add(Group.objects.get(name="rule approvers"))
+        with pytest.raises(CommandError, match="abby may not import this sheet"):
+            import_rules(write(tmp_path, "rules.csv", self.SHEET), "rules", "--user", "abby")
+        with pytest.raises(CommandError, match="No active user is called nobody"):
+            import_rules(write(tmp_path, "rules.csv", self.SHEET), "rules", "--user", "nobody")
+        assert self.statuses() == {"draft": "editing", "live": "active"}
+
+    def test_an_operator_with_both_roles_changes_them_and_is_in_history(self, tmp_path, rules):
+        both = UserFactory(username="both", is_staff=True)
+        both.groups.add(*Group.objects.filter(name__in=("rule editors", "rule approvers")))
+        import_rules(write(tmp_path, "rules.csv", self.SHEET), "rules", "--user", "both")
+        assert self.statuses() == {"draft": "active", "live": "retired"}
+        assert ScoreRule.objects.get(score_type="draft").history.latest().history_user == both

@@ -1,6 +1,7 @@
 """Authoring workflow (SPEC §4): editing → active → retired, frozen fields, copies, history."""
 
 import pytest
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 
 from apps.rules.models import ScoreRule, ScoreRuleObjectPoints
@@ -20,7 +21,10 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def operator():
-    return UserFactory(username="operator")
+    # Writes drafts and moves them through the workflow: both roles (SPEC §7).
+    user = UserFactory(username="operator", is_staff=True)
+    user.groups.add(*Group.objects.filter(name__in=("rule editors", "rule approvers")))
+    return user
 
 
 @pytest.fixture

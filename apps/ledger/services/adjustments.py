@@ -2,10 +2,13 @@
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Sum
+from django.db.models.functions import Abs
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -36,9 +39,38 @@ class AdjustmentRequested:
     created: bool  # False: this request token was submitted before, and nothing new happened
 
 
-def adjustment_needs_approval(*, amount: int) -> bool:
-    """Whether an adjustment of `amount` waits for a second operator instead of being posted at once."""
-    return abs(amount) > settings.JIFEN_ADJUSTMENT_APPROVAL_ABOVE
+# The threshold holds for what one operator gives or takes one user within this window, not per
+# adjustment: otherwise 5,000 points go through as five 1,000s without a second pair of eyes.
+APPROVAL_WINDOW = timedelta(hours=24)
+
+
+def adjustment_needs_approval(*, amount: int, recent_total: int = 0) -> bool:
+    """Whether an adjustment of `amount` waits for a second operator instead of being posted at once.
+
+    `recent_total` is what the same requester already asked for the same user within
+    APPROVAL_WINDOW (see `adjustment_recent_total`); credits and debits both count by size.
+    """
+    return recent_total + abs(amount) > settings.JIFEN_ADJUSTMENT_APPROVAL_ABOVE
+
+
+def adjustment_recent_total(*, user_id: int, requested_by_id: int) -> int:
+    """The sum of |amount| of one requester's posted and pending adjustments to one user in the last 24 hours.
+
+    Rejected ones are left out: they moved no points and will not. Credits and debits add up by
+    size, not net: +900 then -900 moved 1,800 points by one operator's hand.
+    """
+    since = timezone.now() - APPROVAL_WINDOW
+    total = (
+        Adjustment.objects.filter(
+            user_id=user_id,
+            requested_by_id=requested_by_id,
+            created_at__gte=since,
+            status__in=(Adjustment.Status.PENDING, Adjustment.Status.POSTED),
+        )
+        .annotate(size=Abs("amount"))
+        .aggregate(total=Sum("size"))["total"]
+    )
+    return total or 0
 
 
 def adjustment_request(
@@ -46,12 +78,14 @@ def adjustment_request(
 ) -> AdjustmentRequested:
     """Record an operator's credit (amount > 0) or debit (amount < 0) for a user; post it if small enough.
 
-    At most settings.JIFEN_ADJUSTMENT_APPROVAL_ABOVE points either way are posted at once (the
-    requester is also the one who decided); a bigger one stays pending until another operator
-    approves it. Submitting the same `request_token` again returns the first adjustment with
-    created=False and changes nothing. Raises AdjustmentForbidden without the add permission or
-    for the operator's own account, and AdjustmentRefused for a zero or oversized amount, an empty
-    or overlong reason, or a debit that would take the balance below zero.
+    It is posted at once (the requester is also the one who decided) while this requester's
+    adjustments to this user within 24 hours, this one included, add up to at most
+    settings.JIFEN_ADJUSTMENT_APPROVAL_ABOVE points by size; the one that takes the sum over, and
+    any after it, stay pending until another operator approves them. Submitting the same
+    `request_token` again returns the first adjustment with created=False and changes nothing.
+    Raises AdjustmentForbidden without the add permission or for the operator's own account, and
+    AdjustmentRefused for a zero or oversized amount, an empty or overlong reason, or a debit that
+    would take the balance below zero.
     """
     if not actor.has_perm(REQUEST_PERMISSION):
         raise AdjustmentForbidden(_("You do not have permission to request adjustments."))
@@ -75,6 +109,7 @@ def adjustment_request(
         if existing is not None:
             return AdjustmentRequested(existing, created=False)
         _refuse_below_zero(account, amount)
+        recent_total = adjustment_recent_total(user_id=user_id, requested_by_id=actor.pk)
         adjustment = Adjustment(user_id=user_id, amount=amount, reason=reason, requested_by=actor, request_token=request_token)
         try:
             with transaction.atomic():
@@ -82,7 +117,9 @@ def adjustment_request(
         except IntegrityError:
             # The same token sent for another user (whose lock we do not hold): the first stands.
             return AdjustmentRequested(Adjustment.objects.get(request_token=request_token), created=False)
-        if not adjustment_needs_approval(amount=amount):
+        # Counted under the account lock (taken above), so two requests at once for this user
+        # are counted one after the other: they cannot both slip under the threshold.
+        if not adjustment_needs_approval(amount=amount, recent_total=recent_total):
             _post(adjustment, account=account, actor=actor, reason="posted at once")
     return AdjustmentRequested(adjustment, created=True)
 

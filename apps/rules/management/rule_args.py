@@ -1,9 +1,10 @@
-"""Arguments shared by the rules app's commands: a rule by its code, a moment from the command line."""
+"""Arguments shared by the rules app's commands: a rule by its code, a moment, the operator (--user)."""
 
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 from django.utils.dateparse import parse_date, parse_datetime
 
@@ -15,6 +16,20 @@ def rule_by_code(score_type: str) -> ScoreRule:
     if rule is None:
         raise CommandError(f"no rule has the code {score_type!r}")
     return rule
+
+
+USER_HELP = "the operator acting, recorded in history; their roles decide what the command may do"
+
+
+def operator_by_username(username: str | None):
+    """The active user called `username` (None for None: the command acts as the system); CommandError if none."""
+    if username is None:
+        return None
+    users = get_user_model()._default_manager
+    user = users.filter(**{users.model.USERNAME_FIELD: username}, is_active=True).first()
+    if user is None:
+        raise CommandError(f"No active user is called {username}.")
+    return user
 
 
 def parse_moment(text: str, option: str) -> datetime:

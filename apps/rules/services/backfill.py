@@ -38,6 +38,7 @@ from django.db.models import Min, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from apps.core.lifecycle import WorkflowForbidden
 from apps.core.multirow import rows_update
 from apps.ledger.services.entries import EntryMeta, accounts_ensure, accounts_lock
 from apps.rules.engine import STREAK, Completion, Decision, Reason, RuleSpec, evaluate, in_cooldown
@@ -81,7 +82,11 @@ def backfill_request(*, rule: ScoreRule, actor: AbstractBaseUser | None = None) 
     """Queue the rule's backfill; raise BackfillRefused if it is not active or one is queued, running or done.
 
     A failed run before it is resumed: the new run starts after the last completion it wrote.
+    A backfill posts entries as activating would have, so an operator (`actor`) needs the right
+    to activate rules (WorkflowForbidden otherwise); `actor=None` is the system (the command).
     """
+    if actor is not None and not actor.has_perm(ScoreRule.STATUS_PERMISSIONS[ScoreRule.Status.ACTIVE]):
+        raise WorkflowForbidden(_("Only someone allowed to activate rules may start a backfill."))
     if rule.status != ScoreRule.Status.ACTIVE:
         raise BackfillRefused(_("Only an active rule can be backfilled; %(rule)s is %(status)s.") % _names(rule))
     window, activated = backfill_window(rule)

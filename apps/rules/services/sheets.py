@@ -87,8 +87,22 @@ def sheet_read(*, path: str | Path, content: bytes | None = None):
 def sheet_import(
     *, resource: str, path: str | Path, content: bytes | None = None, dry_run: bool = False, actor: Actor = None
 ) -> SheetReport:
-    """Validate and, unless `dry_run` or any row is bad, apply a rule sheet in one transaction."""
+    """Validate and, unless `dry_run` or any row is bad, apply a rule sheet in one transaction.
+
+    `actor` is the operator importing: like the admin's import, they need the rights to add and
+    change the sheet's rows (SheetError otherwise), and a row that changes a status needs that
+    status's permission. With no actor, rows are imported as the system's drafts: any row that
+    changes a status is refused.
+    """
     handler = _resource(resource)
+    if actor is not None:
+        model = handler._meta.model._meta
+        needed = [f"{model.app_label}.{action}_{model.model_name}" for action in ("add", "change")]
+        if not actor.has_perms(needed):
+            raise SheetError(
+                _("%(user)s may not import this sheet: it needs the rights to add and change %(rows)s.")
+                % {"user": actor, "rows": model.verbose_name_plural}
+            )
     dataset = sheet_read(path=path, content=content)
     missing = [name for name in handler._meta.import_id_fields if name not in (dataset.headers or [])]
     if missing:

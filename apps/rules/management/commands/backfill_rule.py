@@ -1,9 +1,10 @@
-"""`manage.py backfill_rule SCORE_TYPE [--dry-run]`."""
+"""`manage.py backfill_rule SCORE_TYPE [--dry-run] [--user USERNAME]`."""
 
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.core.lifecycle import WorkflowForbidden
 from apps.rules.management.commands.simulate_rule import print_dry_run
-from apps.rules.management.rule_args import rule_by_code
+from apps.rules.management.rule_args import USER_HELP, operator_by_username, rule_by_code
 from apps.rules.models import BackfillRun, ScoreRule
 from apps.rules.selectors.dry_run import rule_dry_run
 from apps.rules.services.backfill import BackfillRefused, backfill_window, score_rule_backfill
@@ -19,8 +20,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("score_type")
         parser.add_argument("--dry-run", action="store_true", help="show what it would award; write nothing")
+        parser.add_argument("--user", help=USER_HELP + " (starting a backfill needs the right to activate rules)")
 
-    def handle(self, *args, score_type: str, dry_run: bool, **options) -> None:
+    def handle(self, *args, score_type: str, dry_run: bool, user: str | None = None, **options) -> None:
+        actor = operator_by_username(user)
         rule = rule_by_code(score_type)
         if rule.status != ScoreRule.Status.ACTIVE:
             raise CommandError(f"{rule.score_type} is {rule.status}: only an active rule can be backfilled")
@@ -31,7 +34,9 @@ class Command(BaseCommand):
             self.stdout.write("dry run: nothing was written")
             return
         try:
-            run = score_rule_backfill(rule=rule)
+            run = score_rule_backfill(rule=rule, actor=actor)
+        except WorkflowForbidden as exc:
+            raise CommandError(str(exc)) from None
         except BackfillRefused as exc:
             done = rule.backfills.filter(status=BackfillRun.Status.DONE).first()
             if done is None:

@@ -1,0 +1,686 @@
+"""Every door that changes a status or posts a ledger entry, tried by every role (SPEC §7, G9).
+
+The doors are found in the code, not listed by hand: the admin site's registered ModelAdmins
+(their actions and URLs), the URLconf outside the admin (the site and the JSON API), the services
+that take an operator (`actor`) or move a status or post an entry themselves, and our management
+commands.
+Each one found must be in DOORS (how to go through it, and which roles may) or in NOT_DOORS (why
+it changes no status and posts no entry). A new path in neither fails
+`test_every_door_in_the_code_is_catalogued`, so it cannot ship without its role check being tried;
+an entry whose path is gone fails it too.
+
+Then each door is tried by each role. The superuser is there to show that the door works (the
+exercise really changes something when allowed), so a refusal by the others means something.
+"""
+
+import contextlib
+import importlib
+import inspect
+import io
+import os
+import pkgutil
+import re
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command, get_commands
+from django.core.management.base import CommandError
+from django.test import RequestFactory
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
+
+from apps.community.models import Post
+from apps.ledger.models import Adjustment, ScoreRecord
+from apps.ledger.services import adjustments
+from apps.rules.models import BackfillRun, ScoreRule
+from apps.rules.services import backfill, sheets, workflow
+from apps.tasks import services as task_services
+from apps.tasks.models import TaskConfig
+from apps.tracking.models import FailedEvent, ServiceKey
+from apps.tracking.services.service_keys import service_key_create
+from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+# role -> the migration's groups it holds; the superuser holds everything.
+ROLES = {
+    "editor": ("rule editors",),
+    "approver": ("rule approvers",),
+    "operator": ("ledger operators",),
+    "auditor": ("auditors",),
+    "staff": (),
+    "superuser": None,
+}
+APPROVERS = frozenset({"approver", "superuser"})
+OPERATORS = frozenset({"operator", "superuser"})
+EDITORS = frozenset({"editor", "superuser"})
+SUPERUSER = frozenset({"superuser"})
+NOBODY = frozenset()
+
+APPS = ("core", "tasks", "rules", "ledger", "tracking", "community")
+# Django's own ModelAdmin views: every form shows the status read-only (WorkflowAdminMixin) and
+# save_model goes through save_with_history, which checks STATUS_PERMISSIONS.
+STANDARD_VIEWS = ("changelist", "add", "history", "delete", "change", "autocomplete")
+# A service moves a status or posts an entry itself if its body does one of these.
+CHANGES_STATUS_OR_POSTS = re.compile(r"\b(transition|ledger_post_entry|ledger_post_entries)\(|\.status = ")
+
+
+def member(role: str, username: str | None = None):
+    username = username or role
+    if ROLES[role] is None:
+        return UserFactory(username=username, is_staff=True, is_superuser=True)
+    user = UserFactory(username=username, is_staff=True)
+    user.groups.add(*Group.objects.filter(name__in=ROLES[role]))
+    return type(user).objects.get(pk=user.pk)  # permissions are cached per instance
+
+
+# --- Enumerating the doors in the code ---------------------------------------------------------
+
+
+def _superuser_request():
+    request = RequestFactory().get("/admin/")
+    request.user = get_user_model()(username="enumerator", is_staff=True, is_superuser=True, is_active=True)
+    return request
+
+
+def admin_doors() -> Iterator[str]:
+    """Every action and every URL of every registered ModelAdmin."""
+    request = _superuser_request()
+    for model, model_admin in admin.site._registry.items():
+        for name in model_admin.get_actions(request):
+            yield f"action {model._meta.label_lower}:{name}"
+        for pattern in model_admin.get_urls():
+            if pattern.name:
+                yield f"url admin:{pattern.name}"
+
+
+def _routes(patterns, prefix: str = "") -> Iterator[str]:
+    for entry in patterns:
+        if isinstance(entry, URLResolver):
+            if entry.namespace == "admin":
+                continue
+            yield from _routes(entry.url_patterns, prefix + str(entry.pattern))
+        elif isinstance(entry, URLPattern):
+            yield prefix + str(entry.pattern)
+
+
+def site_doors() -> Iterator[str]:
+    """Every route outside the admin: the site's pages and the JSON API."""
+    for route in _routes(get_resolver().url_patterns):
+        yield f"site /{route}"
+
+
+def command_doors() -> Iterator[str]:
+    """Every management command of ours: a shell is a door too."""
+    for name, app in get_commands().items():
+        if app.startswith("apps."):
+            yield f"command {name}"
+
+
+def service_functions() -> Iterator[tuple[str, Callable]]:
+    for app in APPS:
+        try:
+            package = importlib.import_module(f"apps.{app}.services")
+        except ModuleNotFoundError:
+            continue
+        modules = [package]
+        if hasattr(package, "__path__"):
+            modules += [importlib.import_module(f"{package.__name__}.{m.name}") for m in pkgutil.iter_modules(package.__path__)]
+        for module in modules:
+            for name, function in inspect.getmembers(module, inspect.isfunction):
+                if function.__module__ == module.__name__ and not name.startswith("_"):
+                    yield f"{module.__name__}.{name}", function
+
+
+def service_doors() -> Iterator[str]:
+    """Services an operator acts through (they take `actor`), or that move a status or post an entry."""
+    for name, function in service_functions():
+        if "actor" in inspect.signature(function).parameters or CHANGES_STATUS_OR_POSTS.search(inspect.getsource(function)):
+            yield f"service {name}"
+
+
+# --- Setting the scene -----------------------------------------------------------------------
+
+
+def status_of(obj) -> str:
+    model = type(obj)
+    return getattr(model, "all_objects", model._default_manager).get(pk=obj.pk).status
+
+
+def draft_rule(**fields) -> ScoreRule:
+    return ScoreRuleFactory(task_type="post", status=ScoreRule.Status.EDITING, **fields)
+
+
+def live_rule() -> ScoreRule:
+    return ScoreRuleFactory(task_type="post", status=ScoreRule.Status.ACTIVE)
+
+
+def draft_config() -> TaskConfig:
+    return TaskConfigFactory(status=TaskConfig.Status.EDITING)
+
+
+def live_config() -> TaskConfig:
+    return TaskConfigFactory(status=TaskConfig.Status.IN_USE)
+
+
+def pending_adjustment() -> Adjustment:
+    """Another operator's request, above the approval threshold."""
+    requester = member("operator", "requester")
+    alice = UserFactory(username="alice")
+    return adjustments.adjustment_request(
+        user_id=alice.pk, amount=10**6, reason="goodwill", request_token=uuid.uuid4(), actor=requester
+    ).adjustment
+
+
+def service_key() -> ServiceKey:
+    return service_key_create(name="crm")[0]
+
+
+def failed_event() -> FailedEvent:
+    return FailedEvent.objects.create(event_id=uuid.uuid4(), payload={"event_id": "x"}, error="boom", attempts=5)
+
+
+def is_gone(obj) -> bool:
+    return not type(obj)._default_manager.filter(pk=obj.pk).exists()
+
+
+def rules_sheet(row: str) -> bytes:
+    return f"score_type,task_type,points,statistical_period,status\n{row}\n".encode()
+
+
+def tasks_sheet(row: str) -> bytes:
+    return f"task_type,method,interface_name,status\n{row}\n".encode()
+
+
+# --- The doors and how to go through them --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Door:
+    key: str  # as enumerated: "action <model>:<name>", "url admin:<name>", "service <module.function>"
+    label: str
+    allowed: frozenset[str]
+    go: Callable  # go(client, user) -> whether the status changed or an entry was posted
+
+    def __str__(self) -> str:
+        return self.label
+
+
+def action(model: str, name: str, make: Callable, happened: Callable, allowed: frozenset[str], label: str = "") -> Door:
+    def go(client, user):
+        obj = make()
+        app_label, model_name = model.split(".")
+        url = reverse(f"admin:{app_label}_{model_name}_changelist")
+        client.post(url, {"action": name, "_selected_action": [obj.pk], "post": "yes"})
+        return happened(obj)
+
+    return Door(f"action {model}:{name}", label or f"action {model}:{name}", allowed, go)
+
+
+def button(url_name: str, make: Callable, happened: Callable, allowed: frozenset[str], *, args=(), data=None, label="") -> Door:
+    def go(client, user):
+        obj = make()
+        client.post(reverse(f"admin:{url_name}", args=[obj.pk, *args]), data or {})
+        return happened(obj)
+
+    return Door(f"url admin:{url_name}", label or f"button {url_name} {' '.join(args)}", allowed, go)
+
+
+def sheet(model: str, content: bytes, make: Callable, happened: Callable, *, confirm: bool) -> Door:
+    """Upload a sheet to the admin's import page and, if `confirm`, confirm its preview."""
+
+    def go(client, user):
+        obj = make()
+        preview = client.post(
+            reverse(f"admin:{model}_import"),
+            {"resource": "0", "format": "0", "import_file": SimpleUploadedFile("sheet.csv", content)},
+        )
+        form = (getattr(preview, "context", None) or {}).get("confirm_form")
+        if confirm and form is not None:
+            data = {name: form.initial.get(name, "") for name in form.fields}
+            client.post(reverse(f"admin:{model}_process_import"), data)
+        return happened(obj)
+
+    name = f"{model}_process_import" if confirm else f"{model}_import"
+    return Door(f"url admin:{name}", f"sheet {name}", SUPERUSER if confirm else NOBODY, go)
+
+
+def service(function: Callable, make: Callable, call: Callable, happened: Callable, allowed: frozenset[str], label="") -> Door:
+    """call(obj, actor) runs the service; a refusal is any exception (PermissionDenied, AdjustmentForbidden, …)."""
+
+    def go(client, user):
+        obj = make()
+        # Which refusal (PermissionDenied, AdjustmentForbidden, …) does not matter, only that nothing happened.
+        with contextlib.suppress(Exception):
+            call(obj, user)
+        return happened(obj)
+
+    name = f"{function.__module__}.{function.__name__}"
+    return Door(f"service {name}", label or f"service {name}", allowed, go)
+
+
+def became(status: str) -> Callable:
+    return lambda obj: status_of(obj) == status
+
+
+def posted(obj) -> bool:
+    return ScoreRecord.objects.filter(kind=ScoreRecord.Kind.ADJUSTMENT).exists()
+
+
+def new_copy(obj) -> bool:
+    return type(obj).objects.count() > 1 + (type(obj) is TaskConfig)  # the scene's "post" config
+
+
+_RuleS, _TaskS, _AdjS = ScoreRule.Status, TaskConfig.Status, Adjustment.Status
+
+
+def _backfilled(rule) -> bool:
+    return status_of(rule) == _RuleS.ACTIVE or BackfillRun.objects.filter(rule=rule).exists()
+
+
+def _past_draft() -> ScoreRule:
+    return draft_rule(start_time=timezone.now() - timedelta(days=3))
+
+
+def _adjust(obj, actor):
+    alice = UserFactory(username="alice")
+    adjustments.adjustment_request(user_id=alice.pk, amount=5, reason="goodwill", request_token=uuid.uuid4(), actor=actor)
+
+
+def change_form(url_name: str, make: Callable, fields: Callable, happened: Callable) -> Door:
+    """Save the change form with a status in the POST: it is read-only, so nobody moves it this way."""
+
+    def go(client, user):
+        obj = make()
+        client.post(reverse(f"admin:{url_name}", args=[obj.pk]), {**fields(obj), "status": "active", "_save": "Save"})
+        if user.is_superuser:  # the form really saves (its description), so the unchanged status means something
+            stored = type(obj).all_objects.get(pk=obj.pk)
+            assert getattr(stored, "score_desc", getattr(stored, "task_desc", None)) == "changed"
+        return happened(obj)
+
+    return Door(f"url admin:{url_name}", f"change form {url_name}", NOBODY, go)
+
+
+def _rule_form(rule: ScoreRule) -> dict:
+    return {
+        "score_type": rule.score_type,
+        "task_type": rule.task_type,
+        "score_desc": "changed",
+        "kind": rule.kind,
+        "points": rule.points,
+        "statistical_period": rule.statistical_period,
+        "required_number_of_times": rule.required_number_of_times,
+        "can_repeat": "on",
+        "cooldown_scope": rule.cooldown_scope,
+        "object_points-TOTAL_FORMS": 0,
+        "object_points-INITIAL_FORMS": 0,
+    }
+
+
+def _config_form(config: TaskConfig) -> dict:
+    return {
+        "task_type": config.task_type,
+        "task_desc": "changed",
+        "method": config.method,
+        "interface_name": config.interface_name,
+        "priority": 0,
+        "success_status_min": 200,
+        "success_status_max": 299,
+    }
+
+
+def _saved_as_draft(obj) -> bool:
+    """The form was saved (its description changed) yet the status moved: what must never happen."""
+    stored = type(obj).all_objects.get(pk=obj.pk)
+    return stored.status != obj.status
+
+
+def command(name: str, make: Callable, args: Callable, happened: Callable, allowed: frozenset[str]) -> Door:
+    """Run the command with --user naming the role's user; a refusal is a CommandError."""
+
+    def go(client, user):
+        obj = make()
+        arguments = args(obj)
+        try:
+            with contextlib.suppress(CommandError):
+                call_command(name, *arguments, "--user", user.get_username(), stdout=io.StringIO(), stderr=io.StringIO())
+        finally:
+            for argument in arguments:  # the sheet file written for it
+                if os.path.isfile(argument):
+                    os.unlink(argument)
+        return happened(obj)
+
+    return Door(f"command {name}", f"command {name} --user", allowed, go)
+
+
+def _sheet_file(rule: ScoreRule) -> str:
+    handle = tempfile.NamedTemporaryFile("wb", suffix=".csv", delete=False)  # noqa: SIM115 - the command opens it by name
+    with handle:
+        handle.write(rules_sheet(f"{rule.score_type},post,1,day,active"))
+    return handle.name
+
+
+def _adjustment_form(client, user):
+    alice = UserFactory(username="alice")
+    data = {"user": alice.pk, "amount": 5, "reason": "goodwill", "request_token": uuid.uuid4()}
+    client.post(reverse("admin:ledger_adjustment_add"), data)
+    return posted(None)
+
+
+def _sheet_import(obj, actor):
+    content = rules_sheet(f"{obj.score_type},post,1,day,active")
+    sheets.sheet_import(resource="rules", path="rules.csv", content=content, actor=actor)
+
+
+DOORS = [
+    # The admin's list actions.
+    action("tasks.taskconfig", "put_in_use", draft_config, became(_TaskS.IN_USE), APPROVERS),
+    action("tasks.taskconfig", "deprecate", live_config, became(_TaskS.DEPRECATED), APPROVERS),
+    action("tasks.taskconfig", "delete_selected", live_config, is_gone, SUPERUSER),
+    action("rules.scorerule", "activate", draft_rule, became(_RuleS.ACTIVE), APPROVERS),
+    action("rules.scorerule", "retire", live_rule, became(_RuleS.RETIRED), APPROVERS),
+    action("rules.scorerule", "delete_selected", live_rule, is_gone, SUPERUSER),
+    action("ledger.adjustment", "approve_selected", pending_adjustment, became(_AdjS.POSTED), OPERATORS),
+    action("ledger.adjustment", "reject_selected", pending_adjustment, became(_AdjS.REJECTED), OPERATORS),
+    action("tracking.failedevent", "retry", failed_event, became(FailedEvent.Status.RETRIED), SUPERUSER),
+    action("tracking.failedevent", "delete_selected", failed_event, is_gone, SUPERUSER),
+    action(
+        "tracking.servicekey", "revoke_selected", service_key, lambda k: not ServiceKey.objects.get(pk=k.pk).is_active, SUPERUSER
+    ),
+    # The change pages' buttons.
+    button("tasks_taskconfig_workflow", draft_config, became(_TaskS.IN_USE), APPROVERS, args=("put_in_use",)),
+    button("tasks_taskconfig_workflow", live_config, became(_TaskS.DEPRECATED), APPROVERS, args=("deprecate",)),
+    button("rules_scorerule_workflow", draft_rule, became(_RuleS.ACTIVE), APPROVERS, args=("activate",)),
+    button("rules_scorerule_workflow", live_rule, became(_RuleS.RETIRED), APPROVERS, args=("retire",)),
+    button(
+        "rules_scorerule_workflow",
+        _past_draft,
+        _backfilled,
+        APPROVERS,
+        args=("activate",),
+        data={"choice": "backfill"},
+        label="button activate and backfill",
+    ),
+    button(
+        "rules_scorerule_workflow",
+        _past_draft,
+        became(_RuleS.ACTIVE),
+        APPROVERS,
+        args=("activate",),
+        data={"choice": "activate"},
+        label="button activate only (past start)",
+    ),
+    button("ledger_adjustment_approve", pending_adjustment, became(_AdjS.POSTED), OPERATORS),
+    button("ledger_adjustment_reject", pending_adjustment, became(_AdjS.REJECTED), OPERATORS),
+    button("tracking_servicekey_revoke", service_key, lambda k: not ServiceKey.objects.get(pk=k.pk).is_active, SUPERUSER),
+    Door("url admin:ledger_adjustment_add", "adjustment request form", OPERATORS, _adjustment_form),
+    change_form("rules_scorerule_change", draft_rule, _rule_form, _saved_as_draft),
+    # From a shell, --user names the operator and their rights apply (without it: see tests/rules/test_sheets.py).
+    command("import_rules", draft_rule, lambda r: [_sheet_file(r)], became(_RuleS.ACTIVE), SUPERUSER),
+    command("backfill_rule", live_rule, lambda r: [r.score_type], lambda r: BackfillRun.objects.exists(), APPROVERS),
+    change_form("tasks_taskconfig_change", draft_config, _config_form, _saved_as_draft),
+    # Sheet imports: a preview changes nothing for anybody; confirming changes a status only for
+    # someone who may both import (add, change) and take the step (no single role may).
+    sheet(
+        "rules_scorerule",
+        rules_sheet("imported,post,1,day,active"),
+        lambda: None,
+        lambda _: ScoreRule.objects.exists(),
+        confirm=False,
+    ),
+    sheet(
+        "rules_scorerule",
+        rules_sheet("draft-1,post,1,day,active"),
+        lambda: draft_rule(score_type="draft-1"),
+        became(_RuleS.ACTIVE),
+        confirm=True,
+    ),
+    sheet(
+        "tasks_taskconfig",
+        tasks_sheet("t-1,POST,^/t/$,in_use"),
+        lambda: TaskConfigFactory(task_type="t-1", status="editing"),
+        became(_TaskS.IN_USE),
+        confirm=True,
+    ),
+    sheet(
+        "tasks_taskconfig",
+        tasks_sheet("t-1,POST,^/t/$,in_use"),
+        lambda: None,
+        lambda _: TaskConfig.objects.filter(task_type="t-1").exists(),
+        confirm=False,
+    ),
+    # The services behind them, called with each role's user as the operator.
+    service(
+        task_services.task_config_put_in_use,
+        draft_config,
+        lambda c, a: task_services.task_config_put_in_use(config=c, actor=a),
+        became(_TaskS.IN_USE),
+        APPROVERS,
+    ),
+    service(
+        task_services.task_config_deprecate,
+        live_config,
+        lambda c, a: task_services.task_config_deprecate(config=c, actor=a),
+        became(_TaskS.DEPRECATED),
+        APPROVERS,
+    ),
+    service(
+        task_services.task_config_update,
+        draft_config,
+        lambda c, a: task_services.task_config_update(config=c, actor=a, status="in_use"),
+        became(_TaskS.IN_USE),
+        APPROVERS,
+    ),
+    service(
+        task_services.task_config_create,
+        lambda: None,
+        lambda _, a: task_services.task_config_create(
+            actor=a, task_type="made", method="POST", interface_name="^/m/$", status="in_use"
+        ),
+        lambda _: TaskConfig.objects.filter(task_type="made").exists(),
+        APPROVERS,
+    ),
+    service(
+        workflow.score_rule_activate,
+        draft_rule,
+        lambda r, a: workflow.score_rule_activate(rule=r, actor=a),
+        became(_RuleS.ACTIVE),
+        APPROVERS,
+    ),
+    service(
+        workflow.score_rule_retire,
+        live_rule,
+        lambda r, a: workflow.score_rule_retire(rule=r, actor=a),
+        became(_RuleS.RETIRED),
+        APPROVERS,
+    ),
+    service(
+        workflow.score_rule_update,
+        draft_rule,
+        lambda r, a: workflow.score_rule_update(rule=r, actor=a, status="active"),
+        became(_RuleS.ACTIVE),
+        APPROVERS,
+    ),
+    service(
+        workflow.score_rule_create,
+        lambda: None,
+        lambda _, a: workflow.score_rule_create(actor=a, task_type="post", score_type="made", points=1, status="active"),
+        lambda _: ScoreRule.objects.filter(score_type="made").exists(),
+        APPROVERS,
+    ),
+    service(
+        backfill.score_rule_activate_with_backfill,
+        _past_draft,
+        lambda r, a: backfill.score_rule_activate_with_backfill(rule=r, actor=a),
+        _backfilled,
+        APPROVERS,
+    ),
+    service(
+        backfill.backfill_request,
+        live_rule,
+        lambda r, a: backfill.backfill_request(rule=r, actor=a),
+        lambda r: BackfillRun.objects.exists(),
+        APPROVERS,
+    ),
+    service(
+        backfill.score_rule_backfill,
+        live_rule,
+        lambda r, a: backfill.score_rule_backfill(rule=r, actor=a, wait=lambda s: None),
+        lambda r: BackfillRun.objects.exists(),
+        APPROVERS,
+    ),
+    service(sheets.sheet_import, draft_rule, _sheet_import, became(_RuleS.ACTIVE), SUPERUSER),
+    service(adjustments.adjustment_request, lambda: None, _adjust, posted, OPERATORS),
+    service(
+        adjustments.adjustment_approve,
+        pending_adjustment,
+        lambda j, a: adjustments.adjustment_approve(adjustment=j, actor=a),
+        became(_AdjS.POSTED),
+        OPERATORS,
+    ),
+    service(
+        adjustments.adjustment_reject,
+        pending_adjustment,
+        lambda j, a: adjustments.adjustment_reject(adjustment=j, actor=a),
+        became(_AdjS.REJECTED),
+        OPERATORS,
+    ),
+]
+
+_READS = "reads only (a GET page or an export); writes nothing"
+_DRAFT = "makes a draft: no status, no entry (the admin asks for add rights)"
+_NO_STATUS = "deletes rows of a model with no status and no ledger entry; Django's delete permission, which no Jifen role holds"
+_POINTS = "per-object amounts have no status and post nothing; a live rule's are frozen"
+_PRIMITIVE = "the ledger's primitive: its callers (adjustments, workers) are the doors"
+_BEAT = "Celery beat's schedules: superusers only (no Jifen role holds change_periodictask)"
+_SITE = "a site user's own request: it may earn points through the rules (the user's own events), never moves a status"
+
+NOT_DOORS = {
+    "action tasks.taskconfig:copy_as_draft": _DRAFT,
+    "action rules.scorerule:copy_as_draft": _DRAFT,
+    "service apps.tasks.services.task_config_copy_as_draft": _DRAFT,
+    "service apps.rules.services.workflow.score_rule_copy_as_draft": _DRAFT,
+    "url admin:tasks_taskconfig_test_request": _READS,
+    "url admin:tasks_taskconfig_export": _READS,
+    "url admin:tasks_usertaskrecord_why": _READS,
+    "url admin:rules_scorerule_dry_run": _READS,
+    "url admin:rules_scorerule_export": _READS,
+    "url admin:rules_scoreruleobjectpoints_export": _READS,
+    "url admin:ledger_account_user": _READS,
+    "url admin:ledger_scorerecord_export": _READS,
+    "url admin:rules_scoreruleobjectpoints_import": _POINTS,
+    "url admin:rules_scoreruleobjectpoints_process_import": _POINTS,
+    "service apps.ledger.services.entries.ledger_post_entry": _PRIMITIVE,
+    "service apps.ledger.services.entries.ledger_post_entries": _PRIMITIVE,
+    "service apps.tracking.services.pipeline.failed_event_retry": "the admin's retry action (a door above) is its only caller",
+    **{
+        f"action django_celery_beat.periodictask:{name}": _BEAT
+        for name in ("enable_tasks", "disable_tasks", "toggle_tasks", "run_tasks")
+    },
+    "command export_rules": "writes a sheet of the rules; changes nothing",
+    "command simulate_rule": "a dry run: writes nothing",
+    "command verify_ledger": "reads the ledger and reports",
+    "command rebuild_leaderboards": "recomputes the leaderboard totals from the ledger: no status, no entry",
+    "command ingest_events": "events from a file, as POST /api/events: the rules award them; no operator's status or entry",
+    "command demo_setup": "a fresh machine's set-up (make run): migrates, loads the demo, creates the first operator",
+    "command seed_demo_data": (
+        "bulk demo and benchmark data: posts awards and adjustments as the system's seed-operator, "
+        "for a development checkout; names no operator, so no role applies"
+    ),
+    "action axes.accessattempt:cleanup_expired_attempts": "login throttling's records: no status, no entry; superusers only",
+    **{
+        f"action {label}:delete_selected": _NO_STATUS
+        for label in (
+            "auth.group",
+            "auth.user",
+            "axes.accessattempt",
+            "axes.accesslog",
+            "axes.accessfailurelog",
+            "community.checkin",
+            "community.comment",
+            "community.post",
+            "community.share",
+            "django_celery_beat.clockedschedule",
+            "django_celery_beat.crontabschedule",
+            "django_celery_beat.intervalschedule",
+            "django_celery_beat.periodictask",
+            "django_celery_beat.solarschedule",
+            "django_celery_results.groupresult",
+            "django_celery_results.taskresult",
+            "tracking.outboxevent",
+        )
+    },
+}
+
+
+def site_not_doors() -> dict[str, str]:
+    """Routes outside the admin: none of them is a door (checked by posting to each as each role below)."""
+    return {key: _SITE for key in site_doors()}
+
+
+def test_every_door_in_the_code_is_catalogued():
+    found = set(admin_doors()) | set(service_doors()) | set(command_doors())
+    # Django's own views are covered by the status being read-only and save_with_history's check,
+    # unless a ModelAdmin made one a door of its own (the adjustment request form).
+    standard = {key for key in found if key.startswith("url ") and key.endswith(STANDARD_VIEWS)}
+    known = {door.key for door in DOORS} | set(NOT_DOORS) | standard
+    assert not found - known, f"new paths: add each to DOORS (with the roles that may) or NOT_DOORS: {sorted(found - known)}"
+    assert not known - found, f"catalogued paths that are gone: {sorted(known - found)}"
+
+
+def test_the_site_and_api_routes_are_found():
+    routes = set(site_doors())
+    assert {"site /api/events", "site /checkin/", "site /accounts/signup/"} <= routes, sorted(routes)
+
+
+@pytest.fixture
+def scene(settings, monkeypatch):
+    # A backfill run is queued on commit, which a test's transaction never reaches: its request is what counts.
+    # The command runs one here and then waits for the workers' caches; there are none to wait for.
+    monkeypatch.setattr("apps.rules.services.backfill.catch_up_delay_s", lambda: 0)
+    settings.JIFEN_ADJUSTMENT_APPROVAL_ABOVE = 100
+    TaskConfigFactory(task_type="post", interface_name=r"^/posts/$")
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("door", DOORS, ids=str)
+def test_each_role_goes_only_through_its_own_doors(client, scene, door, role):
+    user = member(role)
+    client.force_login(user)
+    happened = door.go(client, user)
+    assert happened == (role in door.allowed), f"{door} by {role}: {'changed' if happened else 'refused'}"
+
+
+def _snapshot() -> tuple:
+    return (
+        sorted(TaskConfig.all_objects.values_list("pk", "status")),
+        sorted(ScoreRule.all_objects.values_list("pk", "status")),
+        sorted(Adjustment.objects.values_list("pk", "status")),
+        BackfillRun.objects.count(),
+        ScoreRecord.objects.exclude(kind=ScoreRecord.Kind.AWARD).count(),
+        ServiceKey.objects.filter(revoked_at__isnull=False).count(),
+    )
+
+
+def _concrete(route: str, post: Post) -> str:
+    return "/" + re.sub(r"<(?:\w+:)?\w+>", str(post.pk), route.removeprefix("site /"))
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_no_route_outside_the_admin_changes_a_status_or_posts_an_operators_entry(client, scene, role):
+    draft_rule(score_type="draft"), live_rule(), draft_config(), pending_adjustment()
+    post = Post.objects.create(author=UserFactory(username="author"), title="t", body="b")
+    user = member(role)
+    before = _snapshot()
+    for key in site_not_doors():
+        client.force_login(user)  # a POST to the logout route signs out
+        client.post(_concrete(key, post), {"status": "active", "action": "activate", "amount": 5000})
+        assert _snapshot() == before, key
