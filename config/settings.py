@@ -292,6 +292,8 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-inbox": {"task": "apps.tracking.tasks.sweep_inbox", "schedule": env_float("JIFEN_SWEEP_S", 10.0, minimum=1.0)},
     "heartbeat": {"task": "apps.tracking.tasks.heartbeat", "schedule": 10.0},
     "prune-seen-signatures": {"task": "apps.tracking.tasks.prune_seen_signatures", "schedule": 300.0},
+    # A backfill run that could not be sent (the broker was down) stays queued; this sends it again.
+    "resend-queued-backfills": {"task": "apps.rules.tasks.resend_queued_backfills", "schedule": 60.0},
 }
 CELERY_TASK_STORE_ERRORS_EVEN_IF_IGNORED = True
 # The queue the tracking tasks use; separate deployments (or test runs) sharing a Redis use their own.

@@ -10,6 +10,7 @@ a bigger one is given to a worker (`dry_run_rule`, its figures kept as the task'
 page, at ?job=<task id>, says it is running and reloads itself until the figures are there.
 """
 
+import logging
 from datetime import datetime, time, timedelta
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -33,6 +34,8 @@ from apps.rules.selectors.dry_run import DryRun, StoredDryRun, Window, completio
 from apps.rules.services.backfill import BackfillRefused, score_rule_activate_with_backfill
 from apps.rules.tasks import dry_run_rule
 from config.celery import app as celery_app
+
+logger = logging.getLogger(__name__)
 
 DRY_RUN_DAYS = 30  # how far back the dry run page looks unless told
 DRY_RUN_REFRESH_S = 2  # how often the page of a dry run a worker runs reloads itself
@@ -100,10 +103,19 @@ class RuleDryRunAdminMixin:
             ):
                 result = rule_dry_run(rule=rule, since=since, until=until)
             else:  # too many for the request: a worker runs it, this page waits for its figures
-                queued = dry_run_rule.delay(rule.pk, since.isoformat(), until.isoformat())
-                if queued.ready():  # run in place (CELERY_TASK_ALWAYS_EAGER)
+                try:
+                    # No waiting on the broker's retries on an operator's request.
+                    queued = dry_run_rule.apply_async((rule.pk, since.isoformat(), until.isoformat()), retry=False)
+                except Exception as exc:  # kombu's errors vary by transport
+                    logger.warning("dry run of rule %s could not be sent to the workers: %s", rule.score_type, exc)
+                    messages.error(
+                        request,
+                        _("The workers cannot be reached right now, so this long dry run could not start. Try again shortly."),
+                    )
+                    queued = None
+                if queued is not None and queued.ready():  # run in place (CELERY_TASK_ALWAYS_EAGER)
                     result = StoredDryRun.of(rule, queued.get())
-                else:
+                elif queued is not None:
                     return HttpResponseRedirect(f"{request.path}?{urlencode({**request.GET.dict(), 'job': queued.id})}")
         context = {
             **self.admin_site.each_context(request),

@@ -6,7 +6,13 @@ from celery import shared_task
 
 from apps.rules.models import BackfillRun, ScoreRule
 from apps.rules.selectors.dry_run import rule_dry_run
-from apps.rules.services.backfill import BackfillRefused, backfill_catch_up, backfill_run_execute, catch_up_delay_s
+from apps.rules.services.backfill import (
+    BackfillRefused,
+    backfill_catch_up,
+    backfill_run_execute,
+    backfill_runs_resend,
+    catch_up_delay_s,
+)
 
 
 # Acknowledged when done: a worker killed mid-run gives the task back, and the run resumes from
@@ -25,6 +31,13 @@ def run_backfill(run_id: int) -> str:
         # Queued more than once, it decides them once (a decided completion stays decided).
         catch_up_backfill.apply_async((run_id,), countdown=catch_up_delay_s())
     return outcome
+
+
+@shared_task(ignore_result=True)
+def resend_queued_backfills() -> str:
+    """Beat: runs still queued a minute after they were requested are sent to the workers again."""
+    sent = backfill_runs_resend()
+    return f"{len(sent)} backfill runs sent again"
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)

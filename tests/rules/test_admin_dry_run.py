@@ -121,8 +121,8 @@ def test_a_big_window_is_dry_run_by_a_worker_and_the_page_waits_for_its_figures(
 
     class Queue:  # the broker, without a worker: the task's arguments are kept, it does not run
         @staticmethod
-        def delay(*args):
-            queued.append((str(uuid.uuid4()), args))
+        def apply_async(args, **options):
+            queued.append((str(uuid.uuid4()), tuple(args)))
             return AsyncResult(queued[-1][0], app=celery_app)
 
     monkeypatch.setattr(admin_dry_run, "dry_run_rule", Queue)
@@ -169,3 +169,49 @@ def test_the_activate_step_links_to_the_dry_run_when_the_past_is_too_big_to_repl
     assert f"{reverse('admin:rules_scorerule_dry_run', args=[rule.pk])}?since={since}" in page
     rule.refresh_from_db()
     assert rule.status == ScoreRule.Status.EDITING
+
+
+def test_a_big_dry_run_with_the_broker_down_says_so_and_the_page_still_answers(client, operator, settings, monkeypatch):
+    from apps.rules import admin_dry_run
+
+    seed_history()
+    rule = draft(RULES["count"])
+    settings.JIFEN_DRY_RUN_INLINE_MAX = 1  # a worker's job
+
+    class Down:
+        @staticmethod
+        def apply_async(args, **options):
+            assert options.get("retry") is False  # an operator's request never waits on the broker's retries
+            raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(admin_dry_run, "dry_run_rule", Down)
+    response = client.get(reverse("admin:rules_scorerule_dry_run", args=[rule.pk]), {"since": "2020-01-01"})
+    assert response.status_code == 200
+    assert "The workers cannot be reached right now" in response.content.decode()
+
+
+def test_a_backfill_the_broker_could_not_take_stays_queued_and_beat_sends_it_again(
+    client, operator, monkeypatch, django_capture_on_commit_callbacks, caplog
+):
+    from apps.rules.services.backfill import backfill_runs_resend
+    from apps.rules.tasks import run_backfill
+
+    seed_history()
+    rule = draft(RULES["count"])
+    sent: list = []
+
+    def down(args, **options):
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(run_backfill, "apply_async", down)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(activate_url(rule), {"choice": "backfill"}, follow=True)
+    assert response.status_code == 200  # the operator's request did not fail
+    run = BackfillRun.objects.get(rule=rule)
+    assert run.status == BackfillRun.Status.QUEUED
+    assert f"backfill run {run.pk} could not be sent to the workers" in caplog.text
+
+    monkeypatch.setattr(run_backfill, "apply_async", lambda args, **options: sent.append(tuple(args)))
+    assert backfill_runs_resend(older_than_s=3600) == []  # not yet: it may still be on its way
+    assert backfill_runs_resend(older_than_s=0) == [run.pk]
+    assert sent == [(run.pk,)]

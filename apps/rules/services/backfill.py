@@ -111,8 +111,6 @@ def backfill_request(*, rule: ScoreRule, actor: AbstractBaseUser | None = None) 
 
 def score_rule_activate_with_backfill(*, rule: ScoreRule, actor: AbstractBaseUser | None = None) -> BackfillRun:
     """Activate the rule and queue its backfill in one transaction; the run starts once it commits."""
-    from apps.rules.tasks import run_backfill  # tasks import services; the task is enqueued from here only
-
     with transaction.atomic():
         score_rule_activate(rule=rule, actor=actor)
         run = backfill_request(rule=rule, actor=actor)
@@ -120,8 +118,43 @@ def score_rule_activate_with_backfill(*, rule: ScoreRule, actor: AbstractBaseUse
         # activation, a fresh one leaves the rule out). Started once the batches in flight at the
         # activation have committed, so the run's first pages see them.
         countdown = catch_up_delay_s()
-        transaction.on_commit(lambda: run_backfill.apply_async((run.pk,), countdown=countdown))
+        transaction.on_commit(lambda: backfill_run_send(run_id=run.pk, countdown_s=countdown))
     return run
+
+
+def backfill_run_send(*, run_id: int, countdown_s: float = 0.0) -> bool:
+    """Hand a queued run to the workers; False, logged, if the broker cannot take it now.
+
+    Never waits on the broker's retries (it runs on an operator's request): a run that could not be
+    sent stays queued, and `backfill_runs_resend` (beat) sends it again. Until it runs, workers leave
+    its rule out, so it must not be lost.
+    """
+    from apps.rules.tasks import run_backfill  # tasks import services; the task is enqueued from here only
+
+    try:
+        run_backfill.apply_async((run_id,), countdown=countdown_s, retry=False)
+    except Exception as exc:  # kombu's errors vary by transport; whatever they are, beat sends it again
+        logger.warning("backfill run %s could not be sent to the workers (%s); beat sends it again", run_id, exc)
+        return False
+    return True
+
+
+RESEND_AFTER_S = 60.0  # a queued run not started by then was lost on its way (or waits behind others)
+
+
+def backfill_runs_resend(*, older_than_s: float = RESEND_AFTER_S) -> list[int]:
+    """Send again the runs still queued `older_than_s` after they were requested (beat); return their ids.
+
+    A run sent twice is harmless: the first delivery claims it, a second finds it running or done
+    and changes nothing (`backfill_run_execute`).
+    """
+    cutoff = timezone.now() - timedelta(seconds=older_than_s)
+    waiting = list(
+        BackfillRun.objects.filter(status=BackfillRun.Status.QUEUED, created_at__lt=cutoff)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    return [run_id for run_id in waiting if backfill_run_send(run_id=run_id)]
 
 
 def _names(rule: ScoreRule) -> dict:
