@@ -33,6 +33,7 @@ import pytest
 import requests
 from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -610,22 +611,40 @@ def test_the_same_event_delivered_many_times_concurrently_and_later_counts_once(
 # --- G7: a poison event -------------------------------------------------------------------------
 
 
+POISON_TRIGGER = """
+CREATE OR REPLACE FUNCTION refuse_poison() RETURNS trigger AS $$
+BEGIN
+    IF NEW.business_id = 'poison' THEN RAISE EXCEPTION 'poison refused'; END IF;
+    RETURN NEW;
+END $$ LANGUAGE plpgsql;
+CREATE TRIGGER refuse_poison BEFORE INSERT ON tasks_usertaskrecord FOR EACH ROW EXECUTE FUNCTION refuse_poison();
+"""
+
+
 def test_a_poison_event_is_parked_after_k_tries_and_the_rest_keep_flowing(inbox, workers):
     """G7: a malformed event is parked at once, one that always fails after K tries, with its error; the rest are processed."""
     post_task()
     alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
     good = [payload(alice if i % 2 else bob) for i in range(12)]
     malformed = {k: v for k, v in payload(alice).items() if k != "user_id"}
-    # Well-formed, but 9999-12-31 23:59 at -14:00 is in year 10000 in Asia/Shanghai: no period can hold it.
-    poison = payload(alice, occurred_at="9999-12-31T23:59:00-14:00")
+    # Well-formed, but the database refuses its completion every time (a trigger stands for any
+    # fault the event brings on): it fails each try and is parked after K of them.
+    poison = payload(alice, business_id="poison")
     attempts = 4
-    (worker,) = workers(env={"JIFEN_MAX_ATTEMPTS": str(attempts), "JIFEN_BATCH_SIZE": "5"})
-
-    inbox.push_many(good[:3] + [malformed] + good[3:6] + [poison] + good[6:])
-    wait_processed(inbox, 12, [worker], parked=2)
-    later = [payload(alice) for _ in range(5)]
-    inbox.push_many(later)
-    wait_processed(inbox, 17, [worker], parked=2)
+    with connection.cursor() as cursor:
+        cursor.execute(POISON_TRIGGER)
+    try:
+        (worker,) = workers(env={"JIFEN_MAX_ATTEMPTS": str(attempts), "JIFEN_BATCH_SIZE": "5"})
+        inbox.push_many(good[:3] + [malformed] + good[3:6] + [poison] + good[6:])
+        wait_processed(inbox, 12, [worker], parked=2)
+        later = [payload(alice) for _ in range(5)]
+        inbox.push_many(later)
+        wait_processed(inbox, 17, [worker], parked=2)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "DROP TRIGGER IF EXISTS refuse_poison ON tasks_usertaskrecord; DROP FUNCTION IF EXISTS refuse_poison()"
+            )
 
     parked = {str(f.event_id): f for f in FailedEvent.objects.all()}
     assert parked.keys() == {malformed["event_id"], poison["event_id"]}
@@ -634,7 +653,7 @@ def test_a_poison_event_is_parked_after_k_tries_and_the_rest_keep_flowing(inbox,
     assert bad.error.startswith("malformed: user_id")
     failing = parked[poison["event_id"]]
     assert (failing.attempts, failing.status, failing.payload) == (attempts, FailedEvent.Status.FAILED, poison)
-    assert failing.error.startswith("OverflowError"), failing.error
+    assert failing.error.startswith("ProgrammingError: poison refused"), failing.error
     tries = re.findall(rf"event {poison['event_id']} for user {alice.pk} failed \(attempt (\d+)\)", worker.log())
     report(f"G7: poison parked after {failing.attempts} tries ({failing.error!r}); tries logged: {tries}")
     assert tries == [str(n) for n in range(1, attempts + 1)]
