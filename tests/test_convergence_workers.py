@@ -108,9 +108,11 @@ def test_late_events_put_backs_and_an_outage_give_what_time_order_gives(inbox, w
     third = len(on_time) // 3
     before_outage, during_outage, after_outage = on_time[:third], on_time[third : 2 * third], on_time[2 * third :] + delayed
 
-    started = workers(2, concurrency=2)
+    # A backlog before the workers start: their four drains then claim batches of the same six
+    # users at once, and put events back for one another.
     for i, ref in before_outage:
         services.event_dispatch(event=Event.from_payload(payload(users, i, ref, tz)))
+    started = workers(2, concurrency=2, env={"JIFEN_BATCH_SIZE": "10"})  # many small batches, claimed side by side
 
     # The web side cannot reach the broker: events wait in the outbox.
     with override_settings(CELERY_BROKER_URL=closed_port_url(), JIFEN_HANDOFF_TIMEOUT_S=0.1):
@@ -135,7 +137,7 @@ def test_late_events_put_backs_and_an_outage_give_what_time_order_gives(inbox, w
 
     put_back = sum(int(n) for n in re.findall(r"inbox: (\d+) events of users busy in another batch put back", logs(started)))
     print(f"[g11] {len(events)} events, {len(late)} late, {len(during_outage)} through the outbox, {put_back} put back")
-    assert put_back > 0, "no batch met another's accounts: the test did not exercise put-backs"
+    assert put_back > 0, "no batch met another's accounts: the test did not exercise put-backs\n" + logs(started)[-6000:]
 
     scenario = Scenario(django_settings.TIME_ZONE, USERS, [SIGN_IN, REVERSED_TASK, REVERSING_TASK], RULES, events)
     due, progress = reference(scenario, tz)
