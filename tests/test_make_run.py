@@ -49,6 +49,9 @@ def ctrl_c_in_a_terminal(argv: list[str], *, ready: bytes, cwd: Path) -> tuple[s
     pid, fd = pty.fork()
     if pid == 0:  # pragma: no cover - the child
         os.chdir(cwd)
+        # As a developer types it, not as a sub-make of `make test` (which would say "make[1]: Leaving directory").
+        for name in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES"):
+            os.environ.pop(name, None)
         os.execvp(argv[0], argv)  # noqa: S606 - a fixed command of the test's
     output = bytearray()
     try:
