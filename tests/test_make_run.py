@@ -44,8 +44,8 @@ def read_until(fd: int, output: bytearray, needle: bytes, timeout_s: float) -> b
     return needle in output
 
 
-def ctrl_c_in_a_terminal(argv: list[str], *, ready: bytes, cwd: Path) -> tuple[str, int]:
-    """Run argv on a pseudo-terminal, press Ctrl-C once `ready` shows; return what followed and the exit code."""
+def ctrl_c_in_a_terminal(argv: list[str], *, ready: tuple[bytes, ...], cwd: Path) -> tuple[str, int]:
+    """Run argv on a pseudo-terminal, press Ctrl-C once each of `ready` shows; return what followed and the exit code."""
     pid, fd = pty.fork()
     if pid == 0:  # pragma: no cover - the child
         os.chdir(cwd)
@@ -55,7 +55,8 @@ def ctrl_c_in_a_terminal(argv: list[str], *, ready: bytes, cwd: Path) -> tuple[s
         os.execvp(argv[0], argv)  # noqa: S606 - a fixed command of the test's
     output = bytearray()
     try:
-        assert read_until(fd, output, ready, 30), output.decode(errors="replace")
+        for needle in ready:  # every process has started and said so: nothing more comes before the Ctrl-C
+            assert read_until(fd, output, needle, 30), output.decode(errors="replace")
         time.sleep(0.3)
         before = len(output)
         os.write(fd, b"\x03")  # the terminal turns it into SIGINT for its foreground process group
@@ -72,7 +73,7 @@ def test_ctrl_c_under_make_stops_every_process_with_one_line_and_success(tmp_pat
     (tmp_path / "Procfile").write_text(PROCFILE)
     (tmp_path / "Makefile").write_text(f"run:\n\t@cd {ROOT} && {sys.executable} -m config.procfile {tmp_path / 'Procfile'}\n")
 
-    after, code = ctrl_c_in_a_terminal(["make", "run"], ready=b"slow up", cwd=tmp_path)
+    after, code = ctrl_c_in_a_terminal(["make", "run"], ready=(b"web up", b"slow up"), cwd=tmp_path)
 
     lines = [line for line in after.replace("^C", "").splitlines() if line.strip()]
     assert lines == ["Stopped web and slow."], after
