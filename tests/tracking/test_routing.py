@@ -133,6 +133,13 @@ def alice(db):
 
 
 @pytest.mark.django_db
+def any_thing_config() -> None:
+    """GET /any/<thing>/ completes task `any`, its business id the path's `thing` (any status up to 404)."""
+    TaskConfigFactory(
+        task_type="any", method="GET", interface_name=r"^/any/(?P<thing>[^/]+)/$", id_group_name="thing", success_status_max=404
+    )
+
+
 class TestMiddleware:
     def test_successful_request_by_signed_in_user_makes_one_event(self, client, alice, site_configs, captured):
         client.force_login(alice)
@@ -161,26 +168,14 @@ class TestMiddleware:
     @pytest.mark.parametrize(("thing", "why"), [("x" * 256, "longer than 255"), ("a%00b", "control character")])
     def test_a_business_id_that_cannot_be_stored_whole_makes_no_event(self, client, alice, captured, caplog, thing, why):
         # Before, an over-long one was cut to 255 characters: two objects could then collide (G8).
-        TaskConfigFactory(
-            task_type="any",
-            method="GET",
-            interface_name=r"^/any/(?P<thing>[^/]+)/$",
-            id_group_name="thing",
-            success_status_max=404,
-        )
+        any_thing_config()
         client.force_login(alice)
         client.get(f"/any/{thing}/")
         assert captured == []
         assert why in caplog.text
 
     def test_a_business_id_of_255_characters_is_kept_whole(self, client, alice, captured):
-        TaskConfigFactory(
-            task_type="any",
-            method="GET",
-            interface_name=r"^/any/(?P<thing>[^/]+)/$",
-            id_group_name="thing",
-            success_status_max=404,
-        )
+        any_thing_config()
         client.force_login(alice)
         client.get(f"/any/{'x' * 255}/", headers={"accept-language": "x" * 40 + ",en"})
         assert [(e.business_id, e.lang_type) for e in captured] == [("x" * 255, "")]

@@ -69,10 +69,6 @@ class RescoreResult:
     decisions_changed: int = 0
 
 
-def _award_record(decision: Decision) -> dict:
-    return decision.as_record()
-
-
 def _reversed_record(rule: ScoreRule) -> dict:
     return {
         "rule": rule.score_type,
@@ -366,7 +362,7 @@ def _decisions_write(rule: ScoreRule, job: Rescore, records: list, decisions: di
     changed = []
     for pk, _event, _at, _business_id, _reversed_at, recorded, *_where in records:
         decision = decisions.get(pk)
-        new = _reversed_record(rule) if decision is None else _award_record(decision)
+        new = _reversed_record(rule) if decision is None else decision.as_record()
         old = next((d for d in recorded if d.get("rule_id") == rule.pk), None)
         if _same(old, new):
             continue
