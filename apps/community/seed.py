@@ -40,6 +40,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.community.bulk_write import BulkTable, ids_reserve
+from apps.core.clock import local_date, serial_stamp
 from apps.core.periods import period_bounds
 from apps.ledger.models import Account, Adjustment, LeaderboardTotal, ScoreRecord
 from apps.ledger.services.leaderboard import leaderboards_rebuild
@@ -150,7 +151,7 @@ class _Clock:
 
     def __init__(self, rng: random.Random, days: int, now: datetime, tz: ZoneInfo):
         self.rng, self.now, self.tz = rng, now, tz
-        today = now.astimezone(tz).date()
+        today = local_date(now)
         self.days = [today - timedelta(days=n) for n in range(days - 1, -1, -1)]
         self._midnights = {d: datetime(d.year, d.month, d.day, tzinfo=tz) for d in [*self.days, today + timedelta(days=1)]}
         self._bounds: dict[tuple[str, date], tuple[datetime, datetime | None]] = {}
@@ -319,7 +320,7 @@ class _Seeder:
                     )  # fmt: skip
                     continue
                 eid = take("entries")
-                serial = f"{written:%Y%m%d%H%M%S}{written.microsecond:06d}-{aid}-{seq}"
+                serial = f"{serial_stamp(written)}-{aid}-{seq}"
                 if kind == ADJUST:
                     # Event ids and request tokens are new on every run, whatever the seed.
                     token = uuid.uuid4()

@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from import_export import widgets
 from import_export.formats import base_formats
 
+from apps.core.clock import file_stamp
 from apps.core.lifecycle import operator_fields, status_permission_error
 from apps.core.text import text_problem
 
@@ -21,6 +22,13 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 # Export puts this before such text so a spreadsheet shows it as text; import takes it off again,
 # so a sheet exported and imported unchanged changes nothing.
 FORMULA_ESCAPE = "'"
+
+
+class LocalDateExportFilenameMixin:
+    """Export file names carry the site's date (import-export's own default takes UTC's), e.g. ScoreRule-2026-12-01.csv."""
+
+    def get_export_filename(self, request, queryset, file_format):
+        return f"{self.model.__name__}-{file_stamp()}.{file_format.get_extension()}"
 
 
 class SheetError(ValueError):

@@ -21,6 +21,7 @@ from django.utils.translation import gettext_lazy
 from import_export.admin import ExportMixin
 from simple_history.admin import SimpleHistoryAdmin
 
+from apps.core.sheets import LocalDateExportFilenameMixin
 from apps.core.workflow_admin import AuditHistoryMixin
 from apps.ledger.changelists import (
     BalanceFilter,
@@ -114,7 +115,7 @@ class LeaderboardAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ScoreRecord)
-class ScoreRecordAdmin(SerialNumberSearchMixin, ExportMixin, ReadOnlyAdmin):
+class ScoreRecordAdmin(SerialNumberSearchMixin, LocalDateExportFilenameMixin, ExportMixin, ReadOnlyAdmin):
     list_display = (
         "serial_number",
         "created_at",

@@ -6,6 +6,7 @@ from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from apps.core.clock import local_text
 from apps.core.points import POINTS_MAX, points_at_least_minus_max, points_at_most_max
 
 
@@ -251,4 +252,4 @@ class LeaderboardTotal(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.board}/{self.period}/{self.period_start:%Y-%m-%d} {self.user_id}: {self.points}"
+        return f"{self.board}/{self.period}/{local_text(self.period_start, '%Y-%m-%d')} {self.user_id}: {self.points}"

@@ -13,6 +13,7 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
+from apps.core.clock import local_date
 from apps.ledger.selectors.ledger import user_ledger
 from apps.tasks.selectors import pending_reversals
 
@@ -68,7 +69,7 @@ def rescore_note(decision: dict) -> str:
     template = _RESCORE_CAUSES.get(mark.get("cause", ""))
     if template is None or moment is None:
         return ""
-    return str(template) % {"day": timezone.localtime(moment).date().isoformat()}
+    return str(template) % {"day": local_date(moment).isoformat()}
 
 
 def _with_note(text: str, decision: dict) -> str:

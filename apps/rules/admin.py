@@ -4,6 +4,7 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy
 from simple_history.admin import SimpleHistoryAdmin
 
+from apps.core.clock import period_start_text
 from apps.core.workflow_admin import FrozenFieldsMixin, WorkflowAdminMixin, WorkflowStep
 from apps.ledger.changelists import BigTableAdminMixin
 from apps.rules.admin_dry_run import RuleDryRunAdminMixin
@@ -155,7 +156,7 @@ class UserScoreInfoAdmin(BigTableAdminMixin, admin.ModelAdmin):
     list_display = (
         "user_column",
         "achievement_type",
-        "period_start",
+        "period_column",
         "deadline",
         "achievement_amount_now",
         "required_number",
@@ -170,6 +171,13 @@ class UserScoreInfoAdmin(BigTableAdminMixin, admin.ModelAdmin):
     ordering = ("-id",)  # the primary key: newest rows first with no sort over the table
     list_select_related = ("user", "achievement_type")
     raw_id_fields = ("user",)
+    # A lifetime rule's period starts at the epoch: shown as "since the start", not as a 1970 date.
+    exclude = ("period_start",)
+    readonly_fields = ("period_column",)
+
+    @admin.display(description=gettext_lazy("period start"), ordering="period_start")
+    def period_column(self, obj: UserScoreInfo) -> str:
+        return period_start_text(obj.period_start)
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -28,6 +28,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from apps.core.clock import local_date, local_today
 from apps.ledger.user_page import decision_reason
 from apps.rules.models import BackfillRun, ScoreRule
 from apps.rules.selectors.dry_run import DryRun, StoredDryRun, Window, completions_more_than, rule_dry_run
@@ -87,7 +88,7 @@ class RuleDryRunAdminMixin:
         rule = self._rule_or_404(request, object_id)
         if not self.has_view_permission(request, rule):
             raise PermissionDenied
-        initial = {"since": (timezone.localtime() - timedelta(days=DRY_RUN_DAYS)).date()}
+        initial = {"since": local_today() - timedelta(days=DRY_RUN_DAYS)}
         form = DryRunForm(request.GET if "since" in request.GET else None, initial=initial)
         result, running = None, False
         if form.is_valid():
@@ -176,7 +177,7 @@ class RuleDryRunAdminMixin:
             result = rule_dry_run(rule=rule, since=rule.start_time)
         context = {
             "inline_max": limit,
-            "dry_run_since": timezone.localtime(rule.start_time).date().isoformat(),
+            "dry_run_since": local_date(rule.start_time).isoformat(),
             **self.admin_site.each_context(request),
             "title": _("Activate %(rule)s") % {"rule": rule.score_type},
             "opts": self.opts,

@@ -11,13 +11,13 @@ from django.utils.translation import gettext as _
 from import_export.admin import ImportExportMixin
 from import_export.formats.base_formats import JSON
 
-from apps.core.sheets import FORMATS
+from apps.core.sheets import FORMATS, LocalDateExportFilenameMixin
 from apps.rules.services.sheets import sheet_errors, sheet_unreadable
 
 SHEET_FORMATS = list(FORMATS.values())
 
 
-class RuleSheetAdminMixin(ImportExportMixin):
+class RuleSheetAdminMixin(LocalDateExportFilenameMixin, ImportExportMixin):
     import_template_name = "admin/rules/sheet_import.html"
 
     @property

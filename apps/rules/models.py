@@ -9,6 +9,7 @@ from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from apps.core.clock import period_start_text
 from apps.core.lifecycle import frozen_field_errors, status_change_error
 from apps.core.points import POINTS_MAX, points_at_most_max
 from apps.core.soft_delete import SoftDeleteModel
@@ -218,7 +219,7 @@ class UserScoreInfo(SoftDeleteModel):
 
     def __str__(self) -> str:
         progress = f"{self.achievement_amount_now}/{self.required_number}"
-        return f"{self.user_id}/{self.achievement_type_id}@{self.period_start:%Y-%m-%d}: {progress}"
+        return f"{self.user_id}/{self.achievement_type_id}@{period_start_text(self.period_start, '%Y-%m-%d')}: {progress}"
 
 
 class CountedCompletion(models.Model):

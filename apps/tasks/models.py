@@ -9,6 +9,7 @@ from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from apps.core.clock import local_text
 from apps.core.lifecycle import frozen_field_errors, status_change_error
 from apps.core.soft_delete import SoftDeleteModel
 
@@ -168,5 +169,5 @@ class UserTaskRecord(SoftDeleteModel):
         return _("%(task)s by %(user)s at %(time)s") % {
             "task": self.task.task_type,
             "user": self.user_id,
-            "time": f"{self.occurred_at:%Y-%m-%d %H:%M}",
+            "time": local_text(self.occurred_at),
         }

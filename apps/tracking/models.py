@@ -5,6 +5,8 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from apps.core.clock import local_text
+
 
 class OutboxEvent(models.Model):
     event_id = models.UUIDField(_("event id"), unique=True)
@@ -54,7 +56,7 @@ class Heartbeat(models.Model):
     seen_at = models.DateTimeField()
 
     def __str__(self) -> str:
-        return f"{self.name} {self.seen_at:%Y-%m-%d %H:%M:%S}"
+        return f"{self.name} {local_text(self.seen_at, '%Y-%m-%d %H:%M:%S')}"
 
 
 class ServiceKey(models.Model):

@@ -12,6 +12,7 @@ from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from apps.core.clock import local_today
 from apps.tracking.handoff import handoff, uses_inbox
 from apps.tracking.models import FailedEvent, Heartbeat, OutboxEvent
 
@@ -175,7 +176,7 @@ def dashboard_figures(*, user) -> Dashboard:
     from apps.tasks.models import TaskConfig, UserTaskRecord
 
     tz = ZoneInfo(settings.TIME_ZONE)
-    today = timezone.now().astimezone(tz).date()
+    today = local_today()
     first = today - timedelta(days=CHART_DAYS - 1)
     span = {"tz": tz, "first": first, "today": today}
 

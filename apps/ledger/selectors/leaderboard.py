@@ -17,6 +17,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from apps.core.clock import local_text
 from apps.core.periods import next_period_start
 from apps.ledger.models import LeaderboardTotal
 from apps.ledger.services.leaderboard import OVERALL, PERIODS, expected_totals, period_start, site_timezone
@@ -148,7 +149,7 @@ class LeaderboardProblem:
 
     def __str__(self) -> str:
         board, period, start, user_id = self.key
-        where = f"board {board or 'overall'}, {period} from {start:%Y-%m-%d %H:%M} UTC, user {user_id}"
+        where = f"board {board or 'overall'}, {period} from {local_text(start)}, user {user_id}"
         return f"leaderboard total {where}: stored {self._show(self.stored)}, ledger says {self._show(self.expected)}"
 
     @staticmethod

@@ -7,6 +7,7 @@ from datetime import datetime
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from apps.core.clock import serial_stamp
 from apps.core.multirow import fetch, int_list, rows_insert, rows_update
 from apps.ledger.models import Account, ScoreRecord
 from apps.ledger.services.leaderboard import COUNTED_KINDS, Contribution, leaderboard_totals_add
@@ -105,7 +106,7 @@ def _numbered(account: Account, entries: Sequence[EntrySpec], now) -> Iterator[t
     adjustment would take the balance below zero. The caller moves the account afterwards.
     """
     balance, seq = account.balance, account.last_seq
-    stamp = f"{now:%Y%m%d%H%M%S}{now.microsecond:06d}"
+    stamp = serial_stamp(now)  # the site's date and time, like every date an operator sees
     for entry in entries:
         if entry.amount == 0:
             raise ValueError("a ledger entry moves a non-zero amount")

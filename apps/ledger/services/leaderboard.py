@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
 
+from apps.core.clock import local_date
 from apps.core.multirow import read_time, rows_accumulate
 from apps.core.periods import DAY, MONTH, NONE, WEEK, YEAR, period_bounds, site_timezone
 from apps.ledger.models import LeaderboardTotal, ScoreRecord
@@ -65,7 +66,7 @@ def _starts_of_day(day: date, tz: ZoneInfo) -> tuple[tuple[str, datetime], ...]:
 def period_starts(at: datetime, tz: ZoneInfo | None = None) -> tuple[tuple[str, datetime], ...]:
     """((period, start in UTC), …) of every leaderboard period that contains the aware time `at`."""
     tz = tz or site_timezone()
-    return _starts_of_day(at.astimezone(tz).date(), tz)
+    return _starts_of_day(local_date(at, tz), tz)
 
 
 def period_start(period: str, at: datetime, tz: ZoneInfo | None = None) -> datetime:

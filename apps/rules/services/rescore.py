@@ -27,6 +27,7 @@ from enum import StrEnum
 from django.db.models import Max
 from django.utils import timezone
 
+from apps.core.clock import local_date
 from apps.core.multirow import rows_insert, rows_update
 from apps.core.periods import period_bounds, site_timezone
 from apps.ledger.models import Account, ScoreRecord
@@ -141,7 +142,7 @@ def completions_rescore(*, account: Account, rule: ScoreRule, job: Rescore) -> R
         "user %s rule %s re-scored from %s (%s of %s): %d completions, %d awards, %d reversals, %+d points",
         user_id,
         rule.score_type,
-        start.date(),
+        local_date(start),
         job.cause,
         job.event_at.isoformat(),
         result.replayed,

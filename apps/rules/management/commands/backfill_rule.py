@@ -2,6 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.core.clock import local_text
 from apps.core.lifecycle import WorkflowForbidden
 from apps.rules.management.commands.simulate_rule import print_dry_run
 from apps.rules.management.rule_args import USER_HELP, operator_by_username, rule_by_code
@@ -43,7 +44,7 @@ class Command(BaseCommand):
                 raise CommandError(str(exc)) from None
             # Idempotent: asked again, it says so and awards nothing.
             self.stdout.write(
-                f"{rule.score_type} was backfilled already (run {done.pk}, {done.finished_at:%Y-%m-%d %H:%M}): nothing to do"
+                f"{rule.score_type} was backfilled already (run {done.pk}, {local_text(done.finished_at)}): nothing to do"
             )
             return
         self.stdout.write(
