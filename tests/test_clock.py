@@ -47,9 +47,8 @@ def unsafe_time_uses(source: str) -> list[str]:
             elif name in ("localtime", "gmtime") and owner_name == "time":
                 found.append(f"{node.lineno}: time.{name}() (use clock)")
         elif isinstance(node, ast.FormattedValue) and node.format_spec is not None:
-            spec = "".join(
-                part.value for part in ast.walk(node.format_spec) if isinstance(part, ast.Constant) and isinstance(part.value, str)
-            )
+            parts = ast.walk(node.format_spec)
+            spec = "".join(part.value for part in parts if isinstance(part, ast.Constant) and isinstance(part.value, str))
             if "%" in spec:
                 found.append(f"{node.lineno}: f-string time format {spec!r} (use clock.local_text)")
     return found
