@@ -22,7 +22,8 @@ class ProgressOut(Schema):
     deadline: datetime | None
     progress: int
     required: int
-    percent: int  # toward the next award
+    percent: int  # how full the progress bar is
+    summary: str  # the progress in words, in the request's language: "3 of 3 today — limit reached"
     achieved: bool
     awards: int  # in this period
     points: int
@@ -41,6 +42,7 @@ def _progress(item: RuleProgress) -> dict:
         "progress": item.progress,
         "required": item.required,
         "percent": item.percent,
+        "summary": item.summary,
         "achieved": item.achieved,
         "awards": item.awards,
         "points": rule.points,

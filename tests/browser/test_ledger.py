@@ -35,7 +35,8 @@ def test_an_operator_opens_a_users_page_and_sees_progress(page, live_server, adm
     bar = page.locator('[role=progressbar][aria-valuenow="67"]')
     assert bar.count() == 1
     body = page.locator("#content").inner_text()
-    assert "2 / 3" in body
+    assert "2 of 3 this week · 1 more to earn 5 points" in body
+    assert "1 of 1 today — limit reached" in body
     assert "awarded 2 points" in body
     assert "the period's award limit was already reached" in body
 

@@ -179,7 +179,8 @@ class TestUserPage:
         html = page(client, reverse("admin:ledger_account_user", args=[alice_with_history.pk]))
         assert re.search(r'id="balance"[^>]*>2<', html)
         # three-a-week: 2 of 3, a bar at 67 %, ending next Monday.
-        assert "2 / 3" in html and 'aria-valuenow="67"' in html
+        assert "2 of 3 this week · 1 more to earn 5 points" in html and 'aria-valuenow="67"' in html
+        assert "1 of 1 today — limit reached" in html
         assert "awarded 2 points" in html
         assert "the period&#x27;s award limit was already reached" in html
         assert html.count('class="entry"') == 1 and html.count('class="completion"') == 2

@@ -55,6 +55,7 @@ def reference_progress(*, user_id: int, at: datetime | None = None) -> list[Rule
                 required=rule.required_number_of_times,
                 achieved=bool(current and current.achieved),
                 awards=current.awards_in_period if current else 0,
+                counted_now=current is not None and (current.streak_length > 0 or current.achievement_amount_now > 0),
             )
         )
     return rows

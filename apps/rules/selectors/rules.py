@@ -14,7 +14,8 @@ from apps.core.periods import NONE, period_bounds, previous_period_start
 from apps.core.stamped_cache import StampedCache
 from apps.ledger.models import ScoreRecord
 from apps.rules.engine import RuleSpec
-from apps.rules.models import BackfillRun, ScoreRule, ScoreRuleObjectPoints, UserScoreInfo
+from apps.rules.models import BackfillRun, RuleRecipient, ScoreRule, ScoreRuleObjectPoints, UserScoreInfo
+from apps.rules.progress_text import ProgressFacts, progress_percent, progress_summary
 
 
 class ActiveRules:
@@ -116,14 +117,37 @@ class RuleProgress:
     required: int
     achieved: bool
     awards: int
+    counted_now: bool = False  # the current period has counted (for a streak: it goes on)
+    places_left: int | None = None  # a capped rule the user has no place on yet: places still free
+
+    @property
+    def facts(self) -> ProgressFacts:
+        rule = self.rule
+        return ProgressFacts(
+            kind=rule.kind,
+            period=rule.statistical_period,
+            required=self.required,
+            points=rule.points,
+            progress=self.progress,
+            awards=self.awards,
+            award_limit=rule.award_limit_per_period,
+            counted_now=self.counted_now,
+            places_left=self.places_left,
+        )
 
     @property
     def percent(self) -> int:
-        """How far toward the next award (the next multiple of N), 100 right at a multiple."""
-        if self.progress == 0:
-            return 0
-        step = self.progress % self.required or self.required
-        return round(100 * step / self.required)
+        """How full the progress bar is (apps.rules.progress_text.progress_percent)."""
+        return progress_percent(self.facts)
+
+    @property
+    def summary(self) -> str:
+        """The progress in words, e.g. "3 of 3 today — limit reached" (apps.rules.progress_text)."""
+        return progress_summary(self.facts)
+
+    @property
+    def limit_reached(self) -> bool:
+        return self.facts.limit_reached
 
 
 def current_progress_for(*, user_id: int, at: datetime | None = None) -> list[RuleProgress]:
@@ -132,7 +156,7 @@ def current_progress_for(*, user_id: int, at: datetime | None = None) -> list[Ru
     The site's "my points" page and the admin's per-user page both show it, whatever the number of
     rules. Period bounds depend only on the period kind, so the rows needed are those starting at
     one of at most nine instants: each kind's current start, and the previous one, from which a
-    streak is still alive.
+    streak is still alive. When a rule has a recipient cap, a third query finds the user's places.
     """
     at = at or timezone.now()
     tz = ZoneInfo(settings.TIME_ZONE)
@@ -144,6 +168,12 @@ def current_progress_for(*, user_id: int, at: datetime | None = None) -> list[Ru
         user_id=user_id, period_start__in=starts, achievement_type__status=ScoreRule.Status.ACTIVE
     )
     by_rule_and_start = {(row.achievement_type_id, row.period_start): row for row in rows}
+    capped = [rule.pk for rule in rules if rule.number_limit_all is not None]
+    placed = (
+        set(RuleRecipient.objects.filter(user_id=user_id, rule_id__in=capped).values_list("rule_id", flat=True))
+        if capped
+        else set()
+    )
     progress = []
     for rule in rules:
         start, deadline = bounds[rule.statistical_period]
@@ -168,6 +198,12 @@ def current_progress_for(*, user_id: int, at: datetime | None = None) -> list[Ru
                 required=rule.required_number_of_times,
                 achieved=bool(current and current.achieved),
                 awards=current.awards_in_period if current else 0,
+                counted_now=current is not None and (current.streak_length > 0 or current.achievement_amount_now > 0),
+                places_left=(
+                    max(rule.number_limit_all - rule.recipients_count, 0)
+                    if rule.number_limit_all is not None and rule.pk not in placed
+                    else None
+                ),
             )
         )
     return progress
