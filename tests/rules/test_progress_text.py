@@ -30,9 +30,7 @@ class TestOncePerTimeWithALimit:
         assert progress_summary(row) == "3 of 3 today — limit reached"
         assert progress_percent(row) == 100
 
-    @pytest.mark.parametrize(
-        ("period", "when"), [("week", "this week"), ("month", "this month"), ("year", "this year")]
-    )
+    @pytest.mark.parametrize(("period", "when"), [("week", "this week"), ("month", "this month"), ("year", "this year")])
     def test_each_period_says_its_own_name(self, period, when):
         assert progress_summary(facts(period=period, progress=1, awards=1, award_limit=2)) == f"1 of 2 {when}"
 
