@@ -1,13 +1,19 @@
-"""Prepare the demo: rules and task configs, the operator `admin`, and the users alice and bob.
+"""Prepare the demo: rules and task configs, the operators `admin` and `approver`, and the users alice and bob.
+
+`admin` is a superuser; `approver` is an operator in the rule approvers and ledger operators
+groups, so that every two-person step can be tried: a rule admin submits is activated by the
+approver, an adjustment above the approval threshold that admin requests is approved by them.
 
 Safe to run again: fixtures load only into an empty configuration (so an operator's changes are
 never overwritten), and existing accounts are left as they are.
 """
 
 import secrets
+from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
@@ -15,6 +21,16 @@ from apps.tasks.models import TaskConfig
 
 DEMO_PASSWORD = "demo12345"  # noqa: S105 - the demo users' published password
 FIXTURE = settings.BASE_DIR / "fixtures" / "demo.json"
+APPROVER_GROUPS = ("rule approvers", "ledger operators")
+
+
+def _create_admin(username: str, password: str) -> None:
+    get_user_model().objects.create_superuser(username, f"{username}@example.com", password)
+
+
+def _create_approver(username: str, password: str) -> None:
+    user = get_user_model().objects.create_user(username, f"{username}@example.com", password, is_staff=True)
+    user.groups.set(Group.objects.filter(name__in=APPROVER_GROUPS))
 
 
 class Command(BaseCommand):
@@ -28,20 +44,26 @@ class Command(BaseCommand):
             call_command("populate_history", "tasks.TaskConfig", "rules.ScoreRule", verbosity=0)
             self.stdout.write(self.style.SUCCESS(f"Loaded demo task configs and rules from {FIXTURE.name}."))
 
+        admin_note = self._operator("admin", _create_admin)
+        approver_note = self._operator("approver", _create_approver)
         users = get_user_model()
-        password_file = settings.VAR_DIR / "admin-password.txt"
-        if not users.objects.filter(username="admin").exists():
-            password = secrets.token_urlsafe(12)
-            users.objects.create_superuser("admin", "admin@example.com", password)
-            password_file.write_text(password + "\n")
-            password_file.chmod(0o600)
-        if password_file.exists():
-            admin_note = f"password {password_file.read_text().strip()} (set on first run, kept in {password_file})"
-        else:
-            admin_note = "existing account, password unchanged"
         for name in ("alice", "bob"):
             if not users.objects.filter(username=name).exists():
                 users.objects.create_user(name, f"{name}@example.com", DEMO_PASSWORD)
 
         self.stdout.write(self.style.SUCCESS("Operator: admin, " + admin_note))
+        self.stdout.write(self.style.SUCCESS("Second operator (rule approver and ledger operator): approver, " + approver_note))
         self.stdout.write(self.style.SUCCESS(f"Site users: alice and bob, password {DEMO_PASSWORD}"))
+
+    @staticmethod
+    def _operator(username: str, create: Callable[[str, str], None]) -> str:
+        """Create the operator with a new random password on first run; say what their password is."""
+        password_file = settings.VAR_DIR / f"{username}-password.txt"
+        if not get_user_model().objects.filter(username=username).exists():
+            password = secrets.token_urlsafe(12)
+            create(username, password)
+            password_file.write_text(password + "\n")
+            password_file.chmod(0o600)
+        if password_file.exists():
+            return f"password {password_file.read_text().strip()} (set on first run, kept in {password_file})"
+        return "existing account, password unchanged"

@@ -1,0 +1,16 @@
+"""The demo rules' descriptions (fixtures/demo.json), marked for translation so the site shows them in its language.
+
+`make messages` collects them; `{{ …|in_language }}` (apps/community/templatetags/community.py)
+looks them up. Keep them equal to the fixture's texts (tests/community/test_demo_setup.py checks).
+"""
+
+from django.utils.translation import gettext_noop
+
+DEMO_DESCRIPTIONS = (
+    gettext_noop("Daily sign-in: 1 point a day"),
+    gettext_noop("Sign in 10 days in a row: 2 bonus points"),
+    gettext_noop("Publish a post: 5 points each, up to 10 a day"),
+    gettext_noop("Your first post: 10 bonus points (for the first 100 users)"),
+    gettext_noop("Comment on a post: 2 points each, up to 20 a day"),
+    gettext_noop("Share a post: 3 points, each post once a day, up to 5 a day"),
+)

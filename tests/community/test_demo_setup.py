@@ -1,0 +1,69 @@
+"""`manage.py demo_setup`: the demo's two operators, so every two-person flow can be tried, and its rules' words."""
+
+import io
+import json
+import uuid
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.utils import translation
+
+from apps.community.demo_texts import DEMO_DESCRIPTIONS
+from apps.ledger.models import Adjustment
+from apps.ledger.services.adjustments import adjustment_approve, adjustment_request
+from apps.rules.models import ScoreRule
+from tests.ledger.conftest import give_points
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def setup(settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+
+    def run() -> str:
+        out = io.StringIO()
+        call_command("demo_setup", stdout=out)
+        return out.getvalue()
+
+    return run
+
+
+def test_creates_admin_and_approver_and_prints_both_passwords(setup, tmp_path):
+    out = setup()
+    approver = get_user_model().objects.get(username="approver")
+    password = (tmp_path / "approver-password.txt").read_text().strip()
+    assert f"approver, password {password}" in out
+    assert "Operator: admin, password " in out
+    assert approver.check_password(password) and approver.is_staff and not approver.is_superuser
+    assert set(approver.groups.values_list("name", flat=True)) == {"rule approvers", "ledger operators"}
+    assert approver.has_perm("ledger.approve_adjustment") and approver.has_perm("rules.activate_scorerule")
+
+    again = setup()
+    assert f"approver, password {password}" in again
+    assert get_user_model().objects.filter(username="approver").count() == 1
+
+
+def test_the_approver_approves_a_large_adjustment_admin_requested(setup, settings):
+    setup()
+    settings.JIFEN_ADJUSTMENT_APPROVAL_ABOVE = 100
+    users = get_user_model().objects
+    alice, admin, approver = users.get(username="alice"), users.get(username="admin"), users.get(username="approver")
+    give_points(alice, 1)
+    requested = adjustment_request(user_id=alice.pk, amount=5000, reason="Prize", request_token=uuid.uuid4(), actor=admin)
+    assert requested.adjustment.status == Adjustment.Status.PENDING
+    decided = adjustment_approve(adjustment=requested.adjustment, actor=approver)
+    assert decided.status == Adjustment.Status.POSTED
+
+
+def test_the_demo_rules_descriptions_read_in_both_languages(setup):
+    setup()
+    fixture = json.loads((settings.BASE_DIR / "fixtures" / "demo.json").read_text())
+    described = {item["fields"]["score_desc"] for item in fixture if item["model"] == "rules.scorerule"}
+    assert described == set(DEMO_DESCRIPTIONS)
+    assert set(ScoreRule.objects.values_list("score_desc", flat=True)) == described
+    with translation.override("zh-hans"):
+        chinese = {translation.gettext(text) for text in DEMO_DESCRIPTIONS}
+    assert not chinese & described, "every demo description has its Chinese"
