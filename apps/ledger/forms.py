@@ -5,6 +5,7 @@ import uuid
 from django import forms
 from django.contrib.admin.widgets import ForeignKeyRawIdWidget
 from django.contrib.auth import get_user_model
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.ledger.models import Adjustment, LeaderboardTotal
@@ -58,7 +59,8 @@ class LeaderboardForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["rule"].queryset = leaderboard_rules()
-        self.fields["rule"].label_from_instance = lambda rule: rule.score_desc or rule.score_type
+        # The demo's descriptions are in the catalogue (apps/community/demo_texts.py); an operator's show as written.
+        self.fields["rule"].label_from_instance = lambda rule: gettext(rule.score_desc) if rule.score_desc else rule.score_type
 
     def choice(self) -> tuple[ScoreRule | None, str, int]:
         """(rule or None for overall, period, page), falling back to overall, this week, page 1 for bad values."""

@@ -302,3 +302,39 @@ class TestPages:
     def test_the_admin_page_needs_the_view_permission(self, client, ranked):
         client.force_login(UserFactory(username="staff", is_staff=True))
         assert client.get(reverse("admin:ledger_leaderboardtotal_changelist")).status_code == 403
+
+
+class TestTheSiteSaysWhatItRanks:
+    """The site's board says what it counts, and why a member's balance differs from their points on it."""
+
+    @pytest.fixture
+    def alice(self, rules, client):
+        alice = UserFactory(username="alice")
+        award(alice, 27, rule=rules["each"])
+        with transaction.atomic():
+            ledger_post_entry(account=account_lock(user_id=alice.pk), amount=5005, kind="adjustment", idempotency_key="adj")
+        client.force_login(alice)
+        return alice
+
+    def test_the_board_says_adjustments_do_not_count(self, client, rules):
+        html = client.get(reverse("leaderboard")).content.decode()
+        assert "Adjustments by operators do not count." in html
+
+    def test_a_balance_with_adjustments_says_why_it_differs(self, client, alice):
+        html = client.get(reverse("leaderboard") + "?period=all").content.decode()
+        assert "Your rank: #1 with 27 points" in html
+        assert "Your balance is 5,032 points; this leaderboard counts 27 of them." in html
+        assert "Adjustments by operators (+5,005 points) are in your balance but never on a leaderboard." in html
+        assert "before this period" not in html  # all time: nothing else differs
+
+    def test_a_periods_board_says_earlier_points_are_left_out(self, client, alice, rules):
+        html = client.get(reverse("leaderboard") + f"?period=week&rule={rules['each'].pk}").content.decode()
+        assert "Points earned before this period are in your balance" in html
+        assert "Points from other rules are in your balance" in html
+
+    def test_nothing_is_said_when_balance_and_board_agree(self, client, rules):
+        bob = UserFactory(username="bob")
+        award(bob, 12)
+        client.force_login(bob)
+        html = client.get(reverse("leaderboard") + "?period=all").content.decode()
+        assert 'id="balance-differs"' not in html

@@ -22,6 +22,12 @@ def account_of(*, user_id: int) -> Account | None:
     return Account.objects.filter(user_id=user_id).first()
 
 
+def adjustments_total(*, user_id: int) -> int:
+    """The net of the user's adjustment entries: what their balance holds beyond the points earned from tasks."""
+    entries = ScoreRecord.objects.filter(user_id=user_id, kind=ScoreRecord.Kind.ADJUSTMENT).order_by()
+    return entries.aggregate(total=Coalesce(Sum("trade_amount"), Value(0)))["total"]
+
+
 def recent_entries(*, user_id: int, limit: int = 20) -> QuerySet[ScoreRecord]:
     return ScoreRecord.objects.filter(user_id=user_id).select_related("rule").order_by("-id")[:limit]
 
