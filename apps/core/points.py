@@ -7,6 +7,7 @@ a message rather than stored, by model validation (the admin, the sheets) and by
 """
 
 from django.core.validators import MaxValueValidator, MinValueValidator
+from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
 
 POINTS_MAX = 1_000_000_000
@@ -17,3 +18,8 @@ points_at_most_max = MaxValueValidator(
 points_at_least_minus_max = MinValueValidator(
     -POINTS_MAX, message=_("At least %(limit_value)s points in one amount (a bigger debit is surely a typo).")
 )
+
+
+def signed_points(amount: int) -> str:
+    """An amount as messages write it: "+5,000", "-30" (grouped as the active language groups digits)."""
+    return ("+" if amount > 0 else "") + number_format(amount, force_grouping=True)

@@ -17,10 +17,11 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from import_export.admin import ExportMixin
 from simple_history.admin import SimpleHistoryAdmin
 
+from apps.core.points import signed_points
 from apps.core.sheets import LocalDateExportFilenameMixin
 from apps.core.workflow_admin import AuditHistoryMixin
 from apps.ledger.changelists import (
@@ -215,7 +216,7 @@ class AdjustmentAdmin(AuditHistoryMixin, UserListMixin, SimpleHistoryAdmin):
 
     @admin.display(description=gettext_lazy("amount"), ordering="amount")
     def amount_column(self, adjustment: Adjustment) -> str:
-        return f"{adjustment.amount:+d}"
+        return signed_points(adjustment.amount)
 
     @admin.display(description=gettext_lazy("ledger entry"))
     def entry_column(self, adjustment: Adjustment) -> str:
@@ -273,11 +274,21 @@ class AdjustmentAdmin(AuditHistoryMixin, UserListMixin, SimpleHistoryAdmin):
             self.message_user(request, _("This form was already submitted; this is the adjustment it made."), messages.WARNING)
             return
         self.log_addition(request, adjustment, [{"added": {}}])
+        values = {"amount": signed_points(adjustment.amount), "user": adjustment.user}
+        size = abs(adjustment.amount)
         if adjustment.status == Adjustment.Status.POSTED:
-            message = _("Posted %(amount)+d points for %(user)s.")
+            posted = ngettext("Posted %(amount)s point for %(user)s.", "Posted %(amount)s points for %(user)s.", size)
+            self.message_user(request, posted % values, messages.SUCCESS)
         else:
-            message = _("%(amount)+d points for %(user)s wait for another operator's approval.")
-        self.message_user(request, message % {"amount": adjustment.amount, "user": adjustment.user}, messages.SUCCESS)
+            # Nothing is posted yet: not a success, but something still to do (by someone else).
+            waiting = ngettext(
+                "%(amount)s point for %(user)s needs a second operator's approval; "
+                "until then the adjustment waits, pending, in the Adjustments list.",
+                "%(amount)s points for %(user)s need a second operator's approval; "
+                "until then the adjustment waits, pending, in the Adjustments list.",
+                size,
+            )
+            self.message_user(request, waiting % values, messages.WARNING)
 
     # --- Deciding: buttons on an adjustment's page, and actions on the list
 
@@ -313,15 +324,23 @@ class AdjustmentAdmin(AuditHistoryMixin, UserListMixin, SimpleHistoryAdmin):
 
     @staticmethod
     def _decided_message(adjustment: Adjustment) -> str:
+        values = {"amount": signed_points(adjustment.amount), "user": adjustment.user}
+        size = abs(adjustment.amount)
         if adjustment.status == Adjustment.Status.POSTED:
-            return _("Approved: %(amount)+d points posted for %(user)s.") % {
-                "amount": adjustment.amount,
-                "user": adjustment.user,
-            }
-        return _("Rejected: %(amount)+d points for %(user)s will not be posted.") % {
-            "amount": adjustment.amount,
-            "user": adjustment.user,
-        }
+            return (
+                ngettext(
+                    "Approved: %(amount)s point posted for %(user)s.", "Approved: %(amount)s points posted for %(user)s.", size
+                )
+                % values
+            )
+        return (
+            ngettext(
+                "Rejected: %(amount)s point for %(user)s will not be posted.",
+                "Rejected: %(amount)s points for %(user)s will not be posted.",
+                size,
+            )
+            % values
+        )
 
     def _decide_selected(self, request, queryset, *, approve: bool) -> None:
         for adjustment in queryset.select_related("user").order_by("pk"):

@@ -257,6 +257,16 @@ class TestAdjustmentFlow:
         alice.points_account.refresh_from_db()
         assert alice.points_account.balance == 80
 
+    def test_a_large_adjustment_is_a_warning_that_says_what_happens_next(self, client, alice, threshold):
+        client.force_login(make_operator("olga", REQUEST))
+        response = self.submit(client, alice, 5000, str(uuid.uuid4()))
+        [message] = list(response.context["messages"])
+        assert message.level_tag == "warning"
+        assert str(message) == (
+            "+5,000 points for alice need a second operator's approval; "
+            "until then the adjustment waits, pending, in the Adjustments list."
+        )
+
     def test_a_debit_below_zero_is_refused_with_a_message(self, client, alice, threshold):
         client.force_login(make_operator("olga", REQUEST))
         html = self.submit(client, alice, -51, str(uuid.uuid4())).content.decode()
