@@ -1,17 +1,21 @@
 """Spreadsheet plumbing shared by the rule-sheet resources: safe text cells, strict XLSX reading."""
 
+import copy
 from datetime import date, datetime, time, timedelta
 from io import BytesIO
 from zoneinfo import ZoneInfo
 
 import tablib
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.utils import translation
 from django.utils.dateparse import parse_date, parse_datetime, parse_duration
 from django.utils.duration import duration_string
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from import_export import widgets
 from import_export.formats import base_formats
+from import_export.forms import SelectableFieldsExportForm
 
 from apps.core.clock import file_stamp
 from apps.core.lifecycle import operator_fields, status_permission_error
@@ -29,6 +33,81 @@ class LocalDateExportFilenameMixin:
 
     def get_export_filename(self, request, queryset, file_format):
         return f"{self.model.__name__}-{file_stamp()}.{file_format.get_extension()}"
+
+
+class LabelledColumnsMixin:
+    """Sheet and export columns headed by the admin's labels ("Description", "Recipient cap"), not field codes.
+
+    Headers are written in the active language, as the admin shows its labels. Reading a sheet,
+    a column may be headed by its label in any of settings.LANGUAGES or by the field's code
+    (`score_desc`, `number_limit_all`: what sheets said before), in any case; inside, columns
+    keep their codes. `labels` overrides a label where a column is not a model field.
+    """
+
+    labels: dict = {}
+
+    @classmethod
+    def column_label(cls, field) -> str:
+        """The admin's label of a resource field, in the active language."""
+        if field.column_name in cls.labels:
+            return capfirst(str(cls.labels[field.column_name]))
+        name = (field.attribute or field.column_name).split("__")[0]
+        try:
+            verbose = cls._meta.model._meta.get_field(name).verbose_name
+        except FieldDoesNotExist:
+            return field.column_name
+        return capfirst(str(verbose))
+
+    @classmethod
+    def column_labels(cls) -> dict[str, str]:
+        """{column code: label}, in the active language."""
+        return {field.column_name: cls.column_label(field) for field in cls().get_export_fields()}
+
+    @classmethod
+    def header_aliases(cls) -> dict[str, str]:
+        """{a header a sheet may use, folded: column code}: the code itself and its label in every language."""
+        aliases = {}
+        for code, label in cls.column_labels().items():
+            aliases[code.casefold()] = code
+            aliases[label.casefold()] = code
+        for language, _name in settings.LANGUAGES:
+            with translation.override(language):
+                aliases.update({label.casefold(): code for code, label in cls.column_labels().items()})
+        return aliases
+
+    def get_export_headers(self, selected_fields=None):
+        return [self.column_label(field) for field in self.get_export_fields(selected_fields) if field]
+
+    def get_diff_headers(self):
+        return [self.column_label(field) for field in self.get_import_fields()]
+
+    def get_user_visible_fields(self):
+        shown = []
+        for field in super().get_user_visible_fields():
+            labelled = copy.copy(field)
+            labelled.column_name = self.column_label(field)
+            shown.append(labelled)
+        return shown
+
+    def columns_by_code(self, dataset) -> None:
+        """Rename the dataset's headers, labels or codes in any case and language, to the columns' codes."""
+        aliases = self.header_aliases()
+        if dataset.headers:
+            dataset.headers = [aliases.get(str(header).strip().casefold(), header) for header in dataset.headers]
+
+    def before_import(self, dataset, **kwargs):
+        self.columns_by_code(dataset)
+        super().before_import(dataset, **kwargs)
+
+
+class LabelledExportForm(SelectableFieldsExportForm):
+    """The export page's column checkboxes say the admin's labels, not "Score Desc"."""
+
+    def _get_field_label(self, resource, field_name: str) -> str:
+        field = resource.fields.get(field_name)
+        if field is not None and hasattr(resource, "column_label"):
+            return resource.column_label(field)
+        return super()._get_field_label(resource, field_name)
 
 
 class SheetError(ValueError):
@@ -92,9 +171,9 @@ class WholeNumberWidget(widgets.IntegerWidget):
         try:
             number = float(str(value).strip())
         except ValueError:
-            raise ValueError(_("%(value)r is not a whole number") % {"value": value}) from None
+            raise ValueError(_("Enter a whole number; %(value)r is not one.") % {"value": value}) from None
         if not number.is_integer():
-            raise ValueError(_("%(value)r is not a whole number") % {"value": value})
+            raise ValueError(_("Enter a whole number; %(value)r is not one.") % {"value": value})
         return int(number)
 
 
@@ -173,7 +252,7 @@ class FlagWidget(widgets.BooleanWidget):
         return "" if value is None else ("true" if value else "false")
 
 
-class SheetResourceMixin:
+class SheetResourceMixin(LabelledColumnsMixin):
     """What every rule-sheet resource does, whoever imports (admin or shell).
 
     All or nothing: the sheet is imported in one transaction that is rolled back if any row is
@@ -211,7 +290,7 @@ class SheetResourceMixin:
         for name in self._meta.import_id_fields:
             field = self.fields[name]
             if field.column_name not in row:
-                errors[field.column_name] = _("The sheet has no column %(column)s.") % {"column": field.column_name}
+                errors[field.column_name] = _("The sheet has no column %(column)s.") % {"column": self.column_label(field)}
                 continue
             try:
                 value = field.clean(row)

@@ -22,7 +22,7 @@ from import_export.admin import ExportMixin
 from simple_history.admin import SimpleHistoryAdmin
 
 from apps.core.points import signed_points
-from apps.core.sheets import LocalDateExportFilenameMixin
+from apps.core.sheets import LabelledExportForm, LocalDateExportFilenameMixin
 from apps.core.workflow_admin import AuditHistoryMixin
 from apps.ledger.changelists import (
     BalanceFilter,
@@ -138,6 +138,7 @@ class ScoreRecordAdmin(SerialNumberSearchMixin, LocalDateExportFilenameMixin, Ex
     readonly_fields = ("adjustment_link",)
     resource_classes = [ScoreRecordResource]
     export_formats = [LedgerCSV, LedgerXLSX]
+    export_form_class = LabelledExportForm
     export_max_rows = 100_000
 
     @admin.display(description=gettext_lazy("adjustment"))

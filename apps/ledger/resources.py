@@ -3,7 +3,7 @@
 from import_export import fields, resources, widgets
 from import_export.formats import base_formats
 
-from apps.core.sheets import FORMULA_PREFIXES
+from apps.core.sheets import FORMULA_PREFIXES, LabelledColumnsMixin
 from apps.ledger.models import ScoreRecord
 
 
@@ -23,7 +23,7 @@ def _text(attribute: str, column: str) -> fields.Field:
     return fields.Field(attribute=attribute, column_name=column, widget=SafeTextWidget(), readonly=True)
 
 
-class ScoreRecordResource(resources.ModelResource):
+class ScoreRecordResource(LabelledColumnsMixin, resources.ModelResource):
     serial_number = _text("serial_number", "serial_number")
     user = _text("user__username", "user")
     business_type = _text("business_type", "business_type")

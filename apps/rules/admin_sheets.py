@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from import_export.admin import ImportExportMixin
 from import_export.formats.base_formats import JSON
 
-from apps.core.sheets import FORMATS, LocalDateExportFilenameMixin
+from apps.core.sheets import FORMATS, LabelledExportForm, LocalDateExportFilenameMixin
 from apps.rules.services.sheets import sheet_errors, sheet_unreadable
 
 SHEET_FORMATS = list(FORMATS.values())
@@ -19,6 +19,7 @@ SHEET_FORMATS = list(FORMATS.values())
 
 class RuleSheetAdminMixin(LocalDateExportFilenameMixin, ImportExportMixin):
     import_template_name = "admin/rules/sheet_import.html"
+    export_form_class = LabelledExportForm
 
     @property
     def import_formats(self):

@@ -11,7 +11,7 @@ from simple_history.models import HistoricalRecords
 
 from apps.core.clock import period_start_text
 from apps.core.lifecycle import frozen_field_errors, status_change_error
-from apps.core.points import POINTS_MAX, points_at_most_max
+from apps.core.points import POINTS_MAX, POINTS_POSITIVE, WholeNumberField, points_at_most_max
 from apps.core.soft_delete import SoftDeleteModel
 from apps.tasks.models import TaskConfig
 
@@ -65,14 +65,24 @@ class ScoreRule(SoftDeleteModel):
     score_type = models.SlugField(_("rule code"), max_length=64)
     score_desc = models.CharField(_("description"), max_length=255, blank=True)
     kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices, default=Kind.COUNT)
-    points = models.PositiveIntegerField(_("points"), validators=[points_at_most_max])
+    points = WholeNumberField(_("points"), least=1, message=POINTS_POSITIVE, validators=[points_at_most_max])
     statistical_period = models.CharField(_("period"), max_length=8, choices=Period.choices, default=Period.DAY)
-    required_number_of_times = models.PositiveIntegerField(_("required number of times (N)"), default=1)
-    award_limit_per_period = models.PositiveIntegerField(
-        _("award limit per period"), null=True, blank=True, help_text=_("Empty: no limit.")
+    required_number_of_times = WholeNumberField(
+        _("required number of times (N)"), least=1, message=_("The required number of times (N) must be at least 1."), default=1
     )
-    number_limit_all = models.PositiveIntegerField(
-        _("recipient cap"), null=True, blank=True, help_text=_("Most distinct users who may ever get this award. Empty: no cap.")
+    award_limit_per_period = WholeNumberField(
+        _("award limit per period"),
+        message=_("An award limit must be a whole number of 0 or more; leave it empty for no limit."),
+        null=True,
+        blank=True,
+        help_text=_("Empty: no limit."),
+    )
+    number_limit_all = WholeNumberField(
+        _("recipient cap"),
+        message=_("A recipient cap must be a whole number of 0 or more; leave it empty for no cap."),
+        null=True,
+        blank=True,
+        help_text=_("Most distinct users who may ever get this award. Empty: no cap."),
     )
     start_time = models.DateTimeField(_("start time"), null=True, blank=True)
     end_time = models.DateTimeField(_("end time"), null=True, blank=True)
@@ -136,10 +146,8 @@ class ScoreRule(SoftDeleteModel):
 
     def clean(self) -> None:
         errors: dict[str, str] = {}
-        if self.points is not None and self.points <= 0:
-            errors["points"] = _("Points must be a positive whole number.")
-        if self.required_number_of_times is not None and self.required_number_of_times < 1:
-            errors["required_number_of_times"] = _("N must be at least 1.")
+        # Points and N below their least are refused by their fields (WholeNumberField), with the
+        # same message in the admin form and the sheets.
         if self.kind == self.Kind.STREAK and self.statistical_period == self.Period.NONE:
             errors["statistical_period"] = _("A streak needs a period (day, week, month or year).")
         if self.start_time and self.end_time and self.end_time <= self.start_time:
@@ -161,7 +169,7 @@ class ScoreRuleObjectPoints(models.Model):
 
     rule = models.ForeignKey(ScoreRule, on_delete=models.CASCADE, related_name="object_points", verbose_name=_("rule"))
     business_id = models.CharField(_("business id"), max_length=255)
-    points = models.PositiveIntegerField(_("points"), validators=[points_at_most_max])
+    points = WholeNumberField(_("points"), least=1, message=POINTS_POSITIVE, validators=[points_at_most_max])
 
     class Meta:
         verbose_name = _("per-object points")
@@ -183,8 +191,6 @@ class ScoreRuleObjectPoints(models.Model):
                 _("Per-object amounts of %(rule)s cannot change while it is %(status)s: copy it as a draft instead.")
                 % {"rule": rule.score_type, "status": rule.get_status_display()}
             )
-        if self.points is not None and self.points <= 0:
-            raise ValidationError({"points": _("Points must be a positive whole number.")})
 
 
 class UserScoreInfo(SoftDeleteModel):

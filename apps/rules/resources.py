@@ -87,6 +87,7 @@ class RuleCodeWidget(widgets.ForeignKeyWidget):
 
 
 class ObjectPointsResource(SheetResourceMixin, resources.ModelResource):
+    labels = {"score_type": ScoreRule._meta.get_field("score_type").verbose_name}  # the rule's code, not "Rule"
     score_type = fields.Field(attribute="rule", column_name="score_type", widget=RuleCodeWidget())
     business_id = fields.Field(attribute="business_id", column_name="business_id", widget=TextWidget())
     points = fields.Field(attribute="points", column_name="points", widget=WholeNumberWidget())

@@ -54,7 +54,7 @@ def test_a_bad_sheet_is_refused_whole_then_a_good_one_applies(page, live_server,
     screenshot(page, "import-refused")
     text = errors.inner_text()
     assert "Nothing was imported." in text
-    assert "row 3, column points" in text and "row 3, column statistical_period" in text
+    assert "row 3, column Points" in text and "row 3, column Period" in text
     assert not ScoreRule.objects.exists()
 
     upload(page, live_server, write_sheet(tmp_path / "fixed.xlsx", [good, [*bad[:4], 3, "week", *bad[6:]]]))

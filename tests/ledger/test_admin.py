@@ -126,18 +126,18 @@ class TestExport:
         response = self.export(client, 0)
         assert response["Content-Type"].startswith("text/csv")
         rows = list(csv.DictReader(io.StringIO(response.content.decode())))
-        assert [(r["user"], r["kind"], r["trade_amount"]) for r in rows] == [
+        assert [(r["User"], r["Kind"], r["Amount"]) for r in rows] == [
             ("alice", "adjustment", "2"),
             ("alice", "adjustment", "-3"),
             ("alice", "award", "20"),
         ]
-        assert rows[0]["business_type"] == "'+cmd|' /C calc'!A0"
-        assert rows[1]["business_type"] == '\'=HYPERLINK("http://x")'
-        assert re.fullmatch(r"\d{20}-\d+-3", rows[0]["serial_number"])
+        assert rows[0]["For"] == "'+cmd|' /C calc'!A0"
+        assert rows[1]["For"] == '\'=HYPERLINK("http://x")'
+        assert re.fullmatch(r"\d{20}-\d+-3", rows[0]["Serial number"])
 
     def test_export_follows_the_list_filters(self, client, entries):
         rows = list(csv.DictReader(io.StringIO(self.export(client, 0, kind="award").content.decode())))
-        assert [r["kind"] for r in rows] == ["award"]
+        assert [r["Kind"] for r in rows] == ["award"]
 
     def test_a_too_big_export_is_refused_with_a_message(self, client, entries, monkeypatch):
         from apps.ledger.admin import ScoreRecordAdmin
@@ -156,9 +156,9 @@ class TestExport:
         rows = [dict(zip(header, [cell for cell in row], strict=True)) for row in sheet.iter_rows(min_row=2)]
         assert len(rows) == 3
         assert all(cell.data_type != "f" for row in rows for cell in row.values())
-        assert rows[1]["business_type"].value.startswith("'=")
-        assert [row["trade_amount"].value for row in rows] == [2, -3, 20]
-        assert isinstance(rows[0]["created_at"].value, datetime)
+        assert rows[1]["For"].value.startswith("'=")
+        assert [row["Amount"].value for row in rows] == [2, -3, 20]
+        assert isinstance(rows[0]["Created at"].value, datetime)
 
 
 class TestUserPage:

@@ -60,8 +60,8 @@ class TestImport:
         )
         page = response.content.decode()
         assert "Nothing was imported." in page
-        assert "row 3, column statistical_period: &#x27;fortnight&#x27; is not one of: day, week, month, year, none" in page
-        assert "row 4, column points" in page
+        assert "row 3, column Period: &#x27;fortnight&#x27; is not one of: day, week, month, year, none" in page
+        assert "row 4, column Points" in page
         assert "Confirm import" not in page
         assert not ScoreRule.objects.exists()
 
@@ -70,7 +70,7 @@ class TestImport:
         page = upload(
             client, "rules_scorerule", "rules.csv", rules_csv("post-each,post,Each post,count,50,day,1,,,,,true,active")
         ).content.decode()
-        assert "row 2, column points: points cannot change while post-each is active" in page
+        assert "row 2, column Points: points cannot change while post-each is active" in page
         assert ScoreRule.objects.get().points == 5
 
     def test_good_sheet_preview_then_confirm_applies_with_the_author_in_history(self, client, operator, post_task):
@@ -111,7 +111,7 @@ class TestImport:
         rule.save()
         page = confirm(client, "rules_scorerule", preview).content.decode()
         assert "Nothing was imported." in page
-        assert "row 3, column points: points cannot change while post-each is active" in page
+        assert "row 3, column Points: points cannot change while post-each is active" in page
         assert "Import finished" not in page
         assert not ScoreRule.objects.filter(score_type="new-rule").exists()
         assert ScoreRule.objects.get(score_type="post-each").points == 5
@@ -130,13 +130,13 @@ class TestImport:
         page = upload(
             client, "rules_scorerule", "rules.csv", rules_csv('r,post,=HYPERLINK("http://x"),count,5,day,1,,,,,true,editing')
         ).content.decode()
-        assert "row 2, column score_desc: Looks like a spreadsheet formula" in page
+        assert "row 2, column Description: Looks like a spreadsheet formula" in page
         assert not ScoreRule.objects.exists()
 
     def test_json_items_are_counted_from_one(self, client, operator, post_task):
         content = b'[{"score_type": "r", "task_type": "nope", "points": 1, "statistical_period": "day"}]'
         page = upload(client, "rules_scorerule", "rules.json", content, JSON_FORMAT).content.decode()
-        assert "item 1, column task_type: No task config has the task type nope." in page
+        assert "item 1, column Task type: No task config has the task type nope." in page
 
     def test_tasks_and_object_points_import_too(self, client, operator, post_task):
         preview = upload(
@@ -200,7 +200,7 @@ class TestStatusChangesNeedWorkflowRights:
         for row in ("draft,post,,count,5,day,1,,,,,true,active", "live,post,,count,5,day,1,,,,,true,retired"):
             page = upload(client, "rules_scorerule", "rules.csv", rules_csv(row)).content.decode()
             assert "Nothing was imported." in page and "Confirm import" not in page
-            assert "row 2, column status: You may not change the status from" in page
+            assert "row 2, column Status: You may not change the status from" in page
         page = upload(client, "rules_scorerule", "rules.csv", rules_csv("new,post,,count,5,day,1,,,,,true,active")).content
         assert "You may not change the status from editing to active" in page.decode()
         assert dict(ScoreRule.objects.values_list("score_type", "status")) == {"live": "active", "draft": "editing"}
@@ -250,7 +250,7 @@ class TestExport:
         ScoreRule.objects.create(task_type="post", score_type="r", points=1, score_desc="=1+1")
         ScoreRule.objects.create(task_type="post", score_type="s", points=1, score_desc="-5 when deleted")
         rows = list(csv.DictReader(io.StringIO(self.export(client, "rules_scorerule", "ScoreRuleResource", CSV_FORMAT).decode())))
-        assert [row["score_desc"] for row in rows] == ["'=1+1", "'-5 when deleted"]
+        assert [row["Description"] for row in rows] == ["'=1+1", "'-5 when deleted"]
 
     def test_xlsx_export_holds_no_formula_and_round_trips(self, client, operator, post_task):
         ScoreRule.objects.create(task_type="post", score_type="r", points=1, score_desc='=HYPERLINK("http://x")')
@@ -280,4 +280,10 @@ class TestExport:
         }
         url = reverse("admin:rules_scoreruleobjectpoints_export") + f"?rule__id__exact={mine.pk}"
         content = client.post(url, data).content.decode()
-        assert list(csv.reader(io.StringIO(content))) == [["score_type", "business_id", "points"], ["mine", "7", "20"]]
+        assert list(csv.reader(io.StringIO(content))) == [["Rule code", "Business id", "Points"], ["mine", "7", "20"]]
+
+
+def test_the_export_page_names_columns_as_the_admin_does(client, operator):
+    html = client.get(reverse("admin:rules_scorerule_export")).content.decode()
+    assert "Recipient cap" in html and "Description" in html
+    assert "Number Limit All" not in html and "Score Desc" not in html

@@ -310,7 +310,7 @@ class TestSheets:
         err = io.StringIO()
         with pytest.raises(CommandError, match="nothing was applied"):
             call_command("import_rules", str(path), "--resource", "rules", stdout=io.StringIO(), stderr=err)
-        assert f"row 3, column {column}: " in err.getvalue()
+        assert f"row 3, column {column.replace('_', ' ').capitalize()}: " in err.getvalue()  # the admin's label
         assert message in err.getvalue()
         assert not ScoreRule.objects.exists()
 
@@ -321,4 +321,4 @@ class TestSheets:
         err = io.StringIO()
         with pytest.raises(CommandError, match="nothing was applied"):
             call_command("import_rules", str(path), "--resource", "rules", stdout=io.StringIO(), stderr=err)
-        assert "row 2, column cooldown: cooldown cannot change while a is active" in err.getvalue()
+        assert "row 2, column Cooldown: cooldown cannot change while a is active" in err.getvalue()

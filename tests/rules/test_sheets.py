@@ -3,6 +3,7 @@
 import io
 import json
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import openpyxl
@@ -21,6 +22,19 @@ RULE_HEADER = (
     "score_type,task_type,score_desc,kind,points,statistical_period,required_number_of_times,"
     "award_limit_per_period,number_limit_all,start_time,end_time,can_repeat,status\n"
 )
+
+# The admin's labels, which head the columns of exports and name them in messages (sheets still
+# read the codes, as the test sheets here are written).
+LABELS = {
+    "score_type": "Rule code",
+    "task_type": "Task type",
+    "score_desc": "Description",
+    "points": "Points",
+    "statistical_period": "Period",
+    "can_repeat": "Can repeat",
+    "start_time": "Start time",
+    "end_time": "End time",
+}
 
 
 def write(tmp_path, name: str, text: str):
@@ -85,8 +99,8 @@ def test_one_bad_row_applies_nothing_and_names_row_and_column(tmp_path, post_tas
         + "bad-points,post,Oops,count,-3,day,1,,,,,true,active\n",
     )
     errors = refused(path)
-    assert "row 3, column statistical_period: 'fortnight' is not one of: day, week, month, year, none" in errors
-    assert "row 4, column points" in errors
+    assert "row 3, column Period: 'fortnight' is not one of: day, week, month, year, none" in errors
+    assert "row 4, column Points" in errors
     assert not ScoreRule.objects.exists()
 
 
@@ -94,7 +108,7 @@ def test_frozen_field_of_an_active_rule_is_refused(tmp_path, post_task):
     ScoreRuleFactory(task_type="post", score_type="post-each", points=5, status="active")
     path = write(tmp_path, "rules.csv", RULE_HEADER + "post-each,post,Each post,count,50,day,1,,,,,true,active\n")
     errors = refused(path)
-    assert "row 2, column points: points cannot change while post-each is active" in errors
+    assert "row 2, column Points: points cannot change while post-each is active" in errors
     assert ScoreRule.objects.get().points == 5
 
 
@@ -111,7 +125,7 @@ def test_retiring_through_a_sheet_is_allowed(tmp_path, post_task):
         ('=HYPERLINK("http://x"),post,x,count,5,day,1,,,,,true,editing', "score_type", "formula"),
         ("r,post,+cmd|' /C calc'!A0,count,5,day,1,,,,,true,editing", "score_desc", "formula"),
         ("r,post," + "x" * 300 + ",count,5,day,1,,,,,true,editing", "score_desc", "at most 255 characters"),
-        ("r,post,x,count,5.5,day,1,,,,,true,editing", "points", "not a whole number"),
+        ("r,post,x,count,5.5,day,1,,,,,true,editing", "points", "Enter a whole number; '5.5' is not one."),
         ("r,post,x,count,1000000001,day,1,,,,,true,editing", "points", "At most 1000000000 points in one amount"),
         ("r,post,x,count,9223372036854775807,day,1,,,,,true,editing", "points", "At most 1000000000 points"),
         ("r,nope,x,count,5,day,1,,,,,true,editing", "task_type", "No task config has the task type nope"),
@@ -123,7 +137,7 @@ def test_retiring_through_a_sheet_is_allowed(tmp_path, post_task):
 )
 def test_bad_values_are_refused_with_a_clear_message(tmp_path, post_task, row, column, message):
     errors = refused(write(tmp_path, "rules.csv", RULE_HEADER + row + "\n"))
-    assert f"row 2, column {column}" in errors
+    assert f"row 2, column {LABELS[column]}" in errors
     assert message in errors
     assert not ScoreRule.objects.exists()
 
@@ -150,7 +164,7 @@ def test_tasks_sheet_with_a_bad_regex_names_it(tmp_path):
     header = "task_type,task_desc,method,interface_name,id_group_name,priority,status,reverses\n"
     path = write(tmp_path, "tasks.csv", header + "share,Share,post,^/posts/(?P<id>\\d+/share/$,id,0,in_use,\n")
     errors = refused(path, "tasks")
-    assert "row 2, column interface_name: Not a valid regular expression" in errors
+    assert "row 2, column Path regex: Not a valid regular expression" in errors
     assert not TaskConfig.objects.exists()
 
 
@@ -176,7 +190,7 @@ def test_object_points_for_a_draft_rule_and_refused_for_an_active_one(tmp_path, 
     assert ScoreRuleObjectPoints.objects.get().points == 20
     errors = refused(write(tmp_path, "op2.csv", header + "live-rule,42,20\nno-such-rule,1,2\n"), "object-points")
     assert "cannot change while it is active" in errors
-    assert "row 3, column score_type: no rule with score_type 'no-such-rule'" in errors
+    assert "row 3, column Rule code: no rule with score_type 'no-such-rule'" in errors
     assert ScoreRuleObjectPoints.objects.count() == 1
 
 
@@ -185,7 +199,7 @@ def test_object_points_beyond_the_bound_are_refused(tmp_path, post_task):
     errors = refused(
         write(tmp_path, "op.csv", "score_type,business_id,points\ndraft-rule,42,4611686018427387904\n"), "object-points"
     )
-    assert "row 2, column points: At most 1000000000 points in one amount" in errors
+    assert "row 2, column Points: At most 1000000000 points in one amount" in errors
     assert not ScoreRuleObjectPoints.objects.exists()
 
 
@@ -265,7 +279,7 @@ def test_control_characters_and_lone_surrogates_in_cells_are_refused(tmp_path, p
     path = tmp_path / "rules.json"
     path.write_text(json.dumps([row]), encoding="utf-8")  # NUL and the surrogate as \u escapes
     errors = refused(str(path))
-    assert f"item 1, column {column}" in errors and message in errors
+    assert f"item 1, column {LABELS[column]}" in errors and message in errors
     assert not ScoreRule.objects.exists()
 
 
@@ -290,8 +304,8 @@ class TestStatusChangesNeedTheOperatorsRights:
 
     def test_without_user_no_status_changes(self, tmp_path, rules):
         errors = refused(write(tmp_path, "rules.csv", self.SHEET))
-        assert "row 2, column status: You may not change the status from editing to active" in errors
-        assert "row 3, column status: You may not change the status from active to retired" in errors
+        assert "row 2, column Status: You may not change the status from editing to active" in errors
+        assert "row 3, column Status: You may not change the status from active to retired" in errors
         assert self.statuses() == {"draft": "editing", "live": "active"}
 
     def test_a_rule_editor_named_with_user_cannot_either(self, tmp_path, rules):
@@ -316,3 +330,62 @@ class TestStatusChangesNeedTheOperatorsRights:
         import_rules(write(tmp_path, "rules.csv", self.SHEET), "rules", "--user", "both")
         assert self.statuses() == {"draft": "active", "live": "retired"}
         assert ScoreRule.objects.get(score_type="draft").history.latest().history_user == both
+
+
+class TestColumnsAreTheAdminsLabels:
+    """Exports head their columns with the admin's labels; imports read those, in either language, and the old codes."""
+
+    def test_export_headers_are_the_admins_labels(self, tmp_path, post_task):
+        ScoreRuleFactory(task_type="post", score_type="post-each", score_desc="Each post", number_limit_all=100)
+        path = str(tmp_path / "rules.csv")
+        call_command("export_rules", path, "--resource", "rules", stdout=io.StringIO())
+        header = Path(path).read_text(encoding="utf-8").splitlines()[0].split(",")
+        assert header[:3] == ["Rule code", "Task type", "Description"]
+        assert "Recipient cap" in header and "Award limit per period" in header
+        assert not {"score_desc", "number_limit_all", "Score Desc", "Number Limit All"} & set(header)
+
+    def test_an_exported_sheet_imports_unchanged(self, tmp_path, post_task):
+        ScoreRuleFactory(task_type="post", score_type="post-each", score_desc="Each post", points=5)
+        path = str(tmp_path / "rules.csv")
+        call_command("export_rules", path, "--resource", "rules", stdout=io.StringIO())
+        out, _ = import_rules(path, "rules", *AS_OP)
+        assert ScoreRule.objects.get().score_desc == "Each post"
+
+    def test_a_sheet_with_the_old_code_headers_still_imports(self, tmp_path, post_task):
+        import_rules(write(tmp_path, "rules.csv", RULE_HEADER + "post-each,post,Each post,count,5,day,1,10,100,,,true,editing\n"))
+        rule = ScoreRule.objects.get()
+        assert (rule.score_desc, rule.award_limit_per_period, rule.number_limit_all) == ("Each post", 10, 100)
+
+    def test_a_sheet_headed_in_chinese_imports_in_english(self, tmp_path, post_task):
+        from django.utils import translation
+
+        with translation.override("zh-hans"):
+            labels = [
+                str(ScoreRule._meta.get_field(name).verbose_name)
+                for name in ("score_type", "task_type", "score_desc", "points", "statistical_period", "number_limit_all")
+            ]
+        assert labels[0] != "rule code"  # the catalogue has them
+        import_rules(write(tmp_path, "rules.csv", ",".join(labels) + "\npost-each,post,Each post,5,day,100\n"))
+        assert ScoreRule.objects.get().number_limit_all == 100
+
+    def test_a_missing_key_column_is_named_by_its_label(self, tmp_path, post_task):
+        errors = io.StringIO()
+        with pytest.raises(CommandError, match="The sheet has no column Rule code"):
+            call_command("import_rules", write(tmp_path, "rules.csv", "points\n5\n"), stdout=io.StringIO(), stderr=errors)
+
+
+@pytest.mark.parametrize("value", ["-5", "0"])
+def test_points_below_one_get_one_message_in_the_admin_form_and_in_a_sheet(tmp_path, post_task, client, op, value):
+    """The same cell, the same words, once: not "≥ 0" in one place and "a positive whole number" in another."""
+    errors = refused(write(tmp_path, "rules.csv", RULE_HEADER + f"r,post,x,count,{value},day,1,,,,,true,editing\n"))
+    assert errors.strip() == "row 2, column Points: Points must be a positive whole number."
+
+    from django.urls import reverse
+
+    client.force_login(op)
+    response = client.post(
+        reverse("admin:rules_scorerule_add"),
+        {"task_type": "post", "score_type": "r", "kind": "count", "points": value, "statistical_period": "day"},
+    )
+    form_errors = response.context["adminform"].form.errors
+    assert form_errors["points"] == ["Points must be a positive whole number."]

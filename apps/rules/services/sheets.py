@@ -53,14 +53,25 @@ def sheet_unreadable(*, fmt: Format, error: Exception) -> SheetError:
     return SheetError(_("The file could not be read as %(format)s: %(error)s") % {"format": fmt.get_title(), "error": error})
 
 
+def column_labels() -> dict[str, str]:
+    """{column code or field name: the admin's label}, over every sheet, in the active language."""
+    labels = {}
+    for resource in RESOURCES.values():
+        labels.update(resource.column_labels())
+        for column in resource().get_export_fields():
+            labels.setdefault(column.attribute, resource.column_label(column))
+    return labels
+
+
 def sheet_errors(result: Result, *, is_json: bool = False) -> list[str]:
-    """Every problem of an import, one message each, naming the row (or JSON item) and column."""
+    """Every problem of an import, one message each, naming the row (or JSON item) and column (by its label)."""
+    labels = column_labels()
     errors = [str(error.error) for error in result.base_errors]
     for number, row_errors in result.row_errors():
         errors.extend(f"{_row_label(number, is_json)}: {error.error}" for error in row_errors)
     for invalid in result.invalid_rows:
         for column, messages in invalid.error_dict.items():
-            where = "" if column == NON_FIELD_ERRORS else _(", column %(column)s") % {"column": column}
+            where = "" if column == NON_FIELD_ERRORS else _(", column %(column)s") % {"column": labels.get(column, column)}
             errors.extend(f"{_row_label(invalid.number, is_json)}{where}: {message}" for message in messages)
     return errors
 
@@ -104,9 +115,11 @@ def sheet_import(
                 % {"user": actor, "rows": model.verbose_name_plural}
             )
     dataset = sheet_read(path=path, content=content)
+    handler.columns_by_code(dataset)
     missing = [name for name in handler._meta.import_id_fields if name not in (dataset.headers or [])]
     if missing:
-        raise SheetError(_("The sheet has no column %(columns)s.") % {"columns": ", ".join(missing)})
+        labels = handler.column_labels()
+        raise SheetError(_("The sheet has no column %(columns)s.") % {"columns": ", ".join(labels[name] for name in missing)})
     is_json = str(path).lower().endswith(".json")
     # The resource rolls the whole sheet back if any row is bad (SheetResourceMixin).
     result = handler.import_data(dataset, dry_run=True, user=actor)
