@@ -80,9 +80,9 @@ class TestDemoSite:
         client.force_login(alice_with_history)
         html = page(client, reverse("my-points"), **ZH)
         assert "余额" in html and "进度" in html and "最近积分记录" in html and "流水号" in html
-        assert "连续 1 / 7" in html  # the streak's progress, in Chinese word order
-        assert "截至" in html and "已奖励 1 次" in html
-        assert "Recent entries" not in html and "in a row" not in html
+        assert "连续 1 天 · 再坚持 6 天可得 10 积分" in html  # the streak's progress, in Chinese word order
+        assert "今天 1/1 — 已达上限" in html  # the daily rule: one award, the limit
+        assert "Recent entries" not in html and "limit reached" not in html and "streak:" not in html
 
 
 class TestAdmin:
