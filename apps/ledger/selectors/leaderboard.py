@@ -154,7 +154,7 @@ class LeaderboardProblem:
 
     @staticmethod
     def _show(value: tuple[int, datetime] | None) -> str:
-        return "nothing" if value is None else f"{value[0]} points (reached {value[1].isoformat()})"
+        return "nothing" if value is None else f"{value[0]} points (reached {local_text(value[1], '%Y-%m-%d %H:%M:%S.%f')})"
 
 
 def _stored_totals():

@@ -4,6 +4,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.core.clock import local
 from apps.rules.management.rule_args import parse_moment, rule_by_code
 from apps.rules.selectors.dry_run import DryRun, rule_dry_run
 
@@ -11,9 +12,10 @@ from apps.rules.selectors.dry_run import DryRun, rule_dry_run
 def print_dry_run(command: BaseCommand, dry_run: DryRun) -> None:
     """The dry run's figures as lines of text."""
     window, tally = dry_run.window, dry_run.tally
-    since = window.start.isoformat() if window.start else "the beginning"
+    # In the site's zone, with its offset, as every time an operator reads (apps/core/clock.py).
+    since = local(window.start).isoformat() if window.start else "the beginning"
     write = command.stdout.write
-    write(f"rule {dry_run.rule.score_type}: completions from {since} until {window.end.isoformat()}")
+    write(f"rule {dry_run.rule.score_type}: completions from {since} until {local(window.end).isoformat()}")
     write(f"completions read: {tally.completions}  counted: {tally.counted}")
     write(f"recipients: {tally.recipients}  awards: {tally.awards}  points: {tally.points}")
     write("completions by reason:")
