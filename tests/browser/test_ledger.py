@@ -57,7 +57,7 @@ def test_a_large_adjustment_waits_for_a_second_operator(page, live_server, admin
     # Nothing is posted yet: a warning saying what must still happen, not a success tick.
     page.wait_for_selector(".messagelist .warning")
     assert page.locator(".messagelist .success").count() == 0
-    assert "+5,000 points for alice need a second operator's approval" in page.locator(".messagelist").inner_text()
+    assert "+5,000 points for alice need a second operator's approval" in page.locator(".messagelist .warning").first.inner_text()
     adjustment = Adjustment.objects.get(user=alice)
     assert adjustment.status == Adjustment.Status.PENDING
     # The requester is told why she cannot decide, and has no buttons.
