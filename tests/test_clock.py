@@ -122,3 +122,22 @@ class TestSerialNumbersAndFileNames:
         response = client.post(url, {"format": "0", "resource": "0", **dict.fromkeys(columns, "on")})
         assert response.status_code == 200
         assert 'filename="ScoreRule-2026-12-01.csv"' in response["Content-Disposition"]
+
+
+@pytest.mark.django_db
+def test_a_lifetime_rules_period_shows_as_since_the_start_not_1970(client, django_user_model):
+    from apps.core.periods import LIFETIME_START
+    from apps.rules.models import UserScoreInfo
+    from tests.factories import ScoreRuleFactory, TaskConfigFactory
+
+    TaskConfigFactory(task_type="post")
+    rule = ScoreRuleFactory(task_type="post", score_type="first-post", statistical_period="none")
+    alice = UserFactory(username="alice")
+    row = UserScoreInfo.objects.create(user=alice, achievement_type=rule, period_start=LIFETIME_START, required_number=1)
+    assert clock.period_start_text(LIFETIME_START) == "since the start"
+    assert "1970" not in str(row)
+    client.force_login(django_user_model.objects.create_superuser("root", "root@example.com", "x"))
+    listed = client.get(reverse("admin:rules_userscoreinfo_changelist")).content.decode()
+    shown = client.get(reverse("admin:rules_userscoreinfo_change", args=[row.pk])).content.decode()
+    for html in (listed, shown):
+        assert "since the start" in html and "1970" not in html

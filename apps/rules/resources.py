@@ -83,7 +83,7 @@ class RuleCodeWidget(widgets.ForeignKeyWidget):
         try:
             return super().clean(value, row, **kwargs)
         except ScoreRule.DoesNotExist:
-            raise ValueError(_("no rule with score_type %(code)r") % {"code": value}) from None
+            raise ValueError(_("No rule has the code %(code)r.") % {"code": value}) from None
 
 
 class ObjectPointsResource(SheetResourceMixin, resources.ModelResource):

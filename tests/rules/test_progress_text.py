@@ -120,3 +120,25 @@ def test_chinese_reads_without_english_words():
     with translation.override("zh-hans"):
         text = progress_summary(facts(progress=4, awards=3, award_limit=3))
     assert "limit" not in text and "today" not in text and "3" in text
+
+
+@pytest.mark.django_db
+class TestFromTheDatabase:
+    """`current_progress_for` hands the wording what it needs: awards, the limit, and the places of a capped rule."""
+
+    def test_a_capped_rule_says_its_places_until_the_user_has_one(self):
+        from apps.rules.models import RuleRecipient
+        from apps.rules.selectors.rules import current_progress_for
+        from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
+
+        TaskConfigFactory(task_type="post")
+        rule = ScoreRuleFactory(
+            task_type="post", score_type="first-post", statistical_period="none", award_limit_per_period=1, number_limit_all=100
+        )
+        type(rule).objects.filter(pk=rule.pk).update(recipients_count=88)
+        alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
+        RuleRecipient.objects.create(rule=rule, user=bob)
+        [mine] = current_progress_for(user_id=alice.pk)
+        assert mine.summary == "0 of 1 · 12 places left"
+        [bobs] = current_progress_for(user_id=bob.pk)
+        assert "places" not in bobs.summary

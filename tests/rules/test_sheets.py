@@ -190,7 +190,7 @@ def test_object_points_for_a_draft_rule_and_refused_for_an_active_one(tmp_path, 
     assert ScoreRuleObjectPoints.objects.get().points == 20
     errors = refused(write(tmp_path, "op2.csv", header + "live-rule,42,20\nno-such-rule,1,2\n"), "object-points")
     assert "cannot change while it is active" in errors
-    assert "row 3, column Rule code: no rule with score_type 'no-such-rule'" in errors
+    assert "row 3, column Rule code: No rule has the code 'no-such-rule'." in errors
     assert ScoreRuleObjectPoints.objects.count() == 1
 
 
