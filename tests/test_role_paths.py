@@ -38,6 +38,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from apps.community.models import Post
+from apps.core.review import ReviewState
 from apps.ledger.models import Adjustment, ScoreRecord
 from apps.ledger.services import adjustments
 from apps.rules.models import BackfillRun, ScoreRule
@@ -280,6 +281,30 @@ def new_copy(obj) -> bool:
 
 
 _RuleS, _TaskS, _AdjS = ScoreRule.Status, TaskConfig.Status, Adjustment.Status
+_COMMENT = {"comment": "please narrow it"}
+
+
+def _review_state(obj) -> str:
+    return type(obj).all_objects.get(pk=obj.pk).review_state
+
+
+def in_review(obj) -> bool:
+    return _review_state(obj) == ReviewState.SUBMITTED
+
+
+def sent_back(obj) -> bool:
+    return _review_state(obj) == ReviewState.SENT_BACK
+
+
+def submitted(make: Callable) -> Callable:
+    """A draft an editor has submitted for review."""
+
+    def make_submitted():
+        obj = make()
+        type(obj).all_objects.filter(pk=obj.pk).update(review_state=ReviewState.SUBMITTED)
+        return type(obj).all_objects.get(pk=obj.pk)
+
+    return make_submitted
 
 
 def _backfilled(rule) -> bool:
@@ -384,10 +409,10 @@ DOORS = [
     # The admin's list actions.
     action("tasks.taskconfig", "put_in_use", draft_config, became(_TaskS.IN_USE), APPROVERS),
     action("tasks.taskconfig", "deprecate", live_config, became(_TaskS.DEPRECATED), APPROVERS),
-    action("tasks.taskconfig", "delete_selected", live_config, is_gone, SUPERUSER),
+    action("tasks.taskconfig", "submit_for_review", draft_config, in_review, EDITORS),
     action("rules.scorerule", "activate", draft_rule, became(_RuleS.ACTIVE), APPROVERS),
     action("rules.scorerule", "retire", live_rule, became(_RuleS.RETIRED), APPROVERS),
-    action("rules.scorerule", "delete_selected", live_rule, is_gone, SUPERUSER),
+    action("rules.scorerule", "submit_for_review", draft_rule, in_review, EDITORS),
     action("ledger.adjustment", "approve_selected", pending_adjustment, became(_AdjS.POSTED), OPERATORS),
     action("ledger.adjustment", "reject_selected", pending_adjustment, became(_AdjS.REJECTED), OPERATORS),
     action("tracking.failedevent", "retry", failed_event, became(FailedEvent.Status.RETRIED), SUPERUSER),
@@ -418,6 +443,14 @@ DOORS = [
         data={"choice": "activate"},
         label="button activate only (past start)",
     ),
+    button("tasks_taskconfig_workflow", draft_config, in_review, EDITORS, args=("submit_for_review",)),
+    button("rules_scorerule_workflow", draft_rule, in_review, EDITORS, args=("submit_for_review",)),
+    button("tasks_taskconfig_workflow", submitted(draft_config), sent_back, APPROVERS, args=("send_back",), data=_COMMENT),
+    button("rules_scorerule_workflow", submitted(draft_rule), sent_back, APPROVERS, args=("send_back",), data=_COMMENT),
+    # Live and retired rules and configs are retired, never deleted: nobody, the superuser included.
+    button("rules_scorerule_delete", live_rule, is_gone, NOBODY, data={"post": "yes"}, label="delete a live rule"),
+    button("tasks_taskconfig_delete", live_config, is_gone, NOBODY, data={"post": "yes"}, label="delete a live config"),
+    button("rules_scorerule_delete", draft_rule, is_gone, SUPERUSER, data={"post": "yes"}, label="delete a draft rule"),
     button("ledger_adjustment_approve", pending_adjustment, became(_AdjS.POSTED), OPERATORS),
     button("ledger_adjustment_reject", pending_adjustment, became(_AdjS.REJECTED), OPERATORS),
     button("tracking_servicekey_revoke", service_key, lambda k: not ServiceKey.objects.get(pk=k.pk).is_active, SUPERUSER),
@@ -535,6 +568,34 @@ DOORS = [
         live_rule,
         lambda r, a: backfill.score_rule_backfill(rule=r, actor=a, wait=lambda s: None),
         lambda r: BackfillRun.objects.exists(),
+        APPROVERS,
+    ),
+    service(
+        workflow.score_rule_submit_for_review,
+        draft_rule,
+        lambda r, a: workflow.score_rule_submit_for_review(rule=r, actor=a),
+        in_review,
+        EDITORS,
+    ),
+    service(
+        workflow.score_rule_send_back,
+        submitted(draft_rule),
+        lambda r, a: workflow.score_rule_send_back(rule=r, actor=a, comment="too generous"),
+        sent_back,
+        APPROVERS,
+    ),
+    service(
+        task_services.task_config_submit_for_review,
+        draft_config,
+        lambda c, a: task_services.task_config_submit_for_review(config=c, actor=a),
+        in_review,
+        EDITORS,
+    ),
+    service(
+        task_services.task_config_send_back,
+        submitted(draft_config),
+        lambda c, a: task_services.task_config_send_back(config=c, actor=a, comment="too broad"),
+        sent_back,
         APPROVERS,
     ),
     service(sheets.sheet_import, draft_rule, _sheet_import, became(_RuleS.ACTIVE), SUPERUSER),
