@@ -633,6 +633,7 @@ NOT_DOORS = {
     "url admin:tasks_taskconfig_export": _READS,
     "url admin:tasks_usertaskrecord_why": _READS,
     "url admin:rules_scorerule_dry_run": _READS,
+    "url admin:rules_scorerule_review": _READS,
     "url admin:rules_scorerule_export": _READS,
     "url admin:rules_scoreruleobjectpoints_export": _READS,
     "url admin:ledger_account_user": _READS,

@@ -9,6 +9,7 @@ error) that says what will happen, and its list action shows the same for every 
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import wraps
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -59,6 +60,75 @@ class WorkflowStep:
             "status": obj.get_status_display(),
             "step": self.label,
         }
+
+
+def confirmation_page(model_admin, request, *, obj, title, consequences, action_url, cancel_url, confirm_label, **more):
+    """A page that says what a step will do to `obj` and asks (GET), its form posting to `action_url`.
+
+    Every admin step that changes something live or cannot be undone answers a GET with this page,
+    so that a reload, a bookmark or a link opened in a new tab shows the question again, never an
+    error or the step itself. `more` may hold not_possible (a reason instead of the button),
+    confirm_class, needs_comment (a comment box), status_badge, and what the page includes
+    (a rule's dry run: result, reason_rows, dry_run_url; a config's shadows, outranked_by).
+    """
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": title,
+        "opts": model_admin.opts,
+        "original": obj,
+        "consequences": consequences,
+        "action_url": action_url,
+        "cancel_url": cancel_url,
+        "confirm_label": confirm_label,
+        "confirm_class": "",
+        "needs_comment": False,
+        "media": model_admin.media,
+        **more,
+    }
+    return TemplateResponse(request, "admin/jifen_workflow_confirm.html", context)
+
+
+def action_confirmation_page(model_admin, request, *, action_name: str, label: str, rows: list[dict]):
+    """A list action's question: each selected row with what the action does to it, or why not.
+
+    Each row is {"object", "consequences": [str], "not_possible": str | None, "badge"?, "shadows"?}.
+    Its form posts the action again with post=yes, as Django's own "delete selected" does.
+    """
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": _("%(step)s: %(count)d selected") % {"step": label, "count": len(rows)},
+        "opts": model_admin.opts,
+        "action_name": action_name,
+        "action_label": label,
+        "rows": rows,
+        "possible": sum(1 for row in rows if not row.get("not_possible")),
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        "media": model_admin.media,
+    }
+    return TemplateResponse(request, "admin/jifen_action_confirm.html", context)
+
+
+def confirm_first(consequences: Callable):
+    """Make an admin action ask first: consequences(model_admin, obj) -> ([str], reason it cannot or None).
+
+    Put it under @admin.action. Without post=yes the action answers with its confirmation page.
+    """
+
+    def wrap(func):
+        @wraps(func)
+        def action(model_admin, request, queryset):
+            if request.POST.get("post") == "yes":
+                return func(model_admin, request, queryset)
+            rows = []
+            for obj in queryset.order_by("pk"):
+                lines, not_possible = consequences(model_admin, obj)
+                rows.append({"object": obj, "consequences": lines, "not_possible": not_possible})
+            label = getattr(action, "short_description", func.__name__)  # set by @admin.action, outside
+            return action_confirmation_page(model_admin, request, action_name=func.__name__, label=label, rows=rows)
+
+        return action
+
+    return wrap
 
 
 def workflow_action(step: WorkflowStep):
@@ -228,21 +298,21 @@ class WorkflowAdminMixin(AuditHistoryMixin):
 
     def workflow_confirm_view(self, request, obj, step: WorkflowStep):
         not_possible = step.not_possible(obj)
-        context = {
-            **self.admin_site.each_context(request),
-            "title": _("%(step)s: %(object)s") % {"step": step.label, "object": obj},
-            "opts": self.opts,
-            "original": obj,
-            "step": step,
-            "status_badge": self.status_badge(obj),
-            "not_possible": not_possible,
-            "consequences": [] if not_possible else step.explain(obj),
-            "action_url": self.workflow_url(obj, step),
-            "cancel_url": self._change_url(obj),
-            "media": self.media,
+        return confirmation_page(
+            self,
+            request,
+            obj=obj,
+            title=_("%(step)s: %(object)s") % {"step": step.label, "object": obj},
+            consequences=[] if not_possible else step.explain(obj),
+            not_possible=not_possible,
+            action_url=self.workflow_url(obj, step),
+            cancel_url=self._change_url(obj),
+            confirm_label=step.label,
+            confirm_class=step.name,
+            needs_comment=step.needs_comment,
+            status_badge=self.status_badge(obj),
             **({} if not_possible else self.workflow_confirm_context(request, obj, step)),
-        }
-        return TemplateResponse(request, "admin/jifen_workflow_confirm.html", context)
+        )
 
     def workflow_action_confirm(self, request, step: WorkflowStep, rows: list):
         """A list action's confirmation page: what the step does to each selected row."""
@@ -258,17 +328,7 @@ class WorkflowAdminMixin(AuditHistoryMixin):
                     **({} if not_possible else self.workflow_confirm_row_context(request, obj, step)),
                 }
             )
-        context = {
-            **self.admin_site.each_context(request),
-            "title": _("%(step)s: %(count)d selected") % {"step": step.label, "count": len(rows)},
-            "opts": self.opts,
-            "step": step,
-            "rows": entries,
-            "possible": sum(1 for entry in entries if not entry["not_possible"]),
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-            "media": self.media,
-        }
-        return TemplateResponse(request, "admin/jifen_action_confirm.html", context)
+        return action_confirmation_page(self, request, action_name=step.name, label=step.label, rows=entries)
 
     # --- saving and history -------------------------------------------------------------
 

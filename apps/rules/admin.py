@@ -7,6 +7,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from apps.core.workflow_admin import FrozenFieldsMixin, WorkflowAdminMixin, WorkflowStep, review_steps
 from apps.ledger.changelists import BigTableAdminMixin
 from apps.rules.admin_dry_run import RuleDryRunAdminMixin
+from apps.rules.admin_review import ReviewQueueAdminMixin
 from apps.rules.admin_sheets import RuleSheetAdminMixin
 from apps.rules.models import ScoreRule, ScoreRuleObjectPoints, UserScoreInfo
 from apps.rules.resources import ObjectPointsResource, ScoreRuleResource
@@ -66,7 +67,9 @@ class ObjectPointsInline(admin.TabularInline):
 
 
 @admin.register(ScoreRule)
-class ScoreRuleAdmin(RuleDryRunAdminMixin, WorkflowAdminMixin, FrozenFieldsMixin, RuleSheetAdminMixin, SimpleHistoryAdmin):
+class ScoreRuleAdmin(
+    ReviewQueueAdminMixin, RuleDryRunAdminMixin, WorkflowAdminMixin, FrozenFieldsMixin, RuleSheetAdminMixin, SimpleHistoryAdmin
+):
     list_display = (
         "score_type",
         "status_badge",
