@@ -210,6 +210,8 @@ class Door:
     label: str
     allowed: frozenset[str]
     go: Callable  # go(client, user) -> whether the status changed or an entry was posted
+    # For a button: open(client) -> (the response to a GET of its URL, whether anything changed)
+    open: Callable | None = None
 
     def __str__(self) -> str:
         return self.label
@@ -232,7 +234,11 @@ def button(url_name: str, make: Callable, happened: Callable, allowed: frozenset
         client.post(reverse(f"admin:{url_name}", args=[obj.pk, *args]), data or {})
         return happened(obj)
 
-    return Door(f"url admin:{url_name}", label or f"button {url_name} {' '.join(args)}", allowed, go)
+    def open_(client):
+        obj = make()
+        return client.get(reverse(f"admin:{url_name}", args=[obj.pk, *args])), happened(obj)
+
+    return Door(f"url admin:{url_name}", label or f"button {url_name} {' '.join(args)}", allowed, go, open_)
 
 
 def sheet(model: str, content: bytes, make: Callable, happened: Callable, *, confirm: bool) -> Door:
@@ -746,3 +752,17 @@ def test_no_route_outside_the_admin_changes_a_status_or_posts_an_operators_entry
         client.force_login(user)  # a POST to the logout route signs out
         client.post(_concrete(key, post), {"status": "active", "action": "activate", "amount": 5000})
         assert _snapshot() == before, key
+
+
+@pytest.mark.parametrize("door", [door for door in DOORS if door.open], ids=str)
+def test_a_button_url_opened_by_get_asks_and_changes_nothing(client, scene, door):
+    """A reload, a bookmark or a link opened in a new tab: the question again, never a bare 405 or the step itself."""
+    client.force_login(member("superuser"))
+    response, happened = door.open(client)
+    assert not happened, f"GET of {door} changed something"
+    if door.allowed:
+        page = response.content.decode()
+        assert response.status_code == 200, f"GET of {door}: {response.status_code}"
+        assert 'method="post"' in page and ('id="confirm-step"' in page or 'type="submit"' in page), door
+    else:
+        assert response.status_code == 403, f"GET of {door}: {response.status_code}"
