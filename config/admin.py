@@ -68,14 +68,20 @@ class Section:
 
 
 # The sections in their order; models as "app_label.modelname" in the order they are listed.
-# A new custom page joins its section with `section("authoring").links.append(SectionLink(...))`
-# (the review queue will go there) or by adding it below.
+# A new custom page joins its section by adding it below, or with
+# `section("<key>").links.append(SectionLink(...))` from its own app.
 SECTIONS: tuple[Section, ...] = (
     Section(
         "authoring",
         _("Authoring"),
         ("tasks.taskconfig", "rules.scorerule", "rules.scoreruleobjectpoints"),
         [
+            SectionLink(
+                "review",
+                _("Review queue"),
+                "admin:rules_scorerule_review",
+                _may_view_any("rules.scorerule", "tasks.taskconfig"),
+            ),
             SectionLink(
                 "test-request",
                 _("Test a request"),

@@ -11,7 +11,7 @@ from tests.factories import UserFactory
 pytestmark = pytest.mark.django_db
 
 ORDER = ["authoring", "users-ledger", "pipeline", "access", "system"]
-AUTHORING = ["taskconfig", "scorerule", "scoreruleobjectpoints", "test-request", "sheet-import", "sheet-export"]
+AUTHORING = ["taskconfig", "scorerule", "scoreruleobjectpoints", "review", "test-request", "sheet-import", "sheet-export"]
 LEDGER = ["account", "scorerecord", "adjustment", "userscoreinfo", "usertaskrecord", "leaderboardtotal", "why"]
 
 
@@ -69,7 +69,7 @@ def test_the_sidebar_of_a_model_page_has_the_same_sections(client, operator):
         (
             "ledger operators",
             {
-                "authoring": ["scorerule", "sheet-export"],
+                "authoring": ["scorerule", "review", "sheet-export"],
                 "users-ledger": LEDGER,
             },
         ),
