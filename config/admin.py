@@ -16,6 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.translation import gettext_lazy as _
 
+from apps.rules.selectors.review import review_waiting_count
 from apps.tracking.charts import bar_chart
 from apps.tracking.selectors import dashboard_figures
 
@@ -173,7 +174,13 @@ class JifenAdminSite(admin.AdminSite):
             charts.append(bar_chart(_("Events per day"), [(d.day, d.events) for d in dashboard.days]))
         if dashboard.shows_ledger:
             charts.append(bar_chart(_("Points per day (net)"), [(d.day, d.points) for d in dashboard.days]))
-        context = {"dashboard": dashboard, "dashboard_charts": charts, **(extra_context or {})}
+        may_review = request.user.has_perm("rules.view_scorerule") or request.user.has_perm("tasks.view_taskconfig")
+        context = {
+            "dashboard": dashboard,
+            "dashboard_charts": charts,
+            "review_waiting": review_waiting_count() if may_review else None,
+            **(extra_context or {}),
+        }
         return super().index(request, extra_context=context)
 
     def get_urls(self):

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.urls import path
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -38,19 +38,21 @@ def _rule_names(rules) -> str:
     return ", ".join(rule.score_type for rule in rules)
 
 
+def _routes_refresh() -> str:
+    """When every web process sees a config change (each rereads its routes every JIFEN_ROUTES_REFRESH_S)."""
+    seconds = settings.JIFEN_ROUTES_REFRESH_S
+    if seconds <= 0:
+        return gettext("at once")
+    return ngettext("in every web process within %(n)s second", "in every web process within %(n)s seconds", seconds) % {
+        "n": f"{seconds:g}"
+    }
+
+
 def put_in_use_consequences(config: TaskConfig) -> list[str]:
     rules = live_rules_of(task_type=config.task_type)
     lines = [
-        gettext(
-            "%(method)s requests whose path matches %(regex)s start counting as completions of %(task)s, in every "
-            "web process within %(seconds)s s."
-        )
-        % {
-            "method": config.method,
-            "regex": config.interface_name,
-            "task": config.task_type,
-            "seconds": f"{settings.JIFEN_ROUTES_REFRESH_S:g}",
-        },
+        gettext("%(method)s requests whose path matches %(regex)s start counting as completions of %(task)s, %(when)s.")
+        % {"method": config.method, "regex": config.interface_name, "task": config.task_type, "when": _routes_refresh()},
         gettext("The active rules of %(task)s pay for them: %(rules)s.") % {"task": config.task_type, "rules": _rule_names(rules)}
         if rules
         else gettext("No active rule pays for %(task)s yet: its completions are recorded and earn points once one is active.")
@@ -65,10 +67,8 @@ def put_in_use_consequences(config: TaskConfig) -> list[str]:
 def deprecate_consequences(config: TaskConfig) -> list[str]:
     rules = live_rules_of(task_type=config.task_type)
     lines = [
-        gettext(
-            "Requests matching %(regex)s stop counting as completions of %(task)s, in every web process within %(seconds)s s."
-        )
-        % {"regex": config.interface_name, "task": config.task_type, "seconds": f"{settings.JIFEN_ROUTES_REFRESH_S:g}"},
+        gettext("Requests matching %(regex)s stop counting as completions of %(task)s, %(when)s.")
+        % {"regex": config.interface_name, "task": config.task_type, "when": _routes_refresh()},
     ]
     if rules:
         lines.append(gettext("These active rules stop paying for those requests: %(rules)s.") % {"rules": _rule_names(rules)})
