@@ -18,7 +18,7 @@ def draft():
 
 def test_activate_action_runs_the_service_and_records_the_operator(client, operator, draft):
     url = reverse("admin:rules_scorerule_changelist")
-    response = client.post(url, {"action": "activate", "_selected_action": [draft.pk]}, follow=True)
+    response = client.post(url, {"action": "activate", "_selected_action": [draft.pk], "post": "yes"}, follow=True)
     assert "1 done." in response.content.decode()
     draft.refresh_from_db()
     assert draft.status == "active"
@@ -27,7 +27,7 @@ def test_activate_action_runs_the_service_and_records_the_operator(client, opera
 
 def test_refused_action_says_why(client, operator, draft):
     url = reverse("admin:rules_scorerule_changelist")
-    response = client.post(url, {"action": "retire", "_selected_action": [draft.pk]}, follow=True)
+    response = client.post(url, {"action": "retire", "_selected_action": [draft.pk], "post": "yes"}, follow=True)
     assert "only one that is active can become retired" in response.content.decode()
     assert ScoreRule.objects.get(pk=draft.pk).status == "editing"
 

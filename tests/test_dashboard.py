@@ -74,8 +74,8 @@ def test_figures_after_some_events_and_points(client, activity):
     assert figure(page, "outbox") == "1"
     assert figure(page, "failed-events") == "1"
     assert figure(page, "failed-tasks") == "1"
-    # The app list is still there.
-    assert reverse("admin:rules_scorerule_changelist") in page and 'class="app-rules module' in page
+    # The job sections are still there.
+    assert reverse("admin:rules_scorerule_changelist") in page and 'class="app-authoring module' in page
 
 
 def test_the_chart_has_fourteen_days_ending_today(client, activity):

@@ -86,10 +86,14 @@ class TestDemoSite:
 
 
 class TestAdmin:
-    def test_index_names_our_apps_models_and_dashboard_in_chinese(self, client, superuser):
+    def test_index_names_our_sections_models_and_dashboard_in_chinese(self, client, superuser):
         html = page(client, reverse("admin:index"), **ZH)
-        for text in ("积分规则", "任务配置", "积分流水", "积分调整", "任务完成记录", "事件追踪", "失败事件", "社区", "帖子"):
+        for text in ("规则编写", "积分规则", "任务配置", "用户与积分流水", "积分调整", "任务完成记录", "事件管道", "失败事件"):
             assert text in html, text
+        for text in ("访问控制", "系统", "帖子", "为什么没有积分？", "导入规则表格"):
+            assert text in html, text
+        # An app's own page (the breadcrumbs' link) keeps the app's name.
+        assert "事件追踪" in page(client, reverse("admin:app_list", args=["tracking"]), **ZH)
         assert "生效的积分规则" in html and "每日事件数" in html  # the dashboard
         assert "工作进程心跳超时" in html  # a failing health check, by name (no worker runs here)
         assert "Score rules" not in html and "Task configs" not in html

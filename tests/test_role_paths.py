@@ -38,6 +38,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from apps.community.models import Post
+from apps.core.review import ReviewState
 from apps.ledger.models import Adjustment, ScoreRecord
 from apps.ledger.services import adjustments
 from apps.rules.models import BackfillRun, ScoreRule
@@ -209,6 +210,8 @@ class Door:
     label: str
     allowed: frozenset[str]
     go: Callable  # go(client, user) -> whether the status changed or an entry was posted
+    # For a button: open(client) -> (the response to a GET of its URL, whether anything changed)
+    open: Callable | None = None
 
     def __str__(self) -> str:
         return self.label
@@ -231,7 +234,11 @@ def button(url_name: str, make: Callable, happened: Callable, allowed: frozenset
         client.post(reverse(f"admin:{url_name}", args=[obj.pk, *args]), data or {})
         return happened(obj)
 
-    return Door(f"url admin:{url_name}", label or f"button {url_name} {' '.join(args)}", allowed, go)
+    def open_(client):
+        obj = make()
+        return client.get(reverse(f"admin:{url_name}", args=[obj.pk, *args])), happened(obj)
+
+    return Door(f"url admin:{url_name}", label or f"button {url_name} {' '.join(args)}", allowed, go, open_)
 
 
 def sheet(model: str, content: bytes, make: Callable, happened: Callable, *, confirm: bool) -> Door:
@@ -280,6 +287,30 @@ def new_copy(obj) -> bool:
 
 
 _RuleS, _TaskS, _AdjS = ScoreRule.Status, TaskConfig.Status, Adjustment.Status
+_COMMENT = {"comment": "please narrow it"}
+
+
+def _review_state(obj) -> str:
+    return type(obj).all_objects.get(pk=obj.pk).review_state
+
+
+def in_review(obj) -> bool:
+    return _review_state(obj) == ReviewState.SUBMITTED
+
+
+def sent_back(obj) -> bool:
+    return _review_state(obj) == ReviewState.SENT_BACK
+
+
+def submitted(make: Callable) -> Callable:
+    """A draft an editor has submitted for review."""
+
+    def make_submitted():
+        obj = make()
+        type(obj).all_objects.filter(pk=obj.pk).update(review_state=ReviewState.SUBMITTED)
+        return type(obj).all_objects.get(pk=obj.pk)
+
+    return make_submitted
 
 
 def _backfilled(rule) -> bool:
@@ -384,10 +415,10 @@ DOORS = [
     # The admin's list actions.
     action("tasks.taskconfig", "put_in_use", draft_config, became(_TaskS.IN_USE), APPROVERS),
     action("tasks.taskconfig", "deprecate", live_config, became(_TaskS.DEPRECATED), APPROVERS),
-    action("tasks.taskconfig", "delete_selected", live_config, is_gone, SUPERUSER),
+    action("tasks.taskconfig", "submit_for_review", draft_config, in_review, EDITORS),
     action("rules.scorerule", "activate", draft_rule, became(_RuleS.ACTIVE), APPROVERS),
     action("rules.scorerule", "retire", live_rule, became(_RuleS.RETIRED), APPROVERS),
-    action("rules.scorerule", "delete_selected", live_rule, is_gone, SUPERUSER),
+    action("rules.scorerule", "submit_for_review", draft_rule, in_review, EDITORS),
     action("ledger.adjustment", "approve_selected", pending_adjustment, became(_AdjS.POSTED), OPERATORS),
     action("ledger.adjustment", "reject_selected", pending_adjustment, became(_AdjS.REJECTED), OPERATORS),
     action("tracking.failedevent", "retry", failed_event, became(FailedEvent.Status.RETRIED), SUPERUSER),
@@ -418,6 +449,14 @@ DOORS = [
         data={"choice": "activate"},
         label="button activate only (past start)",
     ),
+    button("tasks_taskconfig_workflow", draft_config, in_review, EDITORS, args=("submit_for_review",)),
+    button("rules_scorerule_workflow", draft_rule, in_review, EDITORS, args=("submit_for_review",)),
+    button("tasks_taskconfig_workflow", submitted(draft_config), sent_back, APPROVERS, args=("send_back",), data=_COMMENT),
+    button("rules_scorerule_workflow", submitted(draft_rule), sent_back, APPROVERS, args=("send_back",), data=_COMMENT),
+    # Live and retired rules and configs are retired, never deleted: nobody, the superuser included.
+    button("rules_scorerule_delete", live_rule, is_gone, NOBODY, data={"post": "yes"}, label="delete a live rule"),
+    button("tasks_taskconfig_delete", live_config, is_gone, NOBODY, data={"post": "yes"}, label="delete a live config"),
+    button("rules_scorerule_delete", draft_rule, is_gone, SUPERUSER, data={"post": "yes"}, label="delete a draft rule"),
     button("ledger_adjustment_approve", pending_adjustment, became(_AdjS.POSTED), OPERATORS),
     button("ledger_adjustment_reject", pending_adjustment, became(_AdjS.REJECTED), OPERATORS),
     button("tracking_servicekey_revoke", service_key, lambda k: not ServiceKey.objects.get(pk=k.pk).is_active, SUPERUSER),
@@ -537,6 +576,34 @@ DOORS = [
         lambda r: BackfillRun.objects.exists(),
         APPROVERS,
     ),
+    service(
+        workflow.score_rule_submit_for_review,
+        draft_rule,
+        lambda r, a: workflow.score_rule_submit_for_review(rule=r, actor=a),
+        in_review,
+        EDITORS,
+    ),
+    service(
+        workflow.score_rule_send_back,
+        submitted(draft_rule),
+        lambda r, a: workflow.score_rule_send_back(rule=r, actor=a, comment="too generous"),
+        sent_back,
+        APPROVERS,
+    ),
+    service(
+        task_services.task_config_submit_for_review,
+        draft_config,
+        lambda c, a: task_services.task_config_submit_for_review(config=c, actor=a),
+        in_review,
+        EDITORS,
+    ),
+    service(
+        task_services.task_config_send_back,
+        submitted(draft_config),
+        lambda c, a: task_services.task_config_send_back(config=c, actor=a, comment="too broad"),
+        sent_back,
+        APPROVERS,
+    ),
     service(sheets.sheet_import, draft_rule, _sheet_import, became(_RuleS.ACTIVE), SUPERUSER),
     service(adjustments.adjustment_request, lambda: None, _adjust, posted, OPERATORS),
     service(
@@ -572,6 +639,7 @@ NOT_DOORS = {
     "url admin:tasks_taskconfig_export": _READS,
     "url admin:tasks_usertaskrecord_why": _READS,
     "url admin:rules_scorerule_dry_run": _READS,
+    "url admin:rules_scorerule_review": _READS,
     "url admin:rules_scorerule_export": _READS,
     "url admin:rules_scoreruleobjectpoints_export": _READS,
     "url admin:ledger_account_user": _READS,
@@ -684,3 +752,17 @@ def test_no_route_outside_the_admin_changes_a_status_or_posts_an_operators_entry
         client.force_login(user)  # a POST to the logout route signs out
         client.post(_concrete(key, post), {"status": "active", "action": "activate", "amount": 5000})
         assert _snapshot() == before, key
+
+
+@pytest.mark.parametrize("door", [door for door in DOORS if door.open], ids=str)
+def test_a_button_url_opened_by_get_asks_and_changes_nothing(client, scene, door):
+    """A reload, a bookmark or a link opened in a new tab: the question again, never a bare 405 or the step itself."""
+    client.force_login(member("superuser"))
+    response, happened = door.open(client)
+    assert not happened, f"GET of {door} changed something"
+    if door.allowed:
+        page = response.content.decode()
+        assert response.status_code == 200, f"GET of {door}: {response.status_code}"
+        assert 'method="post"' in page and ('id="confirm-step"' in page or 'type="submit"' in page), door
+    else:
+        assert response.status_code == 403, f"GET of {door}: {response.status_code}"

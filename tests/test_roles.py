@@ -102,7 +102,9 @@ class TestAuditor:
         response = client.post(reverse("admin:tasks_taskconfig_change", args=[config.pk]), {"task_desc": "changed"})
         assert response.status_code == 403
         assert client.post(reverse("admin:rules_scorerule_delete", args=[draft.pk]), {"post": "yes"}).status_code == 403
-        client.post(reverse("admin:rules_scorerule_changelist"), {"action": "activate", "_selected_action": [draft.pk]})
+        client.post(
+            reverse("admin:rules_scorerule_changelist"), {"action": "activate", "_selected_action": [draft.pk], "post": "yes"}
+        )
         draft.refresh_from_db()
         assert draft.status == "editing"
         assert TaskConfig.objects.get(pk=config.pk).task_desc == ""
@@ -111,7 +113,7 @@ class TestAuditor:
 class TestRuleWorkflowRoles:
     def activate(self, client, rule):
         url = reverse("admin:rules_scorerule_changelist")
-        return client.post(url, {"action": "activate", "_selected_action": [rule.pk]}, follow=True)
+        return client.post(url, {"action": "activate", "_selected_action": [rule.pk], "post": "yes"}, follow=True)
 
     def test_a_rule_editor_edits_drafts_but_cannot_activate(self, client, draft):
         client.force_login(member("rule editors", "eddie"))
@@ -136,17 +138,19 @@ class TestRuleWorkflowRoles:
         assert client.post(url, {"score_desc": "new text"}).status_code == 403
         assert client.get(reverse("admin:rules_scorerule_add")).status_code == 403
 
-        client.post(reverse("admin:rules_scorerule_changelist"), {"action": "retire", "_selected_action": [draft.pk]})
+        client.post(
+            reverse("admin:rules_scorerule_changelist"), {"action": "retire", "_selected_action": [draft.pk], "post": "yes"}
+        )
         assert ScoreRule.objects.get(pk=draft.pk).status == "retired"
 
     def test_task_config_workflow_follows_the_same_roles(self, client):
         config = TaskConfigFactory(task_type="share", status="editing")
         url = reverse("admin:tasks_taskconfig_changelist")
         client.force_login(member("rule editors", "eddie"))
-        client.post(url, {"action": "put_in_use", "_selected_action": [config.pk]})
+        client.post(url, {"action": "put_in_use", "_selected_action": [config.pk], "post": "yes"})
         assert TaskConfig.objects.get(pk=config.pk).status == "editing"
         client.force_login(member("rule approvers", "abby"))
-        client.post(url, {"action": "put_in_use", "_selected_action": [config.pk]})
+        client.post(url, {"action": "put_in_use", "_selected_action": [config.pk], "post": "yes"})
         assert TaskConfig.objects.get(pk=config.pk).status == "in_use"
 
 

@@ -1,5 +1,7 @@
 """The demo community site: sign-in, posts, comments, shares, and the user's points page."""
 
+from functools import wraps
+
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -57,6 +59,18 @@ def post_create(request: HttpRequest) -> HttpResponse:
     return redirect("post-detail", post_id=post.pk)
 
 
+def post_only_else_to_the_post(view):
+    """A post's POST-only action opened with GET (a reload, a bookmark, a pasted link) shows the post, not an error."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, post_id: int) -> HttpResponse:
+        if request.method != "POST":
+            return redirect("post-detail", post_id=post_id)
+        return view(request, post_id)
+
+    return wrapped
+
+
 @require_GET
 def post_detail(request: HttpRequest, post_id: int) -> HttpResponse:
     post = get_object_or_404(Post.objects.select_related("author"), pk=post_id)
@@ -73,7 +87,7 @@ def _detail_context(post: Post, form: CommentForm) -> dict:
 
 
 @login_required
-@require_POST
+@post_only_else_to_the_post
 def comment_create(request: HttpRequest, post_id: int) -> HttpResponse:
     post = get_object_or_404(Post, pk=post_id)
     form = CommentForm(request.POST)
@@ -84,7 +98,7 @@ def comment_create(request: HttpRequest, post_id: int) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@post_only_else_to_the_post
 def post_share(request: HttpRequest, post_id: int) -> HttpResponse:
     post = get_object_or_404(Post, pk=post_id)
     services.post_share(post=post, user=request.user)
@@ -93,11 +107,13 @@ def post_share(request: HttpRequest, post_id: int) -> HttpResponse:
 
 
 @login_required
-@require_POST
 def post_delete(request: HttpRequest, post_id: int) -> HttpResponse:
+    """GET: asks, saying what deleting takes with it (a reload or a bookmark asks again); POST: deletes."""
     post = get_object_or_404(Post, pk=post_id)
     if post.author_id != request.user.pk:
         return HttpResponseForbidden(_("You can only delete your own posts."))
+    if request.method != "POST":
+        return render(request, "community/post_delete.html", {"post": post, "comment_count": post.comments.count()})
     services.post_delete(post=post)
     messages.success(request, _("Post deleted."))
     return redirect("home")

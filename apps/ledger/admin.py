@@ -11,7 +11,7 @@ from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -23,7 +23,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from apps.core.points import signed_points
 from apps.core.sheets import LabelledExportForm, LocalDateExportFilenameMixin
-from apps.core.workflow_admin import AuditHistoryMixin
+from apps.core.workflow_admin import AuditHistoryMixin, confirm_first, confirmation_page
 from apps.ledger.changelists import (
     BalanceFilter,
     BigTableAdminMixin,
@@ -307,11 +307,27 @@ class AdjustmentAdmin(AuditHistoryMixin, UserListMixin, SimpleHistoryAdmin):
         return service(adjustment=adjustment, actor=request.user)
 
     def decide_view(self, request: HttpRequest, object_id: str, approve: bool) -> HttpResponse:
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
+        """GET: what approving (rejecting) will do, and the button; POST: the decision."""
         if not self.has_approve_permission(request):
             raise PermissionDenied
-        adjustment = get_object_or_404(Adjustment, pk=unquote(object_id))
+        adjustment = get_object_or_404(Adjustment.objects.select_related("user", "requested_by"), pk=unquote(object_id))
+        if request.method != "POST":
+            lines, not_possible = self._decision_consequences(adjustment, approve=approve)
+            label = _("Approve and post") if approve else _("Reject")
+            return confirmation_page(
+                self,
+                request,
+                obj=adjustment,
+                title=_("%(step)s: %(object)s") % {"step": label, "object": adjustment},
+                consequences=lines,
+                not_possible=not_possible,
+                action_url=reverse(
+                    "admin:ledger_adjustment_approve" if approve else "admin:ledger_adjustment_reject", args=[adjustment.pk]
+                ),
+                cancel_url=reverse("admin:ledger_adjustment_change", args=[adjustment.pk]),
+                confirm_label=label,
+                confirm_class="approve" if approve else "reject",
+            )
         try:
             decided = self._decide(request, adjustment, approve=approve)
         except adjustments.AdjustmentForbidden as refused:
@@ -322,6 +338,30 @@ class AdjustmentAdmin(AuditHistoryMixin, UserListMixin, SimpleHistoryAdmin):
             self.log_change(request, decided, decided.get_status_display())
             self.message_user(request, self._decided_message(decided), messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:ledger_adjustment_change", args=[adjustment.pk]))
+
+    @staticmethod
+    def _decision_consequences(adjustment: Adjustment, *, approve: bool) -> tuple[list[str], str | None]:
+        if adjustment.status != Adjustment.Status.PENDING:
+            return [], _("%(object)s is %(status)s: it was decided already.") % {
+                "object": adjustment,
+                "status": adjustment.get_status_display(),
+            }
+        facts = {
+            "amount": adjustment.amount,
+            "user": adjustment.user,
+            "requester": adjustment.requested_by or "—",
+            "reason": adjustment.reason,
+        }
+        if approve:
+            return [
+                _("%(amount)+d points are posted to %(user)s's balance at once, as one adjustment entry.") % facts,
+                _("Requested by %(requester)s, for: %(reason)s") % facts,
+                _("Entries are never changed: to undo it later, request the opposite adjustment.") % facts,
+            ], None
+        return [
+            _("The request for %(amount)+d points for %(user)s is closed and nothing is posted.") % facts,
+            _("Requested by %(requester)s, for: %(reason)s") % facts,
+        ], None
 
     @staticmethod
     def _decided_message(adjustment: Adjustment) -> str:
@@ -354,10 +394,12 @@ class AdjustmentAdmin(AuditHistoryMixin, UserListMixin, SimpleHistoryAdmin):
                 self.message_user(request, self._decided_message(decided), messages.SUCCESS)
 
     @admin.action(description=gettext_lazy("Approve selected pending adjustments"), permissions=["approve"])
+    @confirm_first(lambda admin_, adjustment: admin_._decision_consequences(adjustment, approve=True))
     def approve_selected(self, request, queryset):
         self._decide_selected(request, queryset, approve=True)
 
     @admin.action(description=gettext_lazy("Reject selected pending adjustments"), permissions=["approve"])
+    @confirm_first(lambda admin_, adjustment: admin_._decision_consequences(adjustment, approve=False))
     def reject_selected(self, request, queryset):
         self._decide_selected(request, queryset, approve=False)
 

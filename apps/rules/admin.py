@@ -1,20 +1,49 @@
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.urls import reverse
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext, gettext_lazy
 from simple_history.admin import SimpleHistoryAdmin
 
 from apps.core.clock import period_start_text
-from apps.core.workflow_admin import FrozenFieldsMixin, WorkflowAdminMixin, WorkflowStep
+from apps.core.workflow_admin import FrozenFieldsMixin, WorkflowAdminMixin, WorkflowStep, review_steps
 from apps.ledger.changelists import BigTableAdminMixin
 from apps.rules.admin_dry_run import RuleDryRunAdminMixin
+from apps.rules.admin_review import ReviewQueueAdminMixin
 from apps.rules.admin_sheets import RuleSheetAdminMixin
 from apps.rules.models import ScoreRule, ScoreRuleObjectPoints, UserScoreInfo
 from apps.rules.resources import ObjectPointsResource, ScoreRuleResource
 from apps.rules.selectors.rules import rule_live_figures
 from apps.rules.services import workflow
+from apps.tasks.models import TaskConfig
 
 _Status = ScoreRule.Status
+
+
+def activate_consequences(rule: ScoreRule) -> list[str]:
+    lines = [
+        gettext("From now on, completions of %(task)s earn points under %(rule)s: %(points)s points when it awards.")
+        % {"task": rule.task_type, "rule": rule.score_type, "points": rule.points},
+        gettext(
+            "What decides its awards (points, period, N, limits, start, cooldown) is frozen from then on; to change it, "
+            "retire it and activate a copy."
+        ),
+    ]
+    if not TaskConfig.objects.filter(task_type=rule.task_type, status=TaskConfig.Status.IN_USE).exists():
+        lines.append(
+            gettext("No task config for %(task)s is in use: nothing completes this task, so the rule pays nothing until one is.")
+            % {"task": rule.task_type}
+        )
+    if rule.in_review:
+        lines.append(gettext("It leaves the review queue."))
+    return lines
+
+
+def retire_consequences(rule: ScoreRule) -> list[str]:
+    return [
+        gettext("%(rule)s stops paying at once: completions from now on earn nothing from it.") % {"rule": rule.score_type},
+        gettext("Points it has already awarded stay, and so does its history."),
+        gettext("This cannot be undone: a retired rule is never active again (copy it as a draft to start over)."),
+    ]
 
 
 def _rule_editable(rule: ScoreRule | None) -> bool:
@@ -39,7 +68,9 @@ class ObjectPointsInline(admin.TabularInline):
 
 
 @admin.register(ScoreRule)
-class ScoreRuleAdmin(RuleDryRunAdminMixin, WorkflowAdminMixin, FrozenFieldsMixin, RuleSheetAdminMixin, SimpleHistoryAdmin):
+class ScoreRuleAdmin(
+    ReviewQueueAdminMixin, RuleDryRunAdminMixin, WorkflowAdminMixin, FrozenFieldsMixin, RuleSheetAdminMixin, SimpleHistoryAdmin
+):
     list_display = (
         "score_type",
         "status_badge",
@@ -88,13 +119,39 @@ class ScoreRuleAdmin(RuleDryRunAdminMixin, WorkflowAdminMixin, FrozenFieldsMixin
     inlines = [ObjectPointsInline]
     resource_classes = [ScoreRuleResource]
     workflow_steps = (
-        WorkflowStep(
-            "activate", gettext_lazy("Activate"), workflow.score_rule_activate, "rule", (_Status.EDITING,), permission="activate"
+        *review_steps(
+            submit=workflow.score_rule_submit_for_review,
+            send_back=workflow.score_rule_send_back,
+            keyword="rule",
+            draft=_Status.EDITING,
+            approve_permission="activate",
         ),
         WorkflowStep(
-            "retire", gettext_lazy("Retire"), workflow.score_rule_retire, "rule", (_Status.ACTIVE,), permission="retire"
+            "activate",
+            gettext_lazy("Activate"),
+            workflow.score_rule_activate,
+            "rule",
+            (_Status.EDITING,),
+            permission="activate",
+            consequences=lambda rule: activate_consequences(rule),
         ),
-        WorkflowStep("copy_as_draft", gettext_lazy("Copy as draft"), workflow.score_rule_copy_as_draft, "rule", permission="add"),
+        WorkflowStep(
+            "retire",
+            gettext_lazy("Retire"),
+            workflow.score_rule_retire,
+            "rule",
+            (_Status.ACTIVE,),
+            permission="retire",
+            consequences=lambda rule: retire_consequences(rule),
+        ),
+        WorkflowStep(
+            "copy_as_draft",
+            gettext_lazy("Copy as draft"),
+            workflow.score_rule_copy_as_draft,
+            "rule",
+            permission="add",
+            confirm=False,
+        ),
     )
 
     # Roles (SPEC §7): activating and retiring are the rule approvers' own permissions, not "change".

@@ -23,7 +23,7 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -51,6 +51,17 @@ def _reason_rows(result: DryRun | StoredDryRun | None) -> list[tuple[str, str, i
     if result is None:
         return []
     return [(reason, decision_reason({"reason": reason}), count) for reason, count in result.reasons()]
+
+
+def dry_run_context(rule: ScoreRule, *, since: datetime) -> dict:
+    """A page's dry run of `rule` over [since, now): its figures when few enough to replay in the request,
+    else the link to the dry run page (which hands a long one to a worker)."""
+    window = Window.of(rule, since=since)
+    if completions_more_than(task_type=rule.task_type, window=window, limit=settings.JIFEN_DRY_RUN_INLINE_MAX):
+        query = urlencode({"since": local_date(since).isoformat()})
+        return {"result": None, "dry_run_url": f"{reverse('admin:rules_scorerule_dry_run', args=[rule.pk])}?{query}"}
+    result = rule_dry_run(rule=rule, since=since)
+    return {"result": result, "reason_rows": _reason_rows(result)}
 
 
 class DryRunForm(forms.Form):
@@ -145,16 +156,23 @@ class RuleDryRunAdminMixin:
             return None, False
         return None, True
 
+    def workflow_confirm_context(self, request, obj, step):
+        """Activating asks with the dry run of the last DRY_RUN_DAYS days on the page, or a link to it."""
+        if step.name != "activate":
+            return super().workflow_confirm_context(request, obj, step)
+        return dry_run_context(obj, since=timezone.now() - timedelta(days=DRY_RUN_DAYS))
+
     def workflow_view(self, request, object_id, step):
-        # Activating a rule whose window starts in the past goes through a page of its own first.
-        if step != "activate" or request.method != "POST":
+        # Activating a rule whose window starts in the past goes through a page of its own: activate
+        # only, or activate and award the completions since its start.
+        if step != "activate":
             return super().workflow_view(request, object_id, step)
         rule = self._rule_or_404(request, object_id)
         if rule.status != ScoreRule.Status.EDITING or rule.start_time is None or rule.start_time >= timezone.now():
             return super().workflow_view(request, object_id, step)
         if not self.has_activate_permission(request, rule):
             raise PermissionDenied
-        choice = request.POST.get("choice")
+        choice = request.POST.get("choice") if request.method == "POST" else None
         if choice == "activate":
             return super().workflow_view(request, object_id, step)
         if choice == "backfill":
@@ -170,20 +188,16 @@ class RuleDryRunAdminMixin:
                     messages.SUCCESS,
                 )
             return HttpResponseRedirect(self._change_url(rule))
-        limit = settings.JIFEN_DRY_RUN_INLINE_MAX
-        if completions_more_than(task_type=rule.task_type, window=Window.of(rule, since=rule.start_time), limit=limit):
-            result = None  # too many for the request: the page links to the dry run page, which hands them to a worker
-        else:
-            result = rule_dry_run(rule=rule, since=rule.start_time)
+        chosen = next(s for s in self.workflow_steps if s.name == "activate")
         context = {
-            "inline_max": limit,
+            "inline_max": settings.JIFEN_DRY_RUN_INLINE_MAX,
             "dry_run_since": local_date(rule.start_time).isoformat(),
             **self.admin_site.each_context(request),
             "title": _("Activate %(rule)s") % {"rule": rule.score_type},
             "opts": self.opts,
             "original": rule,
-            "result": result,
-            "reason_rows": _reason_rows(result),
+            "consequences": chosen.explain(rule),
+            **dry_run_context(rule, since=rule.start_time),
         }
         return TemplateResponse(request, "admin/rules/scorerule/activate.html", context)
 

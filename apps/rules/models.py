@@ -12,6 +12,7 @@ from simple_history.models import HistoricalRecords
 from apps.core.clock import period_start_text
 from apps.core.lifecycle import frozen_field_errors, status_change_error
 from apps.core.points import POINTS_MAX, POINTS_POSITIVE, WholeNumberField, points_at_most_max
+from apps.core.review import ReviewableModel
 from apps.core.soft_delete import SoftDeleteModel
 from apps.tasks.models import TaskConfig
 
@@ -20,7 +21,7 @@ MIN_COOLDOWN = timedelta(seconds=1)
 MAX_COOLDOWN = timedelta(days=366)
 
 
-class ScoreRule(SoftDeleteModel):
+class ScoreRule(ReviewableModel, SoftDeleteModel):
     """积分规则表: how completions of one task type turn into points."""
 
     class Status(models.TextChoices):

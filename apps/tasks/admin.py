@@ -1,15 +1,17 @@
 import uuid
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.urls import path
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
-from apps.core.workflow_admin import FrozenFieldsMixin, WorkflowAdminMixin, WorkflowStep
+from apps.core.workflow_admin import FrozenFieldsMixin, WorkflowAdminMixin, WorkflowStep, review_steps
 from apps.ledger.changelists import BigTableAdminMixin
 from apps.ledger.user_page import decision_outcome, decision_reason
 from apps.rules.admin_sheets import RuleSheetAdminMixin
@@ -21,6 +23,8 @@ from apps.tasks.selectors import (
     WHY_RECENT,
     CompletionWhy,
     completion_explain,
+    config_shadowing,
+    live_rules_of,
     request_explain,
     request_path,
     request_routing_explain,
@@ -28,6 +32,48 @@ from apps.tasks.selectors import (
 )
 
 _Status = TaskConfig.Status
+
+
+def _rule_names(rules) -> str:
+    return ", ".join(rule.score_type for rule in rules)
+
+
+def _routes_refresh() -> str:
+    """When every web process sees a config change (each rereads its routes every JIFEN_ROUTES_REFRESH_S)."""
+    seconds = settings.JIFEN_ROUTES_REFRESH_S
+    if seconds <= 0:
+        return gettext("at once")
+    return ngettext("in every web process within %(n)s second", "in every web process within %(n)s seconds", seconds) % {
+        "n": f"{seconds:g}"
+    }
+
+
+def put_in_use_consequences(config: TaskConfig) -> list[str]:
+    rules = live_rules_of(task_type=config.task_type)
+    lines = [
+        gettext("%(method)s requests whose path matches %(regex)s start counting as completions of %(task)s, %(when)s.")
+        % {"method": config.method, "regex": config.interface_name, "task": config.task_type, "when": _routes_refresh()},
+        gettext("The active rules of %(task)s pay for them: %(rules)s.") % {"task": config.task_type, "rules": _rule_names(rules)}
+        if rules
+        else gettext("No active rule pays for %(task)s yet: its completions are recorded and earn points once one is active.")
+        % {"task": config.task_type},
+        gettext("Its method, path regex, priority and success test are frozen from then on; to change them, copy it as a draft."),
+    ]
+    if config.in_review:
+        lines.append(gettext("It leaves the review queue."))
+    return lines
+
+
+def deprecate_consequences(config: TaskConfig) -> list[str]:
+    rules = live_rules_of(task_type=config.task_type)
+    lines = [
+        gettext("Requests matching %(regex)s stop counting as completions of %(task)s, %(when)s.")
+        % {"regex": config.interface_name, "task": config.task_type, "when": _routes_refresh()},
+    ]
+    if rules:
+        lines.append(gettext("These active rules stop paying for those requests: %(rules)s.") % {"rules": _rule_names(rules)})
+    lines.append(gettext("Points already awarded stay. This cannot be undone: a deprecated config is never put in use again."))
+    return lines
 
 
 class TestRequestForm(forms.Form):
@@ -122,14 +168,46 @@ class TaskConfigAdmin(WorkflowAdminMixin, FrozenFieldsMixin, RuleSheetAdminMixin
     import_export_change_list_template = "admin/tasks/taskconfig/change_list.html"
     resource_classes = [TaskConfigResource]
     workflow_steps = (
-        WorkflowStep(
-            "put_in_use", _("Put in use"), services.task_config_put_in_use, "config", (_Status.EDITING,), permission="put_in_use"
+        *review_steps(
+            submit=services.task_config_submit_for_review,
+            send_back=services.task_config_send_back,
+            keyword="config",
+            draft=_Status.EDITING,
+            approve_permission="put_in_use",
         ),
         WorkflowStep(
-            "deprecate", _("Deprecate"), services.task_config_deprecate, "config", (_Status.IN_USE,), permission="deprecate"
+            "put_in_use",
+            _("Put in use"),
+            services.task_config_put_in_use,
+            "config",
+            (_Status.EDITING,),
+            permission="put_in_use",
+            consequences=lambda config: put_in_use_consequences(config),
         ),
-        WorkflowStep("copy_as_draft", _("Copy as draft"), services.task_config_copy_as_draft, "config", permission="add"),
+        WorkflowStep(
+            "deprecate",
+            _("Deprecate"),
+            services.task_config_deprecate,
+            "config",
+            (_Status.IN_USE,),
+            permission="deprecate",
+            consequences=lambda config: deprecate_consequences(config),
+        ),
+        WorkflowStep(
+            "copy_as_draft", _("Copy as draft"), services.task_config_copy_as_draft, "config", permission="add", confirm=False
+        ),
     )
+
+    def workflow_confirm_context(self, request, obj, step):
+        if step.name != "put_in_use":
+            return {}
+        shadowing = config_shadowing(config=obj)
+        return {"shadows": shadowing.takes_over, "outranked_by": shadowing.outranked_by}
+
+    def workflow_confirm_row_context(self, request, obj, step):
+        if step.name != "put_in_use":
+            return {}
+        return {"shadows": config_shadowing(config=obj).takes_over}
 
     # Roles (SPEC §7): putting in use and deprecating are the rule approvers' own permissions, not "change".
     def has_put_in_use_permission(self, request, obj=None) -> bool:

@@ -11,10 +11,11 @@ from simple_history.models import HistoricalRecords
 
 from apps.core.clock import local_text
 from apps.core.lifecycle import frozen_field_errors, status_change_error
+from apps.core.review import ReviewableModel
 from apps.core.soft_delete import SoftDeleteModel
 
 
-class TaskConfig(SoftDeleteModel):
+class TaskConfig(ReviewableModel, SoftDeleteModel):
     """任务配置表: a request (method + path regex) that counts as completing a task."""
 
     class Status(models.TextChoices):

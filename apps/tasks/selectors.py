@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from django.db.models import Exists, Max, OuterRef
 from django.utils.dateparse import parse_datetime
 
+from apps.core.regex_examples import regex_examples
 from apps.ledger.models import ScoreRecord
 from apps.rules.models import ScoreRule
 from apps.tasks.models import TaskConfig, UserTaskRecord
@@ -33,6 +34,63 @@ class RequestRouting:
     outranked: list[ConfigMatch] = field(default_factory=list)  # in use, match too, lose on priority/id
     not_in_use: list[ConfigMatch] = field(default_factory=list)  # would match if they were in use
     other_methods: list[ConfigMatch] = field(default_factory=list)  # in use, match the path with another method
+
+
+@dataclass(frozen=True)
+class Shadow:
+    """Another in-use config and a path that both it and the config being put in use match."""
+
+    config: TaskConfig
+    path: str
+    rules: tuple[ScoreRule, ...]  # the active rules that would not pay for that path
+
+
+@dataclass(frozen=True)
+class Shadowing:
+    """What putting a config in use would change in routing, judged on example paths of both regexes."""
+
+    takes_over: tuple[Shadow, ...]  # in-use configs that would lose paths to it: their rules stop paying there
+    outranked_by: tuple[Shadow, ...]  # in-use configs that keep paths it also matches: its rules get nothing there
+
+    def __bool__(self) -> bool:
+        return bool(self.takes_over or self.outranked_by)
+
+
+def live_rules_of(*, task_type: str) -> tuple[ScoreRule, ...]:
+    """The active rules of a task type, read now (not the workers' cache): what pays for its completions."""
+    return tuple(ScoreRule.objects.filter(task_type=task_type, status=ScoreRule.Status.ACTIVE).order_by("id"))
+
+
+def config_shadowing(*, config: TaskConfig) -> Shadowing:
+    """Which in-use configs of the same method `config` would shadow, or be shadowed by, if put in use.
+
+    Routing gives a request to the highest-priority matching config (then the oldest), so a new
+    config that matches the paths of one in use takes them over silently. Each config's regex is
+    tried on example paths of the other's (apps.core.regex_examples) through the middleware's own
+    route table, before and after; one example per pair is shown.
+    """
+    try:
+        mine = Route.from_config(config)
+    except re.error:
+        return Shadowing((), ())
+    others = list(TaskConfig.objects.filter(status=TaskConfig.Status.IN_USE, method=config.method).exclude(pk=config.pk))
+    routes = [Route.from_config(other) for other in others]
+    before, after = RouteTable(routes), RouteTable([*routes, mine])
+    own_examples = regex_examples(config.interface_name)
+    takes_over, outranked_by = [], []
+    for other in others:
+        lost = kept = None
+        for path in (*regex_examples(other.interface_name), *own_examples):
+            was, now = before.match(config.method, path), after.match(config.method, path)
+            if lost is None and was and was.route.config_id == other.pk and now and now.route.config_id == config.pk:
+                lost = path
+            if kept is None and now and now.route.config_id == other.pk and mine.regex.fullmatch(path):
+                kept = path
+        if lost is not None:
+            takes_over.append(Shadow(other, lost, live_rules_of(task_type=other.task_type)))
+        if kept is not None:
+            outranked_by.append(Shadow(other, kept, live_rules_of(task_type=config.task_type)))
+    return Shadowing(tuple(takes_over), tuple(outranked_by))
 
 
 def request_path(text: str) -> str:

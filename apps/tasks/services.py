@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from apps.core.lifecycle import Actor, copy_fields, free_copy_code, save_with_history, transition, update_fields
 from apps.core.multirow import rows_insert
+from apps.core.review import review_send_back, review_submit
 from apps.tasks.models import TaskConfig, UserTaskRecord
 from apps.tasks.reversals import Moment, reversal_pairs
 
@@ -112,6 +113,16 @@ def task_config_update(*, config: TaskConfig, actor: Actor = None, **changes: An
 def task_config_put_in_use(*, config: TaskConfig, actor: Actor = None) -> TaskConfig:
     """editing → in_use: requests matching it count from the next route-table refresh on."""
     return transition(config, source=TaskConfig.Status.EDITING, target=TaskConfig.Status.IN_USE, actor=actor)
+
+
+def task_config_submit_for_review(*, config: TaskConfig, actor: Actor = None) -> TaskConfig:
+    """A draft goes into the approvers' review queue (rule editors may)."""
+    return review_submit(config, actor=actor)
+
+
+def task_config_send_back(*, config: TaskConfig, actor: Actor = None, comment: str = "") -> TaskConfig:
+    """A draft in review goes back to its editor with the approver's comment; it stays a draft."""
+    return review_send_back(config, actor=actor, comment=comment)
 
 
 def task_config_deprecate(*, config: TaskConfig, actor: Actor = None) -> TaskConfig:

@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from simple_history.admin import SimpleHistoryAdmin
 
-from apps.core.workflow_admin import AuditHistoryMixin
+from apps.core.workflow_admin import AuditHistoryMixin, confirm_first, confirmation_page
 from apps.tracking.forms import ServiceKeyCreateForm
 from apps.tracking.models import FailedEvent, OutboxEvent, ServiceKey
 from apps.tracking.services import pipeline, service_keys
@@ -139,15 +139,38 @@ class ServiceKeyAdmin(AuditHistoryMixin, SimpleHistoryAdmin):
         return own + super().get_urls()
 
     def revoke_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
+        """GET: what revoking does, and the button; POST: the key is revoked."""
         key = get_object_or_404(ServiceKey, pk=unquote(object_id))
         if not self.has_change_permission(request, key):
             raise PermissionDenied
+        if request.method != "POST":
+            lines, not_possible = self._revoke_consequences(key)
+            return confirmation_page(
+                self,
+                request,
+                obj=key,
+                title=_("Revoke %(key)s") % {"key": key},
+                consequences=lines,
+                not_possible=not_possible,
+                action_url=reverse("admin:tracking_servicekey_revoke", args=[key.pk]),
+                cancel_url=reverse("admin:tracking_servicekey_change", args=[key.pk]),
+                confirm_label=_("Revoke this key now"),
+                confirm_class="revoke",
+            )
         self._revoke(request, [key])
         return HttpResponseRedirect(reverse("admin:tracking_servicekey_change", args=[key.pk]))
 
+    @staticmethod
+    def _revoke_consequences(key: ServiceKey) -> tuple[list[str], str | None]:
+        if not key.is_active:
+            return [], _("%(key)s is revoked already.") % {"key": key}
+        return [
+            _("Every request signed with %(key)s is refused from now on, on every server.") % {"key": key},
+            _("This cannot be undone: give the service a new key (Add service key) if it should go on sending events."),
+        ], None
+
     @admin.action(description=gettext_lazy("Revoke selected keys"), permissions=["change"])
+    @confirm_first(lambda admin_, key: admin_._revoke_consequences(key))
     def revoke_selected(self, request, queryset):
         self._revoke(request, list(queryset))
 

@@ -34,6 +34,10 @@ def test_author_a_task_and_a_rule_and_activate_them(page, live_server, admin_log
     page.check("input[name=_selected_action]")
     page.select_option("select[name=action]", "put_in_use")
     page.click("button[name=index]")
+    # The list action asks first, saying what it will do; nothing happens until the operator confirms.
+    assert "start counting as completions of answer" in page.locator("#confirm-rows").inner_text()
+    assert TaskConfig.objects.get(task_type="answer").status == TaskConfig.Status.EDITING
+    page.click("#confirm-step")
     page.wait_for_selector(".messagelist")
     assert TaskConfig.objects.get(task_type="answer").status == TaskConfig.Status.IN_USE
 
@@ -41,6 +45,7 @@ def test_author_a_task_and_a_rule_and_activate_them(page, live_server, admin_log
     page.check("input[name=_selected_action]")
     page.select_option("select[name=action]", "activate")
     page.click("button[name=index]")
+    page.click("#confirm-step")
     page.wait_for_selector(".messagelist")
     screenshot(page, "scorerule-activated")
     rule = ScoreRule.objects.get(score_type="answer-daily")

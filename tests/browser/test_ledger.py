@@ -61,7 +61,7 @@ def test_a_large_adjustment_waits_for_a_second_operator(page, live_server, admin
     adjustment = Adjustment.objects.get(user=alice)
     assert adjustment.status == Adjustment.Status.PENDING
     # The requester is told why she cannot decide, and has no buttons.
-    assert page.locator("input[name=_approve]").count() == 0
+    assert page.locator("#decide-approve").count() == 0
     assert page.locator("#decision").count() == 1
     assert not Account.objects.filter(user=alice, balance__gt=0).exists()
 
@@ -70,7 +70,8 @@ def test_a_large_adjustment_waits_for_a_second_operator(page, live_server, admin
     admin_login(page, pavel)
     page.goto(f"{live_server.url}/admin/ledger/adjustment/{adjustment.pk}/change/")
     screenshot(page, "adjustment-pending")
-    page.click("input[name=_approve]")
+    page.click("#decide-approve")  # the confirmation page says what will happen, then posts
+    page.click("#confirm-step")
     page.wait_for_selector(".messagelist .success")
     screenshot(page, "adjustment-posted")
     adjustment.refresh_from_db()

@@ -66,7 +66,7 @@ def test_an_auditor_sees_everything_and_can_change_nothing(page, live_server, ad
     token = page.evaluate("document.cookie.match(/csrftoken=([^;]+)/)[1]")
     response = page.request.post(
         f"{live_server.url}/admin/rules/scorerule/",
-        form={"action": "activate", "_selected_action": str(rule.pk), "csrfmiddlewaretoken": token},
+        form={"action": "activate", "_selected_action": str(rule.pk), "post": "yes", "csrfmiddlewaretoken": token},
         headers={"Referer": f"{live_server.url}/admin/rules/scorerule/"},
     )
     assert response.status in (200, 403)

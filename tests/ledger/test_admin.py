@@ -284,7 +284,7 @@ class TestAdjustmentFlow:
         assert "another operator must approve" in html and "Approve and post" not in html
         assert client.post(reverse("admin:ledger_adjustment_approve", args=[adjustment.pk])).status_code == 403
         changelist = reverse("admin:ledger_adjustment_changelist")
-        client.post(changelist, {"action": "approve_selected", "_selected_action": [adjustment.pk]})
+        client.post(changelist, {"action": "approve_selected", "_selected_action": [adjustment.pk], "post": "yes"})
         adjustment.refresh_from_db()
         assert adjustment.status == "pending" and adjustment.entry is None
 
@@ -311,7 +311,7 @@ class TestAdjustmentFlow:
         changelist = reverse("admin:ledger_adjustment_changelist")
         assert "reject_selected" in page(client, changelist, status="pending")
         adjustment = Adjustment.objects.get()
-        client.post(changelist, {"action": "reject_selected", "_selected_action": [adjustment.pk]})
+        client.post(changelist, {"action": "reject_selected", "_selected_action": [adjustment.pk], "post": "yes"})
         adjustment.refresh_from_db()
         assert adjustment.status == "rejected" and adjustment.decided_by == pavel
         assert ScoreRecord.objects.count() == 2 and alice.points_account.balance == 550

@@ -74,8 +74,8 @@ class TestChangelist:
     def test_actions_change_status_through_the_services(self, client, operator, rules):
         streak = ScoreRule.objects.get(score_type="post-streak")
         daily = ScoreRule.objects.get(score_type="post-daily")
-        client.post(reverse(CHANGELIST), {"action": "activate", "_selected_action": [streak.pk]})
-        client.post(reverse(CHANGELIST), {"action": "retire", "_selected_action": [daily.pk]})
+        client.post(reverse(CHANGELIST), {"action": "activate", "_selected_action": [streak.pk], "post": "yes"})
+        client.post(reverse(CHANGELIST), {"action": "retire", "_selected_action": [daily.pk], "post": "yes"})
         client.post(reverse(CHANGELIST), {"action": "copy_as_draft", "_selected_action": [daily.pk]})
         statuses = dict(ScoreRule.objects.values_list("score_type", "status"))
         assert statuses == {

@@ -57,7 +57,12 @@ class TestChangelist:
 
     def test_action_puts_in_use_through_the_service(self, client, operator):
         draft = TaskConfigFactory(task_type="draft-task", status="editing")
-        client.post(reverse(CHANGELIST), {"action": "put_in_use", "_selected_action": [draft.pk]})
+        asked = client.post(reverse(CHANGELIST), {"action": "put_in_use", "_selected_action": [draft.pk]})
+        page = asked.content.decode()
+        assert asked.status_code == 200 and 'id="confirm-step"' in page and "start counting as completions of draft-task" in page
+        draft.refresh_from_db()
+        assert draft.status == "editing"  # nothing happens until the operator confirms
+        client.post(reverse(CHANGELIST), {"action": "put_in_use", "_selected_action": [draft.pk], "post": "yes"})
         draft.refresh_from_db()
         assert draft.status == "in_use"
         record = draft.history.latest()
@@ -84,9 +89,15 @@ class TestChangePage:
         assert "only one that is in use can become deprecated" in response.content.decode()
         assert TaskConfig.objects.get(pk=draft.pk).status == "editing"
 
-    def test_steps_only_by_post(self, client, operator):
+    def test_a_step_url_opened_by_get_asks_and_changes_nothing(self, client, operator):
         draft = TaskConfigFactory(task_type="draft-task", status="editing")
-        assert client.get(workflow_url(draft, "put_in_use")).status_code == 405
+        page = client.get(workflow_url(draft, "put_in_use"))
+        text = page.content.decode()
+        assert page.status_code == 200 and 'id="confirm-step"' in text and 'id="confirm-cancel"' in text
+        assert 'method="post"' in text and workflow_url(draft, "put_in_use") in text
+        # A step that no longer applies (a bookmark, a second tab) says so instead of offering it.
+        later = client.get(workflow_url(draft, "deprecate")).content.decode()
+        assert 'id="confirm-not-possible"' in later and 'id="confirm-step"' not in later
         assert client.post(workflow_url(draft, "no-such-step")).status_code == 404
         assert TaskConfig.objects.get(pk=draft.pk).status == "editing"
 

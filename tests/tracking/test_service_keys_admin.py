@@ -84,8 +84,10 @@ def test_revoking_from_the_keys_page_takes_effect_at_once(client, operator):
     key, secret = service_key_create(name="shop")
     page = client.get(reverse("admin:tracking_servicekey_change", args=[key.pk])).content.decode()
     revoke_url = reverse("admin:tracking_servicekey_revoke", args=[key.pk])
-    assert f'action="{revoke_url}"' in page
-    assert client.get(revoke_url).status_code == 405
+    assert f'href="{revoke_url}"' in page
+    asked = client.get(revoke_url).content.decode()  # the button opens the question; nothing is revoked yet
+    assert f'action="{revoke_url}"' in asked and "is refused from now on" in asked and "cannot be undone" in asked
+    assert ServiceKey.objects.get(pk=key.pk).is_active
 
     response = client.post(revoke_url, follow=True)
     assert "1 key revoked." in response.content.decode()
@@ -102,7 +104,11 @@ def test_revoking_from_the_keys_page_takes_effect_at_once(client, operator):
 def test_revoke_action_on_the_list(client, operator):
     keys = [service_key_create(name=f"system {n}")[0] for n in range(3)]
     url = reverse("admin:tracking_servicekey_changelist")
-    client.post(url, {"action": "revoke_selected", "_selected_action": [keys[0].pk, keys[1].pk]})
+    chosen = {"action": "revoke_selected", "_selected_action": [keys[0].pk, keys[1].pk]}
+    asked = client.post(url, chosen).content.decode()
+    assert asked.count("is refused from now on") == 2 and 'name="post" value="yes"' in asked
+    assert all(k.is_active for k in ServiceKey.objects.all())  # nothing until the operator confirms
+    client.post(url, {**chosen, "post": "yes"})
     assert [k.is_active for k in ServiceKey.objects.order_by("pk")] == [False, False, True]
     active = client.get(url, {"status": "active"}).content.decode()
     assert keys[2].key_id in active and keys[0].key_id not in active
@@ -140,6 +146,9 @@ def test_auditors_see_keys_but_not_secrets_and_cannot_create_or_revoke(client):
     assert client.get(reverse("admin:tracking_servicekey_add")).status_code == 403
     assert client.post(reverse("admin:tracking_servicekey_add"), {"name": "mine"}).status_code == 403
     assert client.post(reverse("admin:tracking_servicekey_revoke", args=[key.pk])).status_code == 403
-    client.post(reverse("admin:tracking_servicekey_changelist"), {"action": "revoke_selected", "_selected_action": [key.pk]})
+    client.post(
+        reverse("admin:tracking_servicekey_changelist"),
+        {"action": "revoke_selected", "_selected_action": [key.pk], "post": "yes"},
+    )
     key.refresh_from_db()
     assert key.is_active and ServiceKey.objects.count() == 1

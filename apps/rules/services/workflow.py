@@ -1,10 +1,11 @@
-"""The rule workflow (SPEC §4): editing → active → retired, frozen fields, copy as draft."""
+"""The rule workflow (SPEC §4): editing → (review) → active → retired, frozen fields, copy as draft."""
 
 from typing import Any
 
 from django.db import transaction
 
 from apps.core.lifecycle import Actor, copy_fields, free_copy_code, save_with_history, transition, update_fields
+from apps.core.review import review_send_back, review_submit
 from apps.rules.models import ScoreRule, ScoreRuleObjectPoints
 
 # A copy keeps everything that decides awards (the frozen fields), the description and the window's end.
@@ -24,6 +25,16 @@ def score_rule_update(*, rule: ScoreRule, actor: Actor = None, **changes: Any) -
 def score_rule_activate(*, rule: ScoreRule, actor: Actor = None) -> ScoreRule:
     """editing → active. From then on the fields that decide awards are frozen."""
     return transition(rule, source=ScoreRule.Status.EDITING, target=ScoreRule.Status.ACTIVE, actor=actor)
+
+
+def score_rule_submit_for_review(*, rule: ScoreRule, actor: Actor = None) -> ScoreRule:
+    """A draft goes into the approvers' review queue (rule editors may)."""
+    return review_submit(rule, actor=actor)
+
+
+def score_rule_send_back(*, rule: ScoreRule, actor: Actor = None, comment: str = "") -> ScoreRule:
+    """A draft in review goes back to its editor with the approver's comment; it stays a draft."""
+    return review_send_back(rule, actor=actor, comment=comment)
 
 
 def score_rule_retire(*, rule: ScoreRule, actor: Actor = None) -> ScoreRule:
