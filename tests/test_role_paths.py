@@ -658,7 +658,7 @@ NOT_DOORS = {
     "command verify_ledger": "reads the ledger and reports",
     "command rebuild_leaderboards": "recomputes the leaderboard totals from the ledger: no status, no entry",
     "command ingest_events": "events from a file, as POST /api/events: the rules award them; no operator's status or entry",
-    "command demo_setup": "a fresh machine's set-up (make run): migrates, loads the demo, creates the first operator",
+    "command demo_setup": "a fresh machine's set-up (make run): migrates, loads the demo, creates admin and approver",
     "command seed_demo_data": (
         "bulk demo and benchmark data: posts awards and adjustments as the system's seed-operator, "
         "for a development checkout; names no operator, so no role applies"
