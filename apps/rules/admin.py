@@ -210,16 +210,16 @@ class ScoreRuleObjectPointsAdmin(RuleSheetAdminMixin, admin.ModelAdmin):
 class UserScoreInfoAdmin(BigTableAdminMixin, admin.ModelAdmin):
     """Progress rows (one per user, rule and period): read-only, a big table like the ledger."""
 
+    # What an operator looks for, fitting the page beside the filters: the period's start, and a
+    # streak's length, are on each row's page.
     list_display = (
         "user_column",
         "achievement_type",
-        "period_column",
-        "deadline",
         "achievement_amount_now",
         "required_number",
         "achieved",
         "awards_in_period",
-        "streak_length",
+        "deadline",
     )
     list_display_links = ("achievement_type",)
     # The rule's foreign key index serves its filter; `achieved` splits the rows roughly in two,
