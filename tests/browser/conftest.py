@@ -89,3 +89,21 @@ def admin_login(live_server):
 @pytest.fixture
 def superuser(transactional_db):
     return UserFactory(username="boss", is_staff=True, is_superuser=True, password=PASSWORD)
+
+
+ROLES_MIGRATION = ("tracking", "0003_roles")
+
+
+@pytest.fixture
+def roles(transactional_db):
+    """The migration's groups (rule editors, approvers, …): a transactional test's flush empties them,
+    so the roles migration's own function runs again, on the models as they were at that migration."""
+    import importlib
+    from types import SimpleNamespace
+
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    module = importlib.import_module(f"apps.{ROLES_MIGRATION[0]}.migrations.{ROLES_MIGRATION[1]}")
+    state = MigrationExecutor(connection).loader.project_state(ROLES_MIGRATION, at_end=True)
+    module.create_roles(state.apps, SimpleNamespace(connection=connection))

@@ -28,7 +28,7 @@ def log_in(page, live_server, user) -> None:
     page.wait_for_url(f"{live_server.url}/admin/")
 
 
-def test_editor_submits_approver_reviews_and_activates(page, live_server, screenshot):
+def test_editor_submits_approver_reviews_and_activates(page, live_server, screenshot, roles):
     page.set_viewport_size({"width": 1280, "height": 900})
     # Already in use: any action on a post by its numeric id, and a rule that pays for sharing.
     TaskConfigFactory(task_type="post-share", interface_name=r"^/posts/(?P<id>\d+)/share/$", id_group_name="id")
@@ -76,7 +76,7 @@ def test_editor_submits_approver_reviews_and_activates(page, live_server, screen
     page.wait_for_selector("#confirm-step")
     shadows = page.locator("#confirm-shadows").inner_text()
     assert "post-share" in shadows and "share-daily" in shadows
-    assert page.locator("#confirm-step").inner_text().strip() == "Put in use anyway"
+    assert page.locator("#confirm-step").inner_text().strip().lower() == "put in use anyway"
     screenshot(page, "confirm-shadowing")
     fits(page)
     page.reload()  # a reload asks again, and changes nothing
