@@ -14,10 +14,6 @@ class ReviewQueue:
     sent_back_configs: tuple[TaskConfig, ...]  # back with their editors, newest first
     sent_back_rules: tuple[ScoreRule, ...]
 
-    @property
-    def waiting(self) -> int:
-        return len(self.configs) + len(self.rules)
-
 
 def _drafts(model, state: str, order: str):
     return tuple(
