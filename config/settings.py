@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "apps.rules",
     "apps.ledger",
     "apps.tracking",
+    "apps.rewards",
     "apps.community",
 ]
 

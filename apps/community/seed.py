@@ -43,7 +43,9 @@ from apps.community.bulk_write import BulkTable, ids_reserve
 from apps.core.clock import local_date, serial_stamp
 from apps.core.periods import period_bounds
 from apps.ledger.models import Account, Adjustment, LeaderboardTotal, ScoreRecord
+from apps.ledger.point_types import default_point_type_id
 from apps.ledger.services.leaderboard import leaderboards_rebuild
+from apps.ledger.services.lots import accounts_open
 from apps.rules.models import CountedCompletion, ScoreRule, ScoreRuleObjectPoints, UserScoreInfo
 from apps.tasks.models import TaskConfig, UserTaskRecord
 
@@ -121,6 +123,7 @@ def _seedable_rules(*, since: datetime) -> list[_Rule]:
         required_number_of_times=1,
         number_limit_all__isnull=True,
         task_type__in=list(configs),
+        point_type_id=default_point_type_id(),  # one account per user: the main one
     ).order_by("id")
     amounts = defaultdict(dict)
     for row in ScoreRuleObjectPoints.objects.filter(rule__in=rules):
@@ -192,6 +195,7 @@ class _Seeder:
     def __init__(self, plan: SeedPlan, rules: list[_Rule], operator_id: int, report: SeedReport):
         self.plan, self.rules, self.operator_id, self.report = plan, rules, operator_id, report
         self.rng = random.Random(plan.seed)
+        self.point_type_id = default_point_type_id()
         self.now = timezone.now()
         self.clock = _Clock(self.rng, plan.days, self.now, ZoneInfo(settings.TIME_ZONE))
         rng = self.rng
@@ -200,7 +204,8 @@ class _Seeder:
         self.tables = {
             "users": BulkTable(user_model, ["id", "username", "password", "date_joined", "is_active"]),
             "accounts": BulkTable(
-                Account, ["id", "user_id", "balance", "last_seq", "last_activity_at", "created_at", "updated_at"]
+                Account,
+                ["id", "user_id", "balance", "last_seq", "last_activity_at", "created_at", "updated_at", "point_type_id"],
             ),
             "completions": BulkTable(
                 UserTaskRecord,
@@ -222,7 +227,7 @@ class _Seeder:
             "entries": BulkTable(
                 ScoreRecord,
                 [
-                    "id", "account_id", "user_id", "serial_number", "seq", "trade_amount", "amount_before_trade",
+                    "id", "account_id", "user_id", "point_type_id", "serial_number", "seq", "trade_amount", "amount_before_trade",
                     "amount_after_trade", "business_type", "kind", "score_info_id", "rule_id", "completion_id",
                     "location", "country", "lang_type", "idempotency_key", "created_at",
                 ],
@@ -325,7 +330,7 @@ class _Seeder:
                     # Event ids and request tokens are new on every run, whatever the seed.
                     token = uuid.uuid4()
                     entries.append(
-                        (eid, aid, uid, serial, seq, amount, before, before + amount, "adjustment",
+                        (eid, aid, uid, self.point_type_id, serial, seq, amount, before, before + amount, "adjustment",
                          ScoreRecord.Kind.ADJUSTMENT, None, None, None, "", "", "", f"adjustment:{token}", written)
                     )  # fmt: skip
                     adjustments.append(
@@ -349,8 +354,8 @@ class _Seeder:
                 )  # fmt: skip
                 counted.append((take("counted"), rule.id, row.id, cid, None if rule.can_repeat else business_id, written))
                 entries.append(
-                    (eid, aid, uid, serial, seq, amount, before, before + amount, rule.code, ScoreRecord.Kind.AWARD,
-                     row.id, rule.id, cid, address, country, lang, f"award:{event_id}:{rule.id}", written)
+                    (eid, aid, uid, self.point_type_id, serial, seq, amount, before, before + amount, rule.code,
+                     ScoreRecord.Kind.AWARD, row.id, rule.id, cid, address, country, lang, f"award:{event_id}:{rule.id}", written)
                 )  # fmt: skip
             with transaction.atomic():
                 for name, batch in (
@@ -440,7 +445,12 @@ def demo_data_seed(*, plan: SeedPlan, operator_id: int, progress: Callable[[str]
             joined = seeder.now - timedelta(days=plan.days + rng.randint(0, 365))
             users.append((uid, f"{plan.username_prefix}{first_user + index:07d}", "!", joined, True))
             accounts.append(
-                seeder.plan_user(uid, aid, awards_per_user[index], adjustments_per_user[index], pending_per_user[index], postings)
+                (
+                    *seeder.plan_user(
+                        uid, aid, awards_per_user[index], adjustments_per_user[index], pending_per_user[index], postings
+                    ),
+                    seeder.point_type_id,
+                )
             )
         with transaction.atomic():
             seeder._write("users", users)
@@ -449,6 +459,8 @@ def demo_data_seed(*, plan: SeedPlan, operator_id: int, progress: Callable[[str]
         report.accounts += len(accounts)
         progress(f"{end}/{plan.users} users and accounts")
     seeder.write_in_time_order(postings, ids, progress)
+    # Levels' earned totals and one lot per account holding its balance, as the posting keeps them.
+    accounts_open(first_id=ids["accounts"], last_id=ids["accounts"] + plan.users - 1)
 
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:

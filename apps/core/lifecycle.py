@@ -24,7 +24,8 @@ def frozen_field_errors(instance: models.Model, *, frozen: Sequence[str], draft_
     """{field: message} for each frozen field that differs from the stored row, once past draft."""
     if instance.pk is None:
         return {}
-    stored = type(instance).all_objects.filter(pk=instance.pk).values("status", *frozen).first()
+    columns = {name: instance._meta.get_field(name).attname for name in frozen}  # a foreign key by its id
+    stored = type(instance).all_objects.filter(pk=instance.pk).values("status", *columns.values()).first()
     if stored is None or stored["status"] == draft_status:
         return {}
     status_label = type(instance).Status(stored["status"]).label
@@ -34,8 +35,8 @@ def frozen_field_errors(instance: models.Model, *, frozen: Sequence[str], draft_
             "(copy as draft) to change it."
         )
         % {"name": instance._meta.get_field(name).verbose_name, "object": instance, "status": status_label}
-        for name in frozen
-        if getattr(instance, name) != stored[name]
+        for name, column in columns.items()
+        if getattr(instance, column) != stored[column]
     }
 
 

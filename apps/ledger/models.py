@@ -14,15 +14,112 @@ class LedgerImmutableError(Exception):
     """Raised on any attempt to change or remove a ledger entry."""
 
 
-class Account(models.Model):
-    """The seed's profile: a user's points balance.
+class PointType(models.Model):
+    """A kind of points (SPEC §11): `coins` 积分 to spend, `exp` 经验 to rank, each with its own expiry.
 
-    `balance` and `last_seq` change only in `ledger_post_entry`, under this row's lock, together
-    with the entry that explains the change.
+    One type is the default (created by a migration, never changed to another): what every rule,
+    sheet row, adjustment and API call that names no type uses, so what existed before point types
+    keeps working. A type's expiry policy decides the expiry of each lot credited from then on;
+    lots already credited keep theirs.
     """
 
-    user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="points_account", verbose_name=_("user")
+    class Expiry(models.TextChoices):
+        NEVER = "never", _("never")
+        ROLLING = "rolling", _("N months after earning")
+        YEAR_END = "year_end", _("at the end of the year after earning")
+
+    code = models.SlugField(_("code"), max_length=32, unique=True)
+    name = models.CharField(_("name"), max_length=64)
+    spendable = models.BooleanField(
+        _("spendable"), default=True, help_text=_("Can be spent in the shop and held by other systems.")
+    )
+    expiry = models.CharField(_("expiry"), max_length=8, choices=Expiry.choices, default=Expiry.NEVER)
+    expiry_months = models.PositiveSmallIntegerField(
+        _("months until expiry"), null=True, blank=True, help_text=_("For “N months after earning” only: N, from 1 to 120.")
+    )
+    is_default = models.BooleanField(_("default"), default=False, editable=False)
+    position = models.PositiveSmallIntegerField(_("position"), default=0, help_text=_("Where it is listed: lowest first."))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("point type")
+        verbose_name_plural = _("point types")
+        ordering = ["position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["is_default"], condition=Q(is_default=True), name="pointtype_one_default"),
+            models.CheckConstraint(
+                condition=Q(expiry="rolling", expiry_months__gte=1, expiry_months__lte=120)
+                | (~Q(expiry="rolling") & Q(expiry_months__isnull=True)),
+                name="pointtype_expiry_months",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.code
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        if self.expiry == self.Expiry.ROLLING and not (self.expiry_months and 1 <= self.expiry_months <= 120):
+            raise ValidationError({"expiry_months": _("Say after how many months the points expire (1 to 120).")})
+        if self.expiry != self.Expiry.ROLLING:
+            self.expiry_months = None
+
+    @property
+    def expires(self) -> bool:
+        return self.expiry != self.Expiry.NEVER
+
+
+class Level(models.Model):
+    """等级: reached when a user's lifetime earned points of the type reach `threshold` (SPEC §11).
+
+    Earned = awards less their reversals, plus credit adjustments (`Account.earned_total`), so
+    spending and expiry never demote anyone.
+    """
+
+    point_type = models.ForeignKey(PointType, on_delete=models.PROTECT, related_name="levels", verbose_name=_("point type"))
+    name = models.CharField(_("name"), max_length=64)
+    threshold = models.BigIntegerField(
+        _("threshold"), validators=[points_at_most_max], help_text=_("Lifetime earned points needed: 0 for the first level.")
+    )
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("level")
+        verbose_name_plural = _("levels")
+        ordering = ["point_type", "threshold"]
+        constraints = [
+            models.UniqueConstraint(fields=["point_type", "threshold"], name="level_threshold_unique"),
+            models.UniqueConstraint(fields=["point_type", "name"], name="level_name_unique"),
+            models.CheckConstraint(condition=Q(threshold__gte=0), name="level_threshold_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Account(models.Model):
+    """A user's balance of one point type (SPEC §5, §11).
+
+    The account of the default type is the user's *main* account, created first, and its row lock
+    is the user's lock: every write that concerns the user (completions, progress, any type's
+    entries, lots, redemptions, holds) takes it first (`account_lock`, `accounts_lock`), so the
+    user's other accounts need no lock of their own. `balance`, `last_seq` and `earned_total`
+    change only in the ledger's posting, together with the entry that explains the change.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="points_accounts", verbose_name=_("user")
+    )
+    point_type = models.ForeignKey(PointType, on_delete=models.PROTECT, related_name="+", verbose_name=_("point type"))
+    earned_total = models.BigIntegerField(
+        _("earned in all"),
+        default=0,
+        editable=False,
+        help_text=_("Awards less their reversals, plus credit adjustments: what levels count."),
     )
     balance = models.BigIntegerField(_("balance"), default=0)
     last_seq = models.PositiveBigIntegerField(default=0, editable=False)
@@ -33,12 +130,13 @@ class Account(models.Model):
     class Meta:
         verbose_name = _("account")
         verbose_name_plural = _("accounts")
+        constraints = [models.UniqueConstraint(fields=["user", "point_type"], name="account_user_type_unique")]
         # Serves the admin's below-zero filter (a range scan on few rows) and its balance ordering,
         # ties broken by id in the same direction (apps.ledger.changelists.IndexOrderChangeList).
         indexes = [models.Index(fields=["balance", "id"], name="account_balance_id")]
 
     def __str__(self) -> str:
-        return f"{self.user} ({self.balance})"
+        return f"{self.user} ({self.balance} {self.point_type.code})"
 
 
 class ScoreRecordQuerySet(models.QuerySet):
@@ -59,10 +157,17 @@ class ScoreRecord(models.Model):
         AWARD = "award", _("award")
         ADJUSTMENT = "adjustment", _("adjustment")
         REVERSAL = "reversal", _("reversal")
+        SPEND = "spend", _("spend")
+        REFUND = "refund", _("refund")
+        EXPIRY = "expiry", _("expiry")
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries", verbose_name=_("account"))
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="score_records", verbose_name=_("user")
+    )
+    # The account's type, copied so that lists filter by type without a join.
+    point_type = models.ForeignKey(
+        PointType, on_delete=models.PROTECT, related_name="+", db_index=False, verbose_name=_("point type")
     )
     serial_number = models.CharField(_("serial number"), max_length=40, unique=True)
     seq = models.PositiveBigIntegerField(_("sequence"))
@@ -151,6 +256,15 @@ class Adjustment(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="adjustments", verbose_name=_("user")
     )
+    point_type = models.ForeignKey(
+        PointType,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("point type"),
+        null=True,
+        blank=True,
+        help_text=_("Empty: the default type."),
+    )
     amount = models.BigIntegerField(
         _("amount"),
         help_text=_("Positive credits, negative debits."),
@@ -224,6 +338,10 @@ class LeaderboardTotal(models.Model):
         YEAR = "year", _("year")
         ALL = "all", _("all time")
 
+    # The overall board (0) is one per type; a rule's board has its rule's type.
+    point_type = models.ForeignKey(
+        PointType, on_delete=models.PROTECT, related_name="+", db_index=False, verbose_name=_("point type")
+    )
     # Not a foreign key: 0 is the overall board, and rules are never deleted (entries protect them).
     board = models.PositiveIntegerField(_("leaderboard"), help_text=_("The rule's id, or 0 for all rules together."))
     period = models.CharField(_("period"), max_length=5, choices=Period.choices)
@@ -241,15 +359,80 @@ class LeaderboardTotal(models.Model):
         verbose_name_plural = _("leaderboards")
         constraints = [
             # The upsert's conflict target.
-            models.UniqueConstraint(fields=["board", "period", "period_start", "user"], name="leaderboardtotal_key"),
+            models.UniqueConstraint(
+                fields=["point_type", "board", "period", "period_start", "user"], name="leaderboardtotal_key"
+            ),
         ]
         indexes = [
             # A page of a board is a range of this index in display order, and a user's rank is a
             # count of the range above their total: both read the index alone on PostgreSQL.
             models.Index(
-                fields=["board", "period", "period_start", "-points", "reached_at", "user"], name="leaderboardtotal_rank"
+                fields=["point_type", "board", "period", "period_start", "-points", "reached_at", "user"],
+                name="leaderboardtotal_rank",
             ),
         ]
 
     def __str__(self) -> str:
         return f"{self.board}/{self.period}/{local_text(self.period_start, '%Y-%m-%d')} {self.user_id}: {self.points}"
+
+
+class PointLot(models.Model):
+    """Points credited together, spent and expired oldest first (SPEC §11).
+
+    Every credit (award, credit adjustment) is a lot with the expiry its type's policy gives it;
+    every debit takes from the account's live lots, soonest to expire first (a reversal takes its
+    own award's lot first), and records what it took (`LotTake`) so that a refund gives the same
+    lots back. `remaining` changes only under the user's account lock. While the balance is not
+    below zero the remainders sum to it (invariant 6); below zero every remainder is 0.
+    """
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="lots", verbose_name=_("account"))
+    entry = models.ForeignKey(
+        ScoreRecord,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        verbose_name=_("credited by"),
+    )
+    earned_at = models.DateTimeField(_("earned at"))
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True, help_text=_("Empty: never."))
+    amount = models.BigIntegerField(_("amount"))
+    remaining = models.BigIntegerField(_("remaining"))
+
+    class Meta:
+        verbose_name = _("lot")
+        verbose_name_plural = _("lots")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(remaining__gte=0) & Q(remaining__lte=F("amount")), name="pointlot_remaining_in_range"
+            ),
+        ]
+        indexes = [
+            # A debit's oldest-first walk over one account's live lots.
+            models.Index(fields=["account", "expires_at", "earned_at", "id"], condition=Q(remaining__gt=0), name="pointlot_live"),
+            # The expiry job: live lots that reached their end, by time.
+            models.Index(fields=["expires_at"], condition=Q(remaining__gt=0, expires_at__isnull=False), name="pointlot_due"),
+            # A reversal's own award's lot.
+            models.Index(fields=["entry"], name="pointlot_entry"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.remaining}/{self.amount} until {self.expires_at or 'never'}"
+
+
+class LotTake(models.Model):
+    """What one debit took from one lot: a refund of that debit gives it back to the same lot."""
+
+    entry = models.ForeignKey(ScoreRecord, on_delete=models.PROTECT, related_name="+", verbose_name=_("debit"))
+    lot = models.ForeignKey(PointLot, on_delete=models.PROTECT, related_name="takes", db_index=False, verbose_name=_("lot"))
+    amount = models.BigIntegerField(_("amount"))
+
+    class Meta:
+        verbose_name = _("lot take")
+        verbose_name_plural = _("lot takes")
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="lottake_amount_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.amount} from lot {self.lot_id}"

@@ -75,6 +75,7 @@ class RuleSpec:
     recipients_count: int = 0  # places taken when the rule was read (may lag; never runs ahead)
     cooldown: timedelta | None = None  # least time between two counted completions of one user
     cooldown_per_object: bool = False  # the cooldown is per user and business id, not per user
+    point_type_id: int | None = None  # which points it awards (None: the default type)
 
     def amount_for(self, business_id: str) -> int:
         return self.object_points.get(business_id, self.points)

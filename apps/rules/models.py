@@ -14,6 +14,7 @@ from apps.core.lifecycle import frozen_field_errors, status_change_error
 from apps.core.points import POINTS_MAX, POINTS_POSITIVE, WholeNumberField, points_at_most_max
 from apps.core.review import ReviewableModel
 from apps.core.soft_delete import SoftDeleteModel
+from apps.ledger.point_types import default_point_type_id
 from apps.tasks.models import TaskConfig
 
 # A cooldown below a second is no protection; one above a year is almost surely a typo (days for seconds).
@@ -57,6 +58,7 @@ class ScoreRule(ReviewableModel, SoftDeleteModel):
         "can_repeat",
         "cooldown",
         "cooldown_scope",
+        "point_type",
     )
     STATUS_ORDER = (Status.EDITING, Status.ACTIVE, Status.RETIRED)
     # Who may give a rule each status past the draft (SPEC §7 roles); checked by every path that sets one.
@@ -67,6 +69,14 @@ class ScoreRule(ReviewableModel, SoftDeleteModel):
     score_desc = models.CharField(_("description"), max_length=255, blank=True)
     kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices, default=Kind.COUNT)
     points = WholeNumberField(_("points"), least=1, message=POINTS_POSITIVE, validators=[points_at_most_max])
+    point_type = models.ForeignKey(
+        "ledger.PointType",
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("point type"),
+        default=default_point_type_id,
+        help_text=_("Which points the rule awards."),
+    )
     statistical_period = models.CharField(_("period"), max_length=8, choices=Period.choices, default=Period.DAY)
     required_number_of_times = WholeNumberField(
         _("required number of times (N)"), least=1, message=_("The required number of times (N) must be at least 1."), default=1

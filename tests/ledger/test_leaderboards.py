@@ -16,6 +16,7 @@ from django.utils import timezone
 from apps.core.periods import DAY, MONTH, NONE, WEEK, YEAR, period_bounds
 from apps.ledger.forms import LeaderboardForm
 from apps.ledger.models import LeaderboardTotal, ScoreRecord
+from apps.ledger.point_types import default_point_type_id
 from apps.ledger.selectors.leaderboard import leaderboard_page, leaderboard_problems, leaderboard_rank_of
 from apps.ledger.services.entries import account_lock, ledger_post_entry
 from apps.ledger.services.leaderboard import Contribution, leaderboard_totals_add, leaderboards_rebuild
@@ -182,7 +183,7 @@ class TestTies:
         with transaction.atomic():
             leaderboard_totals_add(
                 contributions=[
-                    Contribution(users[name].pk, None, t0, points, t0 + timedelta(seconds=s)) for name, points, s in contributions
+                    Contribution(users[name].pk, default_point_type_id(), None, t0, points, t0 + timedelta(seconds=s)) for name, points, s in contributions
                 ]
             )
         return users

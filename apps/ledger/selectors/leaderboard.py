@@ -20,6 +20,7 @@ from django.utils import timezone
 from apps.core.clock import local_text
 from apps.core.periods import next_period_start
 from apps.ledger.models import LeaderboardTotal
+from apps.ledger.point_types import default_point_type_id
 from apps.ledger.services.leaderboard import OVERALL, PERIODS, expected_totals, period_start, site_timezone
 from apps.rules.models import ScoreRule
 
@@ -51,13 +52,23 @@ class LeaderboardPage:
     ranked: int | None = None
 
 
-def _scope(*, rule: ScoreRule | None, period: str, at: datetime | None) -> tuple[QuerySet, datetime]:
-    """The board's totals in the period of `at`, and that period's start. Raises ValueError for an unknown period."""
+def _scope(
+    *, rule: ScoreRule | None, period: str, at: datetime | None, point_type_id: int | None = None
+) -> tuple[QuerySet, datetime]:
+    """The board's totals in the period of `at`, and that period's start. Raises ValueError for an unknown period.
+
+    The overall board is one per point type (`point_type_id`, default: the default type); a
+    rule's board is in its rule's type.
+    """
     if period not in PERIODS:
         raise ValueError(f"unknown leaderboard period {period!r}")
     start = period_start(period, at or timezone.now())
-    board = rule.pk if rule is not None else OVERALL
-    return LeaderboardTotal.objects.filter(board=board, period=period, period_start=start), start
+    if rule is not None:
+        board, point_type_id = rule.pk, rule.point_type_id
+    else:
+        board, point_type_id = OVERALL, point_type_id or default_point_type_id()
+    totals = LeaderboardTotal.objects.filter(point_type_id=point_type_id, board=board, period=period, period_start=start)
+    return totals, start
 
 
 def _listed(totals: QuerySet) -> QuerySet:
@@ -72,6 +83,7 @@ def leaderboard_page(
     offset: int = 0,
     limit: int = 50,
     count_ranked: bool = False,
+    point_type_id: int | None = None,
 ) -> LeaderboardPage:
     """Entries `offset` to `offset + limit` (at most MAX_LIMIT) of a board in the period that contains `at`.
 
@@ -83,7 +95,7 @@ def leaderboard_page(
     if offset < 0 or limit < 0:
         raise ValueError("offset and limit must not be negative")
     limit = min(limit, MAX_LIMIT)
-    totals, start = _scope(rule=rule, period=period, at=at)
+    totals, start = _scope(rule=rule, period=period, at=at, point_type_id=point_type_id)
     username = f"user__{get_user_model().USERNAME_FIELD}"
     rows = list(_listed(totals).values_list("user_id", username, "points", "reached_at")[offset : offset + limit + 1])
     has_next = len(rows) > limit
@@ -112,14 +124,14 @@ def leaderboard_page(
 
 
 def leaderboard_rank_of(
-    *, user_id: int, rule: ScoreRule | None, period: str, at: datetime | None = None
+    *, user_id: int, rule: ScoreRule | None, period: str, at: datetime | None = None, point_type_id: int | None = None
 ) -> LeaderboardEntry | None:
     """The user's entry on a board in the period that contains `at`, or None when they have no positive total there.
 
     Two index range counts: the totals above the user's (rank) and the equal ones listed before it
     (position). Raises ValueError for an unknown period.
     """
-    totals, _ = _scope(rule=rule, period=period, at=at)
+    totals, _ = _scope(rule=rule, period=period, at=at, point_type_id=point_type_id)
     mine = totals.filter(user_id=user_id, points__gt=0).values_list(
         "points", "reached_at", f"user__{get_user_model().USERNAME_FIELD}"
     )
@@ -143,13 +155,13 @@ def leaderboard_rules() -> QuerySet[ScoreRule]:
 @dataclass(frozen=True, slots=True)
 class LeaderboardProblem:
     user_id: int
-    key: tuple  # (board, period, period_start, user_id)
+    key: tuple  # (point_type_id, board, period, period_start, user_id)
     stored: tuple[int, datetime] | None  # (points, reached_at) in the table; None: missing
     expected: tuple[int, datetime] | None  # what the ledger implies; None: the ledger has nothing there
 
     def __str__(self) -> str:
-        board, period, start, user_id = self.key
-        where = f"board {board or 'overall'}, {period} from {local_text(start)}, user {user_id}"
+        point_type_id, board, period, start, user_id = self.key
+        where = f"type {point_type_id}, board {board or 'overall'}, {period} from {local_text(start)}, user {user_id}"
         return f"leaderboard total {where}: stored {self._show(self.stored)}, ledger says {self._show(self.expected)}"
 
     @staticmethod
@@ -159,7 +171,7 @@ class LeaderboardProblem:
 
 def _stored_totals():
     """Every stored total as (key, points, reached_at), ascending by user id, from a server-side cursor."""
-    columns = ("board", "period", "period_start", "user_id", "points", "reached_at")
+    columns = ("point_type_id", "board", "period", "period_start", "user_id", "points", "reached_at")
     for *key, points, reached in LeaderboardTotal.objects.order_by("user_id").values_list(*columns).iterator(20_000):
         yield tuple(key), points, reached
 
@@ -168,10 +180,10 @@ def _by_user(rows):
     """(user_id, {key: (points, reached_at)}) per user, from rows ascending by user id."""
     current, totals = None, {}
     for key, points, reached in rows:
-        if key[3] != current:
+        if key[4] != current:
             if current is not None:
                 yield current, totals
-            current, totals = key[3], {}
+            current, totals = key[4], {}
         totals[key] = (points, reached)
     if current is not None:
         yield current, totals

@@ -9,6 +9,7 @@ from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, 
 from django.db.models.functions import Coalesce, Lag
 
 from apps.ledger.models import Account, Adjustment, ScoreRecord
+from apps.ledger.services.lots import lots_check
 from apps.rules.models import ScoreRule
 from apps.rules.selectors.rules import RuleProgress, current_progress_for
 from apps.tasks.models import UserTaskRecord
@@ -152,11 +153,14 @@ def _cap_problems() -> Iterator[LedgerProblem]:
 
 
 def _adjustment_problems() -> Iterator[LedgerProblem]:
-    """Invariant 5: no adjustment took a balance below zero; every posted adjustment has its entry."""
-    below = ScoreRecord.objects.filter(kind=ScoreRecord.Kind.ADJUSTMENT, trade_amount__lt=0, amount_after_trade__lt=0)
-    for row in below.values("account_id", "serial_number", "amount_after_trade"):
+    """Invariant 5: no adjustment, spend (holds are spends) or expiry took a balance below zero; every posted adjustment has its entry."""
+    bounded = [ScoreRecord.Kind.ADJUSTMENT, ScoreRecord.Kind.SPEND, ScoreRecord.Kind.EXPIRY]
+    below = ScoreRecord.objects.filter(kind__in=bounded, trade_amount__lt=0, amount_after_trade__lt=0)
+    for row in below.values("account_id", "serial_number", "kind", "amount_after_trade"):
         yield LedgerProblem(
-            5, row["account_id"], f"adjustment entry {row['serial_number']} left the balance at {row['amount_after_trade']}"
+            5,
+            row["account_id"],
+            f"{row['kind']} entry {row['serial_number']} left the balance at {row['amount_after_trade']}",
         )
     posted = Adjustment.Status.POSTED
     mismatched = Adjustment.objects.filter(
@@ -173,8 +177,14 @@ def _adjustment_problems() -> Iterator[LedgerProblem]:
         )
 
 
+def _lot_problems() -> Iterator[LedgerProblem]:
+    """Invariant 6: an account's lots hold its balance when it is not below zero, and nothing when it is."""
+    for account_id, balance, total in lots_check():
+        yield LedgerProblem(6, account_id, f"balance {balance} but its lots hold {total}")
+
+
 def ledger_problems() -> list[LedgerProblem]:
-    """Check SPEC §5 invariants 1–5 over the whole ledger; an empty list means all hold."""
+    """Check SPEC §5 invariants 1–6 over the whole ledger; an empty list means all hold."""
     checks = (
         _chain_problems,
         _balance_problems,
@@ -182,6 +192,7 @@ def ledger_problems() -> list[LedgerProblem]:
         _double_award_problems,
         _cap_problems,
         _adjustment_problems,
+        _lot_problems,
     )
     return [problem for check in checks for problem in check()]
 

@@ -36,7 +36,7 @@ PERIODS = {
     LeaderboardTotal.Period.YEAR: YEAR,
     LeaderboardTotal.Period.ALL: NONE,
 }
-KEY_COLUMNS = ("board", "period", "period_start", "user_id")
+KEY_COLUMNS = ("point_type_id", "board", "period", "period_start", "user_id")
 # Rows read and written per round trip by the rebuild and the check.
 _CHUNK_ROWS = 20_000
 
@@ -49,6 +49,7 @@ class Contribution:
     """
 
     user_id: int
+    point_type_id: int
     rule_id: int | None
     earned_at: datetime
     amount: int
@@ -77,13 +78,13 @@ def period_start(period: str, at: datetime, tz: ZoneInfo | None = None) -> datet
 
 
 def _summed(contributions: Iterable[Contribution], tz: ZoneInfo) -> dict[tuple, list]:
-    """{(board, period, period_start, user_id): [points, reached_at]} of the contributions."""
+    """{(point_type_id, board, period, period_start, user_id): [points, reached_at]} of the contributions."""
     totals: dict[tuple, list] = {}
     for c in contributions:
         boards = (OVERALL, c.rule_id) if c.rule_id else (OVERALL,)
         for period, start in period_starts(c.earned_at, tz):
             for board in boards:
-                total = totals.get(key := (board, period, start, c.user_id))
+                total = totals.get(key := (c.point_type_id, board, period, start, c.user_id))
                 if total is None:
                     totals[key] = [c.amount, c.created_at]
                 else:
@@ -132,17 +133,18 @@ def _earned_sql(tz: ZoneInfo) -> tuple[str, list]:
         # not for a cursor's first rows, which would walk the ledger by user through an index.
         day = f"({earned} AT TIME ZONE %s)::date"
         sql = (
-            f"WITH g AS MATERIALIZED (SELECT e.user_id, e.rule_id, {day} AS day, SUM(e.trade_amount) AS points, "  # noqa: S608 - table names only
-            f"MAX(e.created_at) AS reached {source} GROUP BY e.user_id, e.rule_id, day) "
-            "SELECT user_id, rule_id, day, points, reached FROM g ORDER BY user_id"
+            f"WITH g AS MATERIALIZED (SELECT e.user_id, e.point_type_id, e.rule_id, {day} AS day, "  # noqa: S608 - table names only
+            f"SUM(e.trade_amount) AS points, MAX(e.created_at) AS reached {source} "
+            "GROUP BY e.user_id, e.point_type_id, e.rule_id, day) "
+            "SELECT user_id, point_type_id, rule_id, day, points, reached FROM g ORDER BY user_id"
         )
         return sql, [tz.key, *kinds]
-    sql = f"SELECT e.user_id, e.rule_id, {earned}, e.trade_amount, e.created_at {source} ORDER BY e.user_id"  # noqa: S608
+    sql = f"SELECT e.user_id, e.point_type_id, e.rule_id, {earned}, e.trade_amount, e.created_at {source} ORDER BY e.user_id"  # noqa: S608
     return sql, kinds
 
 
 def expected_totals() -> Iterator[tuple[tuple, int, datetime]]:
-    """Every total the ledger implies, as ((board, period, period_start, user_id), points, reached_at).
+    """Every total the ledger implies, as ((point_type_id, board, period, period_start, user_id), points, reached_at).
 
     Grouped by user in ascending user id order (within a user, in key order), streamed from a
     server-side cursor: memory stays one user's totals whatever the size of the ledger.
@@ -158,7 +160,7 @@ def expected_totals() -> Iterator[tuple[tuple, int, datetime]]:
     with connection.chunked_cursor() as cursor:
         cursor.execute(sql, params)
         while rows := cursor.fetchmany(_CHUNK_ROWS):
-            for user_id, rule_id, earned, amount, created in rows:
+            for user_id, point_type_id, rule_id, earned, amount, created in rows:
                 if user_id != current:
                     yield from flushed()
                     current, points, reached = user_id, defaultdict(int), {}
@@ -170,7 +172,7 @@ def expected_totals() -> Iterator[tuple[tuple, int, datetime]]:
                 boards = (OVERALL, rule_id) if rule_id else (OVERALL,)
                 for period, start in starts:
                     for board in boards:
-                        key = (board, period, start, user_id)
+                        key = (point_type_id, board, period, start, user_id)
                         points[key] += amount
                         if key not in reached or reached[key] < created:
                             reached[key] = created

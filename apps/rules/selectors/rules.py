@@ -103,6 +103,7 @@ def rule_spec(rule: ScoreRule, *, object_points: dict[str, int] | None = None) -
         recipients_count=rule.recipients_count,
         cooldown=rule.cooldown,
         cooldown_per_object=rule.cooldown_scope == ScoreRule.CooldownScope.OBJECT,
+        point_type_id=rule.point_type_id,
     )
 
 

@@ -300,12 +300,12 @@ def _entries_write(account: Account, rule: ScoreRule, job: Rescore, records: lis
     by_pk = {r[0]: r for r in records}
     awards = list(
         ScoreRecord.objects.filter(
-            account=account, rule_id=rule.pk, kind=ScoreRecord.Kind.AWARD, completion_id__in=list(by_pk)
+            user_id=account.user_id, rule_id=rule.pk, kind=ScoreRecord.Kind.AWARD, completion_id__in=list(by_pk)
         ).values_list("pk", "completion_id", "trade_amount", "score_info_id")
     )
     undone = set(
         ScoreRecord.objects.filter(
-            account=account, kind=ScoreRecord.Kind.REVERSAL, reverses_id__in=[a[0] for a in awards]
+            user_id=account.user_id, kind=ScoreRecord.Kind.REVERSAL, reverses_id__in=[a[0] for a in awards]
         ).values_list("reverses_id", flat=True)
     )
     posted = Counter(completion_id for _, completion_id, _, _ in awards)
@@ -331,6 +331,7 @@ def _entries_write(account: Account, rule: ScoreRule, job: Rescore, records: lis
                     reverses_id=have[0],
                     meta=cause_meta,
                     earned_at=occurred_at,
+                    point_type_id=rule.point_type_id,
                 )
             )
             result.reversed += 1
@@ -348,6 +349,7 @@ def _entries_write(account: Account, rule: ScoreRule, job: Rescore, records: lis
                     score_info_id=rows[decision.period_start],
                     meta=EntryMeta(*where),
                     earned_at=occurred_at,
+                    point_type_id=rule.point_type_id,
                 )
             )
             result.awarded += 1

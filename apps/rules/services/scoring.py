@@ -507,6 +507,7 @@ def scoring_plan_write(*, plan: ScoringPlan, completion_ids: list[int], accounts
                 score_info_id=row.pk,
                 meta=item.meta,
                 earned_at=item.occurred_at,
+                point_type_id=spec.point_type_id,
             )
         )
     ledger_post_batch(postings=[(accounts[user_id], entries) for user_id, entries in sorted(postings.items())])

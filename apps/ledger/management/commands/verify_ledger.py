@@ -1,7 +1,8 @@
 """`manage.py verify_ledger`: check the ledger's invariants (SPEC §5) and name what fails.
 
-SPEC §5 asks for 1-4; 5 (no adjustment took a balance below zero, each posted adjustment has its
-entry) is checked too, since adjustments are where an operator's mistake would show. The
+All six invariants of SPEC §5: the chain and balances (1), the append-only trigger (2), one live
+award per completion and rule (3), capped rules (4), no adjustment, spend, hold or expiry below
+zero and each posted adjustment with its entry (5), lots that hold each balance (6). The
 leaderboard totals are checked against the ledger as well (`rebuild_leaderboards` repairs them).
 """
 
@@ -14,7 +15,7 @@ from apps.ledger.selectors.ledger import ledger_problems
 
 class Command(BaseCommand):
     help = (
-        "Check ledger invariants 1-5 and the leaderboard totals over the whole ledger; "
+        "Check ledger invariants 1-6 and the leaderboard totals over the whole ledger; "
         "exit non-zero naming the accounts and totals that fail."
     )
 
@@ -22,7 +23,7 @@ class Command(BaseCommand):
         problems = ledger_problems()
         boards = leaderboard_problems()
         if not problems and not boards:
-            self.stdout.write(self.style.SUCCESS("Ledger OK: invariants 1-5 hold, leaderboard totals agree with the ledger."))
+            self.stdout.write(self.style.SUCCESS("Ledger OK: invariants 1-6 hold, leaderboard totals agree with the ledger."))
             return
         for problem in [*problems, *boards]:
             self.stderr.write(str(problem))

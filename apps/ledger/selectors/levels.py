@@ -1,0 +1,53 @@
+"""A user's standing in each point type: balance, lifetime earned points, level and the next one (SPEC §11)."""
+
+from dataclasses import dataclass
+
+from apps.ledger.models import Account, Level, PointType
+
+
+@dataclass(frozen=True)
+class Standing:
+    point_type: PointType
+    balance: int
+    earned: int  # lifetime earned: what levels count
+    level: Level | None  # None: below the first level, or the type has no levels
+    next_level: Level | None
+
+    @property
+    def to_next(self) -> int | None:
+        """Earned points still needed for the next level, or None at the top."""
+        return None if self.next_level is None else self.next_level.threshold - self.earned
+
+
+def level_for(levels: list[Level], earned: int) -> tuple[Level | None, Level | None]:
+    """(the level reached with `earned` points, the next one) among `levels` sorted by threshold."""
+    reached, following = None, None
+    for level in levels:
+        if level.threshold <= earned:
+            reached = level
+        else:
+            following = level
+            break
+    return reached, following
+
+
+def standings_of(*, user_id: int) -> list[Standing]:
+    """The user's standing in every point type, in the types' order: three queries whatever the number of types."""
+    types = list(PointType.objects.all())
+    accounts = {a.point_type_id: a for a in Account.objects.filter(user_id=user_id)}
+    levels: dict[int, list[Level]] = {}
+    for level in Level.objects.order_by("threshold"):
+        levels.setdefault(level.point_type_id, []).append(level)
+    standings = []
+    for point_type in types:
+        account = accounts.get(point_type.pk)
+        balance, earned = (account.balance, account.earned_total) if account else (0, 0)
+        reached, following = level_for(levels.get(point_type.pk, []), earned)
+        standings.append(Standing(point_type, balance, earned, reached, following))
+    return standings
+
+
+def level_of(*, user_id: int, point_type_id: int) -> Level | None:
+    """The user's level in one point type, or None."""
+    earned = Account.objects.filter(user_id=user_id, point_type_id=point_type_id).values_list("earned_total", flat=True).first()
+    return Level.objects.filter(point_type_id=point_type_id, threshold__lte=earned or 0).order_by("-threshold").first()
