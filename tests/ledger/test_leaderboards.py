@@ -180,10 +180,12 @@ class TestTies:
             ("eve", 7, 5),  # same moment as ben: the lower user id first
             ("dan", 3, 1),
         ]
+        kind = default_point_type_id()
         with transaction.atomic():
             leaderboard_totals_add(
                 contributions=[
-                    Contribution(users[name].pk, default_point_type_id(), None, t0, points, t0 + timedelta(seconds=s)) for name, points, s in contributions
+                    Contribution(users[name].pk, kind, None, t0, points, t0 + timedelta(seconds=s))
+                    for name, points, s in contributions
                 ]
             )
         return users

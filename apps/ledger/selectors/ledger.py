@@ -153,7 +153,7 @@ def _cap_problems() -> Iterator[LedgerProblem]:
 
 
 def _adjustment_problems() -> Iterator[LedgerProblem]:
-    """Invariant 5: no adjustment, spend (holds are spends) or expiry took a balance below zero; every posted adjustment has its entry."""
+    """Invariant 5: no adjustment, spend (a hold is one) or expiry went below zero; each posted adjustment has its entry."""
     bounded = [ScoreRecord.Kind.ADJUSTMENT, ScoreRecord.Kind.SPEND, ScoreRecord.Kind.EXPIRY]
     below = ScoreRecord.objects.filter(kind__in=bounded, trade_amount__lt=0, amount_after_trade__lt=0)
     for row in below.values("account_id", "serial_number", "kind", "amount_after_trade"):
