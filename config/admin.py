@@ -81,7 +81,7 @@ SECTIONS: tuple[Section, ...] = (
                 "review",
                 _("Review queue"),
                 "admin:rules_scorerule_review",
-                _may_view_any("rules.scorerule", "tasks.taskconfig"),
+                _may_view_any("rules.scorerule", "tasks.taskconfig", "rewards.rewarditem"),
             ),
             SectionLink(
                 "test-request",
@@ -100,6 +100,25 @@ SECTIONS: tuple[Section, ...] = (
                 _("Export a rule sheet"),
                 "admin:rules_scorerule_export",
                 _admin_allows("rules.scorerule", "export"),
+            ),
+        ],
+    ),
+    Section(
+        "shop",
+        _("Shop"),
+        ("rewards.rewarditem",),
+        [
+            SectionLink(
+                "item-sheet-import",
+                _("Import an item sheet"),
+                "admin:rewards_rewarditem_import",
+                _admin_allows("rewards.rewarditem", "import"),
+            ),
+            SectionLink(
+                "item-sheet-export",
+                _("Export an item sheet"),
+                "admin:rewards_rewarditem_export",
+                _admin_allows("rewards.rewarditem", "export"),
             ),
         ],
     ),
@@ -174,7 +193,9 @@ class JifenAdminSite(admin.AdminSite):
             charts.append(bar_chart(_("Events per day"), [(d.day, d.events) for d in dashboard.days]))
         if dashboard.shows_ledger:
             charts.append(bar_chart(_("Points per day (net)"), [(d.day, d.points) for d in dashboard.days]))
-        may_review = request.user.has_perm("rules.view_scorerule") or request.user.has_perm("tasks.view_taskconfig")
+        may_review = any(
+            request.user.has_perm(name) for name in ("rules.view_scorerule", "tasks.view_taskconfig", "rewards.view_rewarditem")
+        )
         context = {
             "dashboard": dashboard,
             "dashboard_charts": charts,

@@ -1,12 +1,14 @@
 """What points buy (SPEC §11): the catalogue (`RewardItem`), redemptions, and holds placed by other systems."""
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import FileExtensionValidator
-from django.db import models
+from django.db import connection, models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from apps.core.lifecycle import frozen_field_errors, status_change_error
 from apps.core.points import POINTS_POSITIVE, WholeNumberField, points_at_most_max
 from apps.core.review import ReviewableModel
 from apps.core.soft_delete import SoftDeleteModel
@@ -59,9 +61,19 @@ class RewardItem(ReviewableModel, SoftDeleteModel):
         verbose_name=_("point type"),
         help_text=_("Which points pay for it; the type must be spendable."),
     )
-    stock = models.PositiveIntegerField(_("stock"), null=True, blank=True, help_text=_("Empty: unlimited."))
-    per_user_limit = models.PositiveIntegerField(
-        _("limit per user"), null=True, blank=True, help_text=_("Redemptions per user in each period. Empty: no limit.")
+    stock = models.PositiveIntegerField(
+        _("stock"),
+        null=True,
+        blank=True,
+        help_text=_("How many there are in all, those already redeemed included: raise it to restock. Empty: unlimited."),
+    )
+    per_user_limit = WholeNumberField(
+        _("limit per user"),
+        least=1,
+        message=_("A limit per user must be at least 1; leave it empty for no limit."),
+        null=True,
+        blank=True,
+        help_text=_("Redemptions per user in each period. Empty: no limit."),
     )
     limit_period = models.CharField(_("limit period"), max_length=8, choices=Period.choices, default=Period.NONE)
     start_time = models.DateTimeField(_("available from"), null=True, blank=True)
@@ -107,6 +119,47 @@ class RewardItem(ReviewableModel, SoftDeleteModel):
 
     def __str__(self) -> str:
         return self.code
+
+    def clean(self) -> None:
+        """Every rule of an item that a form or a sheet can break, each with a message naming its field.
+
+        The stock is checked against the stored `redeemed_count`, read under the row lock when the
+        save is in a transaction (the admin's change form, a sheet, the services): a redemption
+        then waits for the operator's save, so lowering the stock can never undercut what was
+        taken meanwhile (the database's check would refuse it with no message).
+        """
+        from apps.ledger.models import Level, PointType
+
+        errors: dict[str, str] = {}
+        if self.code and type(self).objects.filter(code=self.code).exclude(pk=self.pk).exists():
+            # Said here, on the code: the database's constraint would say only its own name.
+            errors["code"] = _("An item with the code %(code)s exists already: choose another code.") % {"code": self.code}
+        point_type = PointType.objects.filter(pk=self.point_type_id).first() if self.point_type_id else None
+        if point_type is not None and not point_type.spendable:
+            errors["point_type"] = _("%(type)s cannot be spent: choose a spendable point type.") % {"type": point_type}
+        if self.min_level_id is not None and not Level.objects.filter(pk=self.min_level_id).exists():
+            errors["min_level"] = _("That level no longer exists: choose another, or none.")
+        if self.per_user_limit is None and self.limit_period != self.Period.NONE:
+            errors["limit_period"] = _(
+                "A limit period needs a limit per user: enter the limit, or set the period back to none (lifetime)."
+            )
+        if self.start_time and self.end_time and self.end_time <= self.start_time:
+            errors["end_time"] = _("The end of the window must be after its start.")
+        if self.stock is not None and self.pk is not None:
+            stored = type(self).all_objects.filter(pk=self.pk)
+            if connection.in_atomic_block:
+                stored = stored.select_for_update()
+            redeemed = stored.values_list("redeemed_count", flat=True).first() or 0
+            if self.stock < redeemed:
+                errors["stock"] = _(
+                    "%(count)s have been redeemed already: the stock cannot be less (it counts what was taken too)."
+                ) % {"count": redeemed}
+        errors.update(frozen_field_errors(self, frozen=self.FROZEN_FIELDS, draft_status=self.Status.EDITING))
+        status_error = status_change_error(self, order=self.STATUS_ORDER)
+        if status_error:
+            errors["status"] = status_error
+        if errors:
+            raise ValidationError(errors)
 
 
 class Redemption(models.Model):

@@ -1,4 +1,4 @@
-"""Rule sheets: TaskConfigs, ScoreRules and per-object points in and out of CSV, XLSX and JSON.
+"""Rule sheets: TaskConfigs, ScoreRules, per-object points and reward items in and out of CSV, XLSX and JSON.
 
 Import is all or nothing: every row is validated the way the admin validates a form (frozen
 fields of active rules included), and if any row is bad, nothing of the sheet is applied and
@@ -17,10 +17,16 @@ from import_export.results import Result
 
 from apps.core.lifecycle import Actor
 from apps.core.sheets import SheetError, format_for
+from apps.rewards.resources import RewardItemResource
 from apps.rules.resources import ObjectPointsResource, ScoreRuleResource
 from apps.tasks.resources import TaskConfigResource
 
-RESOURCES = {"tasks": TaskConfigResource, "rules": ScoreRuleResource, "object-points": ObjectPointsResource}
+RESOURCES = {
+    "tasks": TaskConfigResource,
+    "rules": ScoreRuleResource,
+    "object-points": ObjectPointsResource,
+    "items": RewardItemResource,
+}
 
 
 @dataclass

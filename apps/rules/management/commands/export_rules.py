@@ -1,4 +1,4 @@
-"""`manage.py export_rules --resource tasks|rules|object-points FILE`."""
+"""`manage.py export_rules --resource tasks|rules|object-points|items FILE`."""
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -7,7 +7,7 @@ from apps.rules.services.sheets import RESOURCES, sheet_export
 
 
 class Command(BaseCommand):
-    help = "Export a rule sheet as CSV, XLSX or JSON (by the file's extension)."
+    help = "Export a rule or item sheet as CSV, XLSX or JSON (by the file's extension)."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("file")

@@ -1,4 +1,4 @@
-"""`manage.py import_rules --resource tasks|rules|object-points FILE [--dry-run] [--user USERNAME]`."""
+"""`manage.py import_rules --resource tasks|rules|object-points|items FILE [--dry-run] [--user USERNAME]`."""
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -9,7 +9,7 @@ from apps.rules.services.sheets import RESOURCES, sheet_import
 
 class Command(BaseCommand):
     help = (
-        "Import a rule sheet (CSV, XLSX or JSON, by extension). Any bad row: nothing is applied. Rows that change a "
+        "Import a rule or item sheet (CSV, XLSX or JSON, by extension). Any bad row: nothing is applied. Rows that change a "
         "status (activate, retire, put in use, deprecate) need --user naming an operator allowed to do that."
     )
 
