@@ -170,6 +170,10 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Uploads (the shop items' images). With DEBUG the site serves them itself; in production the web
+# server (or a storage service) serves MEDIA_ROOT at MEDIA_URL.
+MEDIA_ROOT = Path(env_str("JIFEN_MEDIA_DIR", str(VAR_DIR / "media"))).resolve()
+MEDIA_URL = "/media/"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

@@ -1,3 +1,5 @@
+from django.conf import settings
+from django.conf.urls.static import static as debug_file_urls
 from django.contrib import admin
 from django.shortcuts import redirect
 from django.templatetags.static import static
@@ -21,3 +23,5 @@ urlpatterns = [
     path("", include("apps.ledger.urls")),
     path("", include("apps.community.urls")),
 ]
+# Uploaded images (shop items) in development; in production the web server serves MEDIA_ROOT.
+urlpatterns += debug_file_urls(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

@@ -41,6 +41,8 @@ from apps.community.models import Post
 from apps.core.review import ReviewState
 from apps.ledger.models import Adjustment, ScoreRecord
 from apps.ledger.services import adjustments
+from apps.rewards.models import RewardItem
+from apps.rewards.services import items as item_services
 from apps.rules.models import BackfillRun, ScoreRule
 from apps.rules.services import backfill, sheets, workflow
 from apps.tasks import services as task_services
@@ -66,7 +68,7 @@ EDITORS = frozenset({"editor", "superuser"})
 SUPERUSER = frozenset({"superuser"})
 NOBODY = frozenset()
 
-APPS = ("core", "tasks", "rules", "ledger", "tracking", "community")
+APPS = ("core", "tasks", "rules", "ledger", "tracking", "community", "rewards")
 # Django's own ModelAdmin views: every form shows the status read-only (WorkflowAdminMixin) and
 # save_model goes through save_with_history, which checks STATUS_PERMISSIONS.
 STANDARD_VIEWS = ("changelist", "add", "history", "delete", "change", "autocomplete")
@@ -164,6 +166,14 @@ def live_rule() -> ScoreRule:
     return ScoreRuleFactory(task_type="post", status=ScoreRule.Status.ACTIVE)
 
 
+def draft_item() -> RewardItem:
+    return RewardItem.objects.create(code=f"item-{uuid.uuid4().hex[:8]}", name="A mug", cost=50)
+
+
+def live_item() -> RewardItem:
+    return RewardItem.objects.create(code=f"item-{uuid.uuid4().hex[:8]}", name="A mug", cost=50, status="active")
+
+
 def draft_config() -> TaskConfig:
     return TaskConfigFactory(status=TaskConfig.Status.EDITING)
 
@@ -195,6 +205,10 @@ def is_gone(obj) -> bool:
 
 def rules_sheet(row: str) -> bytes:
     return f"score_type,task_type,points,statistical_period,status\n{row}\n".encode()
+
+
+def items_sheet(row: str) -> bytes:
+    return f"code,name,cost,status\n{row}\n".encode()
 
 
 def tasks_sheet(row: str) -> bytes:
@@ -286,7 +300,7 @@ def new_copy(obj) -> bool:
     return type(obj).objects.count() > 1 + (type(obj) is TaskConfig)  # the scene's "post" config
 
 
-_RuleS, _TaskS, _AdjS = ScoreRule.Status, TaskConfig.Status, Adjustment.Status
+_RuleS, _TaskS, _AdjS, _ItemS = ScoreRule.Status, TaskConfig.Status, Adjustment.Status, RewardItem.Status
 _COMMENT = {"comment": "please narrow it"}
 
 
@@ -334,7 +348,8 @@ def change_form(url_name: str, make: Callable, fields: Callable, happened: Calla
         client.post(reverse(f"admin:{url_name}", args=[obj.pk]), {**fields(obj), "status": "active", "_save": "Save"})
         if user.is_superuser:  # the form really saves (its description), so the unchanged status means something
             stored = type(obj).all_objects.get(pk=obj.pk)
-            assert getattr(stored, "score_desc", getattr(stored, "task_desc", None)) == "changed"
+            described = ("score_desc", "task_desc", "description")
+            assert "changed" in {getattr(stored, name, None) for name in described}
         return happened(obj)
 
     return Door(f"url admin:{url_name}", f"change form {url_name}", NOBODY, go)
@@ -365,6 +380,18 @@ def _config_form(config: TaskConfig) -> dict:
         "priority": 0,
         "success_status_min": 200,
         "success_status_max": 299,
+    }
+
+
+def _item_form(item: RewardItem) -> dict:
+    return {
+        "code": item.code,
+        "name": item.name,
+        "description": "changed",
+        "cost": item.cost,
+        "point_type": item.point_type_id,
+        "limit_period": item.limit_period,
+        "position": 0,
     }
 
 
@@ -399,6 +426,18 @@ def _sheet_file(rule: ScoreRule) -> str:
     return handle.name
 
 
+def _item_sheet_file(item: RewardItem) -> list[str]:
+    handle = tempfile.NamedTemporaryFile("wb", suffix=".csv", delete=False)  # noqa: SIM115 - the command opens it by name
+    with handle:
+        handle.write(items_sheet(f"{item.code},A mug,50,active"))
+    return [handle.name, "--resource", "items"]
+
+
+def _item_sheet_import(obj, actor):
+    content = items_sheet(f"{obj.code},A mug,50,active")
+    sheets.sheet_import(resource="items", path="items.csv", content=content, actor=actor)
+
+
 def _adjustment_form(client, user):
     alice = UserFactory(username="alice")
     data = {"user": alice.pk, "amount": 5, "reason": "goodwill", "request_token": uuid.uuid4()}
@@ -419,6 +458,9 @@ DOORS = [
     action("rules.scorerule", "activate", draft_rule, became(_RuleS.ACTIVE), APPROVERS),
     action("rules.scorerule", "retire", live_rule, became(_RuleS.RETIRED), APPROVERS),
     action("rules.scorerule", "submit_for_review", draft_rule, in_review, EDITORS),
+    action("rewards.rewarditem", "activate", draft_item, became(_ItemS.ACTIVE), APPROVERS),
+    action("rewards.rewarditem", "retire", live_item, became(_ItemS.RETIRED), APPROVERS),
+    action("rewards.rewarditem", "submit_for_review", draft_item, in_review, EDITORS),
     action("ledger.adjustment", "approve_selected", pending_adjustment, became(_AdjS.POSTED), OPERATORS),
     action("ledger.adjustment", "reject_selected", pending_adjustment, became(_AdjS.REJECTED), OPERATORS),
     action("tracking.failedevent", "retry", failed_event, became(FailedEvent.Status.RETRIED), SUPERUSER),
@@ -453,10 +495,16 @@ DOORS = [
     button("rules_scorerule_workflow", draft_rule, in_review, EDITORS, args=("submit_for_review",)),
     button("tasks_taskconfig_workflow", submitted(draft_config), sent_back, APPROVERS, args=("send_back",), data=_COMMENT),
     button("rules_scorerule_workflow", submitted(draft_rule), sent_back, APPROVERS, args=("send_back",), data=_COMMENT),
-    # Live and retired rules and configs are retired, never deleted: nobody, the superuser included.
+    button("rewards_rewarditem_workflow", draft_item, became(_ItemS.ACTIVE), APPROVERS, args=("activate",)),
+    button("rewards_rewarditem_workflow", live_item, became(_ItemS.RETIRED), APPROVERS, args=("retire",)),
+    button("rewards_rewarditem_workflow", draft_item, in_review, EDITORS, args=("submit_for_review",)),
+    button("rewards_rewarditem_workflow", submitted(draft_item), sent_back, APPROVERS, args=("send_back",), data=_COMMENT),
+    # Live and retired rules, configs and items are retired, never deleted: nobody, the superuser included.
     button("rules_scorerule_delete", live_rule, is_gone, NOBODY, data={"post": "yes"}, label="delete a live rule"),
     button("tasks_taskconfig_delete", live_config, is_gone, NOBODY, data={"post": "yes"}, label="delete a live config"),
     button("rules_scorerule_delete", draft_rule, is_gone, SUPERUSER, data={"post": "yes"}, label="delete a draft rule"),
+    button("rewards_rewarditem_delete", live_item, is_gone, NOBODY, data={"post": "yes"}, label="delete a live item"),
+    button("rewards_rewarditem_delete", draft_item, is_gone, SUPERUSER, data={"post": "yes"}, label="delete a draft item"),
     button("ledger_adjustment_approve", pending_adjustment, became(_AdjS.POSTED), OPERATORS),
     button("ledger_adjustment_reject", pending_adjustment, became(_AdjS.REJECTED), OPERATORS),
     button("tracking_servicekey_revoke", service_key, lambda k: not ServiceKey.objects.get(pk=k.pk).is_active, SUPERUSER),
@@ -466,6 +514,8 @@ DOORS = [
     command("import_rules", draft_rule, lambda r: [_sheet_file(r)], became(_RuleS.ACTIVE), SUPERUSER),
     command("backfill_rule", live_rule, lambda r: [r.score_type], lambda r: BackfillRun.objects.exists(), APPROVERS),
     change_form("tasks_taskconfig_change", draft_config, _config_form, _saved_as_draft),
+    change_form("rewards_rewarditem_change", draft_item, _item_form, _saved_as_draft),
+    command("import_rules", draft_item, _item_sheet_file, became(_ItemS.ACTIVE), SUPERUSER),
     # Sheet imports: a preview changes nothing for anybody; confirming changes a status only for
     # someone who may both import (add, change) and take the step (no single role may).
     sheet(
@@ -487,6 +537,20 @@ DOORS = [
         tasks_sheet("t-1,POST,^/t/$,in_use"),
         lambda: TaskConfigFactory(task_type="t-1", status="editing"),
         became(_TaskS.IN_USE),
+        confirm=True,
+    ),
+    sheet(
+        "rewards_rewarditem",
+        items_sheet("imported,A mug,50,active"),
+        lambda: None,
+        lambda _: RewardItem.objects.exists(),
+        confirm=False,
+    ),
+    sheet(
+        "rewards_rewarditem",
+        items_sheet("draft-1,A mug,50,active"),
+        lambda: RewardItem.objects.create(code="draft-1", name="A mug", cost=50),
+        became(_ItemS.ACTIVE),
         confirm=True,
     ),
     sheet(
@@ -605,6 +669,51 @@ DOORS = [
         APPROVERS,
     ),
     service(sheets.sheet_import, draft_rule, _sheet_import, became(_RuleS.ACTIVE), SUPERUSER),
+    service(
+        sheets.sheet_import, draft_item, _item_sheet_import, became(_ItemS.ACTIVE), SUPERUSER, label="service sheet_import items"
+    ),
+    service(
+        item_services.reward_item_activate,
+        draft_item,
+        lambda i, a: item_services.reward_item_activate(item=i, actor=a),
+        became(_ItemS.ACTIVE),
+        APPROVERS,
+    ),
+    service(
+        item_services.reward_item_retire,
+        live_item,
+        lambda i, a: item_services.reward_item_retire(item=i, actor=a),
+        became(_ItemS.RETIRED),
+        APPROVERS,
+    ),
+    service(
+        item_services.reward_item_update,
+        draft_item,
+        lambda i, a: item_services.reward_item_update(item=i, actor=a, status="active"),
+        became(_ItemS.ACTIVE),
+        APPROVERS,
+    ),
+    service(
+        item_services.reward_item_create,
+        lambda: None,
+        lambda _, a: item_services.reward_item_create(actor=a, code="made", name="Made", cost=5, status="active"),
+        lambda _: RewardItem.objects.filter(code="made").exists(),
+        APPROVERS,
+    ),
+    service(
+        item_services.reward_item_submit_for_review,
+        draft_item,
+        lambda i, a: item_services.reward_item_submit_for_review(item=i, actor=a),
+        in_review,
+        EDITORS,
+    ),
+    service(
+        item_services.reward_item_send_back,
+        submitted(draft_item),
+        lambda i, a: item_services.reward_item_send_back(item=i, actor=a, comment="too cheap"),
+        sent_back,
+        APPROVERS,
+    ),
     service(adjustments.adjustment_request, lambda: None, _adjust, posted, OPERATORS),
     service(
         adjustments.adjustment_approve,
@@ -635,6 +744,9 @@ NOT_DOORS = {
     "action rules.scorerule:copy_as_draft": _DRAFT,
     "service apps.tasks.services.task_config_copy_as_draft": _DRAFT,
     "service apps.rules.services.workflow.score_rule_copy_as_draft": _DRAFT,
+    "action rewards.rewarditem:copy_as_draft": _DRAFT,
+    "service apps.rewards.services.items.reward_item_copy_as_draft": _DRAFT,
+    "url admin:rewards_rewarditem_export": _READS,
     "url admin:tasks_taskconfig_test_request": _READS,
     "url admin:tasks_taskconfig_export": _READS,
     "url admin:tasks_usertaskrecord_why": _READS,
@@ -731,6 +843,7 @@ def _snapshot() -> tuple:
     return (
         sorted(TaskConfig.all_objects.values_list("pk", "status")),
         sorted(ScoreRule.all_objects.values_list("pk", "status")),
+        sorted(RewardItem.all_objects.values_list("pk", "status")),
         sorted(Adjustment.objects.values_list("pk", "status")),
         BackfillRun.objects.count(),
         ScoreRecord.objects.exclude(kind=ScoreRecord.Kind.AWARD).count(),
@@ -744,7 +857,7 @@ def _concrete(route: str, post: Post) -> str:
 
 @pytest.mark.parametrize("role", ROLES)
 def test_no_route_outside_the_admin_changes_a_status_or_posts_an_operators_entry(client, scene, role):
-    draft_rule(score_type="draft"), live_rule(), draft_config(), pending_adjustment()
+    draft_rule(score_type="draft"), live_rule(), draft_config(), pending_adjustment(), draft_item(), live_item()
     post = Post.objects.create(author=UserFactory(username="author"), title="t", body="b")
     user = member(role)
     before = _snapshot()

@@ -11,7 +11,16 @@ from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
-AUDITED_APPS = {"tasks", "rules", "ledger", "tracking", "community", "django_celery_results", "django_celery_beat"}
+AUDITED_APPS = {
+    "tasks",
+    "rules",
+    "ledger",
+    "tracking",
+    "community",
+    "rewards",
+    "django_celery_results",
+    "django_celery_beat",
+}
 
 
 def perms(group_name: str) -> set[str]:
@@ -44,6 +53,9 @@ class TestGroupsAfterMigrate:
             "rules.change_scoreruleobjectpoints",
             "rules.delete_scoreruleobjectpoints",
             "rules.view_scoreruleobjectpoints",
+            "rewards.add_rewarditem",
+            "rewards.change_rewarditem",
+            "rewards.view_rewarditem",
         }
 
     def test_rule_approvers(self):
@@ -56,6 +68,9 @@ class TestGroupsAfterMigrate:
             "rules.retire_scorerule",
             "rules.view_scoreruleobjectpoints",
             "rules.view_backfillrun",
+            "rewards.view_rewarditem",
+            "rewards.activate_rewarditem",
+            "rewards.retire_rewarditem",
         }
 
     def test_ledger_operators(self):

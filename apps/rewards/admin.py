@@ -28,9 +28,7 @@ def activate_consequences(item: RewardItem) -> list[str]:
     lines = [
         gettext("%(item)s (%(name)s) shows in the shop from now on, within its window.") % {"item": item.code, "name": item.name},
         *terms(item),
-        gettext(
-            "Its cost, point type and minimum level are frozen from then on; to change them, retire it and activate a copy."
-        ),
+        gettext("Its cost, point type and minimum level are frozen from then on; to change them, retire it and activate a copy."),
     ]
     if item.in_review:
         lines.append(gettext("It leaves the review queue."))

@@ -25,12 +25,12 @@ def when_text(moment) -> str:
 
 
 def price_text(item: RewardItem) -> str:
-    """"50 Coins"."""
+    """ "50 Coins"."""
     return _("%(cost)s %(type)s") % {"cost": number_format(item.cost, force_grouping=True), "type": item.point_type}
 
 
 def stock_text(item: RewardItem) -> str:
-    """"3 left of 10", or "unlimited (7 redeemed)"."""
+    """ "3 left of 10", or "unlimited (7 redeemed)"."""
     if item.stock is None:
         return _("unlimited (%(n)s redeemed)") % {"n": item.redeemed_count}
     left = max(item.stock - item.redeemed_count, 0)
@@ -38,14 +38,14 @@ def stock_text(item: RewardItem) -> str:
 
 
 def limit_text(item: RewardItem) -> str:
-    """"1 per user per day", or "no limit"."""
+    """ "1 per user per day", or "no limit"."""
     if item.per_user_limit is None:
         return _("no limit per user")
     return _PERIODS[RewardItem.Period(item.limit_period)](item.per_user_limit)
 
 
 def window_text(item: RewardItem) -> str:
-    """"from … until …", "until …", "from …", or "always"."""
+    """ "from … until …", "until …", "from …", or "always"."""
     if item.start_time and item.end_time:
         return _("from %(start)s until %(end)s") % {"start": when_text(item.start_time), "end": when_text(item.end_time)}
     if item.end_time:
@@ -56,7 +56,7 @@ def window_text(item: RewardItem) -> str:
 
 
 def level_text(item: RewardItem) -> str:
-    """"Gold (Experience) or above", or "anyone"."""
+    """ "Gold (Experience) or above", or "anyone"."""
     if item.min_level is None:
         return _("anyone")
     return _("%(level)s (%(type)s) or above") % {"level": item.min_level, "type": item.min_level.point_type}
@@ -66,9 +66,7 @@ def terms(item: RewardItem) -> list[str]:
     """What a user gets and under which conditions, one sentence each (activation and the review queue)."""
     lines = [
         _("It costs %(price)s; the points are spent at once when a user redeems it.") % {"price": price_text(item)},
-        _("Stock: %(stock)s.") % {"stock": stock_text(item)}
-        if item.stock is not None
-        else _("Stock: unlimited."),
+        _("Stock: %(stock)s.") % {"stock": stock_text(item)} if item.stock is not None else _("Stock: unlimited."),
         _("Limit: %(limit)s.") % {"limit": limit_text(item)},
         _("Who may redeem it: %(level)s.") % {"level": level_text(item)},
         _("When: %(window)s.") % {"window": window_text(item)},
@@ -76,5 +74,7 @@ def terms(item: RewardItem) -> list[str]:
     if item.end_time and item.end_time <= timezone.now():
         lines.append(_("Its window has already ended: it will not show in the shop."))
     elif item.start_time and item.start_time > timezone.now():
-        lines.append(_("Its window has not started yet: it shows in the shop from %(start)s.") % {"start": when_text(item.start_time)})
+        lines.append(
+            _("Its window has not started yet: it shows in the shop from %(start)s.") % {"start": when_text(item.start_time)}
+        )
     return lines

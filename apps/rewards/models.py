@@ -134,6 +134,13 @@ class RewardItem(ReviewableModel, SoftDeleteModel):
         if self.code and type(self).objects.filter(code=self.code).exclude(pk=self.pk).exists():
             # Said here, on the code: the database's constraint would say only its own name.
             errors["code"] = _("An item with the code %(code)s exists already: choose another code.") % {"code": self.code}
+        limit = self._meta.get_field("description").max_length
+        if len(self.description or "") > limit:
+            # A TextField's max_length binds only its form field: a sheet's cell is checked here.
+            errors["description"] = _("Ensure this value has at most %(limit)d characters (it has %(length)d).") % {
+                "limit": limit,
+                "length": len(self.description),
+            }
         point_type = PointType.objects.filter(pk=self.point_type_id).first() if self.point_type_id else None
         if point_type is not None and not point_type.spendable:
             errors["point_type"] = _("%(type)s cannot be spent: choose a spendable point type.") % {"type": point_type}

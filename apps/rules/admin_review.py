@@ -71,16 +71,20 @@ class ReviewQueueAdminMixin:
             }
             for item in (queue.items if may_see_items else ())
         ]
-        sent_back = [
-            (draft, reverse("admin:tasks_taskconfig_change", args=[draft.pk]))
-            for draft in (queue.sent_back_configs if may_see_configs else ())
-        ] + [
-            (draft, reverse("admin:rules_scorerule_change", args=[draft.pk]))
-            for draft in (queue.sent_back_rules if may_see_rules else ())
-        ] + [
-            (draft, reverse("admin:rewards_rewarditem_change", args=[draft.pk]))
-            for draft in (queue.sent_back_items if may_see_items else ())
-        ]
+        sent_back = (
+            [
+                (draft, reverse("admin:tasks_taskconfig_change", args=[draft.pk]))
+                for draft in (queue.sent_back_configs if may_see_configs else ())
+            ]
+            + [
+                (draft, reverse("admin:rules_scorerule_change", args=[draft.pk]))
+                for draft in (queue.sent_back_rules if may_see_rules else ())
+            ]
+            + [
+                (draft, reverse("admin:rewards_rewarditem_change", args=[draft.pk]))
+                for draft in (queue.sent_back_items if may_see_items else ())
+            ]
+        )
         context = {
             **self.admin_site.each_context(request),
             "title": _("Review queue"),

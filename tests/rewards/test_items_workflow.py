@@ -19,7 +19,7 @@ from apps.rewards.services.items import (
     reward_item_update,
 )
 from tests.factories import UserFactory
-from tests.rewards.item_factory import RewardItemFactory, coins, exp, level
+from tests.rewards.item_factory import coins, exp, level
 
 pytestmark = pytest.mark.django_db
 
@@ -144,7 +144,13 @@ def test_bad_values_are_refused_with_a_message_on_their_field_and_nothing_is_sto
         reward_item_update(item=draft, **resolved)
     assert any(message in text for text in messages_of(excinfo)[field]), messages_of(excinfo)
     stored = reload(draft)
-    assert (stored.cost, stored.point_type, stored.name, stored.code, stored.limit_period) == (500, coins(), "A mug", "mug", "none")
+    assert (stored.cost, stored.point_type, stored.name, stored.code, stored.limit_period) == (
+        500,
+        coins(),
+        "A mug",
+        "mug",
+        "none",
+    )
 
 
 def test_an_item_cannot_cost_points_that_cannot_be_spent_even_when_created():

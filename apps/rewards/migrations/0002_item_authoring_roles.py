@@ -5,7 +5,10 @@
 - rule approvers see them, activate and retire them, and send a draft in review back;
 - auditors see every model of the rewards app (items, redemptions, holds and their history).
 
-Permissions are created first (post_migrate would create them only after the whole migrate run).
+Auditors get every view permission of Jifen's and Celery's apps again, as in
+apps/ledger/migrations/0007_leaderboard_roles.py, so the ledger's point types, levels and lots
+(added after the roles) are theirs to see too. Permissions are created first (post_migrate would
+create them only after the whole migrate run).
 The groups are found or created by name and only ever given permissions. Also: the stock's help
 text says that it counts what was redeemed too.
 """
@@ -13,6 +16,7 @@ text says that it counts what was redeemed too.
 from django.contrib.auth.management import create_permissions
 from django.db import migrations, models
 
+AUDITED_APPS = ("tasks", "rules", "ledger", "tracking", "community", "rewards", "django_celery_results", "django_celery_beat")
 GRANTS = {
     "rule editors": ["add_rewarditem", "change_rewarditem", "view_rewarditem"],
     "rule approvers": ["view_rewarditem", "activate_rewarditem", "retire_rewarditem"],
@@ -21,10 +25,11 @@ GRANTS = {
 
 def grant(apps, schema_editor):
     using = schema_editor.connection.alias
-    app_config = apps.get_app_config("rewards")
-    app_config.models_module = True  # historical app configs have none; create_permissions skips those
-    create_permissions(app_config, verbosity=0, using=using, apps=apps)
-    app_config.models_module = None
+    for app_config in apps.get_app_configs():
+        # create_permissions skips app configs without a models module; historical ones have none.
+        app_config.models_module = True
+        create_permissions(app_config, verbosity=0, using=using, apps=apps)
+        app_config.models_module = None
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
     rewards = Permission.objects.using(using).filter(content_type__app_label="rewards")
@@ -36,7 +41,9 @@ def grant(apps, schema_editor):
             raise RuntimeError(f"role {name!r}: permissions {sorted(missing)} of rewards do not exist")
         group.permissions.add(*found)
     auditors, _ = Group.objects.using(using).get_or_create(name="auditors")
-    auditors.permissions.add(*rewards.filter(codename__startswith="view_"))
+    auditors.permissions.add(
+        *Permission.objects.using(using).filter(content_type__app_label__in=AUDITED_APPS, codename__startswith="view_")
+    )
 
 
 def revoke(apps, schema_editor):
@@ -55,7 +62,7 @@ def revoke(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("rewards", "0001_initial"),
-        ("tracking", "0003_roles"),
+        ("tracking", "0003_roles"),  # the groups; 0001 comes after the ledger's point types and lots
     ]
 
     operations = [

@@ -43,6 +43,5 @@ def review_queue() -> ReviewQueue:
 def review_waiting_count() -> int:
     """How many drafts wait for an approver (the dashboard and the navigation show it)."""
     return sum(
-        model.objects.filter(status=model.Status.EDITING, review_state=ReviewState.SUBMITTED).count()
-        for model in REVIEWED_MODELS
+        model.objects.filter(status=model.Status.EDITING, review_state=ReviewState.SUBMITTED).count() for model in REVIEWED_MODELS
     )
