@@ -15,7 +15,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from apps.core.workflow_admin import FrozenFieldsMixin, WorkflowAdminMixin, WorkflowStep, review_steps
 from apps.ledger.models import Level, PointType
-from apps.rewards.item_text import level_text, limit_text, price_text, stock_text, terms, window_text
+from apps.rewards.item_text import level_text, price_text, stock_text, terms, window_text
 from apps.rewards.models import RewardItem
 from apps.rewards.resources import RewardItemResource
 from apps.rewards.services import items as workflow
@@ -62,10 +62,8 @@ class RewardItemAdmin(WorkflowAdminMixin, FrozenFieldsMixin, RuleSheetAdminMixin
         "name",
         "price_column",
         "stock_column",
-        "limit_column",
         "window_column",
         "level_column",
-        "position",
     )
     list_filter = ("status", "point_type", "review_state")
     search_fields = ("code", "name", "description")
@@ -145,13 +143,9 @@ class RewardItemAdmin(WorkflowAdminMixin, FrozenFieldsMixin, RuleSheetAdminMixin
             return format_html('<strong class="jifen-sold-out">{}</strong>', text)
         return text
 
-    @admin.display(description=gettext_lazy("limit"))
-    def limit_column(self, item: RewardItem) -> str:
-        return limit_text(item) if item.per_user_limit is not None else "—"
-
     @admin.display(description=gettext_lazy("when"), ordering="start_time")
     def window_column(self, item: RewardItem) -> str:
-        return window_text(item)
+        return window_text(item, short=True)
 
     @admin.display(description=gettext_lazy("minimum level"), ordering="min_level__threshold")
     def level_column(self, item: RewardItem) -> str:

@@ -20,43 +20,49 @@ _PERIODS = {
 }
 
 
-def when_text(moment) -> str:
-    return date_format(local(moment), "DATETIME_FORMAT")
+def when_text(moment, *, short: bool = False) -> str:
+    return date_format(local(moment), "SHORT_DATE_FORMAT" if short else "DATETIME_FORMAT")
+
+
+def _number(n: int) -> str:
+    return number_format(n, force_grouping=True)
 
 
 def price_text(item: RewardItem) -> str:
-    """ "50 Coins"."""
+    """E.g. "50 Coins"."""
     return _("%(cost)s %(type)s") % {"cost": number_format(item.cost, force_grouping=True), "type": item.point_type}
 
 
 def stock_text(item: RewardItem) -> str:
-    """ "3 left of 10", or "unlimited (7 redeemed)"."""
+    """E.g. "3 left of 10", or "unlimited (7 redeemed)"."""
     if item.stock is None:
-        return _("unlimited (%(n)s redeemed)") % {"n": item.redeemed_count}
+        return _("unlimited (%(n)s redeemed)") % {"n": _number(item.redeemed_count)}
     left = max(item.stock - item.redeemed_count, 0)
-    return _("%(left)s left of %(stock)s") % {"left": left, "stock": item.stock}
+    return _("%(left)s left of %(stock)s") % {"left": _number(left), "stock": _number(item.stock)}
 
 
 def limit_text(item: RewardItem) -> str:
-    """ "1 per user per day", or "no limit"."""
+    """E.g. "1 per user per day", or "no limit"."""
     if item.per_user_limit is None:
         return _("no limit per user")
     return _PERIODS[RewardItem.Period(item.limit_period)](item.per_user_limit)
 
 
-def window_text(item: RewardItem) -> str:
-    """ "from … until …", "until …", "from …", or "always"."""
-    if item.start_time and item.end_time:
-        return _("from %(start)s until %(end)s") % {"start": when_text(item.start_time), "end": when_text(item.end_time)}
-    if item.end_time:
-        return _("until %(end)s") % {"end": when_text(item.end_time)}
-    if item.start_time:
-        return _("from %(start)s") % {"start": when_text(item.start_time)}
+def window_text(item: RewardItem, *, short: bool = False) -> str:
+    """E.g. "from … until …", "until …", "from …", or "always"; `short`: dates only (the list)."""
+    start = when_text(item.start_time, short=short) if item.start_time else None
+    end = when_text(item.end_time, short=short) if item.end_time else None
+    if start and end:
+        return _("from %(start)s until %(end)s") % {"start": start, "end": end}
+    if end:
+        return _("until %(end)s") % {"end": end}
+    if start:
+        return _("from %(start)s") % {"start": start}
     return _("always")
 
 
 def level_text(item: RewardItem) -> str:
-    """ "Gold (Experience) or above", or "anyone"."""
+    """E.g. "Gold (Experience) or above", or "anyone"."""
     if item.min_level is None:
         return _("anyone")
     return _("%(level)s (%(type)s) or above") % {"level": item.min_level, "type": item.min_level.point_type}
@@ -69,7 +75,7 @@ def terms(item: RewardItem) -> list[str]:
         _("Stock: %(stock)s.") % {"stock": stock_text(item)} if item.stock is not None else _("Stock: unlimited."),
         _("Limit: %(limit)s.") % {"limit": limit_text(item)},
         _("Who may redeem it: %(level)s.") % {"level": level_text(item)},
-        _("When: %(window)s.") % {"window": window_text(item)},
+        _("When: %(window)s") % {"window": window_text(item)},
     ]
     if item.end_time and item.end_time <= timezone.now():
         lines.append(_("Its window has already ended: it will not show in the shop."))

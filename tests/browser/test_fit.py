@@ -19,7 +19,9 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from apps.community.models import Comment, Post
+from apps.ledger.models import Level, PointType
 from apps.ledger.services.adjustments import adjustment_request
+from apps.rewards.models import RewardItem
 from apps.rules.models import ScoreRule, ScoreRuleObjectPoints
 from apps.tasks.models import UserTaskRecord
 from apps.tracking.events import Event
@@ -47,7 +49,7 @@ LONG_TEXT = (
 )
 
 # Jifen's own lists show every column at 1280 px; a third-party app's list may scroll inside its box.
-OWN_APPS = ("tasks_", "rules_", "ledger_", "tracking_", "community_")
+OWN_APPS = ("tasks_", "rules_", "ledger_", "tracking_", "community_", "rewards_")
 
 # The page's own width against the window's, the header's, a list's hidden width, and what sticks out.
 MEASURE = """() => {
@@ -109,6 +111,19 @@ class Walk:
         self.check(label)
 
 
+ITEM_COLUMNS = ["code", "name", "description", "cost", "point_type", "stock", "per_user_limit", "limit_period"]
+ITEM_COLUMNS += ["start_time", "end_time", "min_level", "min_level_type", "position", "image", "status"]
+
+
+def write_item_sheet(path, rows) -> str:
+    book = openpyxl.Workbook()
+    book.active.append(ITEM_COLUMNS)
+    for row in rows:
+        book.active.append(row)
+    book.save(path)
+    return str(path)
+
+
 def write_sheet(path, rows) -> str:
     book = openpyxl.Workbook()
     sheet = book.active
@@ -142,6 +157,28 @@ def world(superuser):
     )
     ScoreRuleObjectPoints.objects.create(rule=long_rule, business_id="comment-" + "9" * 60, points=7)
 
+    # The shop: coins to pay, an exp level to require, items of every status with long texts.
+    coins = PointType.objects.create(code="coins", name="Community coins for the annual campaign", spendable=True)
+    exp = PointType.objects.create(code="exp", name="Experience", spendable=False)
+    grandmaster = Level.objects.create(point_type=exp, name="Grandmaster of the community forums", threshold=1_000_000)
+    RewardItem.objects.create(code="mug", name="A mug", cost=500, point_type=coins, stock=10, status="active")
+    RewardItem.objects.create(code="old-pen", name="A pen", cost=20, status="retired")
+    long_item = RewardItem.objects.create(  # the newest: its pages are the ones visited as "change" and "history"
+        code=LONG_CODE,
+        name=LONG_TEXT[:120],
+        description=LONG_TEXT * 3,
+        cost=999_999_999,
+        point_type=coins,
+        stock=1_000_000,
+        per_user_limit=3,
+        limit_period="month",
+        start_time=now - timedelta(days=1),
+        end_time=now + timedelta(days=365),
+        min_level=grandmaster,
+        position=9,
+    )
+    RewardItem.objects.filter(pk=long_item.pk).update(review_state="submitted", review_at=now)  # in the review queue
+
     alice = UserFactory(username="alice", password=PASSWORD)
     for minutes in (90, 30, 5):
         event_process(
@@ -170,7 +207,7 @@ def world(superuser):
     service_key_create(name="partner-forum-" + "x" * 40, task_types="sign-in react", created_by=superuser)
     post = Post.objects.create(author=alice, title="Hello from a long title " + "that goes on " * 6, body=LONG_TEXT * 2)
     Comment.objects.create(author=alice, post=post, body=LONG_TEXT)
-    return {"alice": alice, "past_rule": past, "post": post}
+    return {"alice": alice, "past_rule": past, "post": post, "long_item": long_item}
 
 
 def lock_out(page, url: str, username: str) -> None:
@@ -265,6 +302,11 @@ def test_every_page_fits_its_screen(browser_context, live_server, admin_login, s
         ("admin-leaderboard", "/admin/ledger/leaderboardtotal/"),
         ("rule-import", "/admin/rules/scorerule/import/"),
         ("rule-export", "/admin/rules/scorerule/export/"),
+        ("review-queue", "/admin/rules/scorerule/review/"),
+        ("shop-section", "/admin/jobs/shop/"),
+        ("item-import", "/admin/rewards/rewarditem/import/"),
+        ("item-export", "/admin/rewards/rewarditem/export/"),
+        ("item-activate", f"/admin/rewards/rewarditem/{world['long_item'].pk}/workflow/activate/"),
     ]
     for label, url in custom:
         console.visit(label, url)
@@ -282,6 +324,19 @@ def test_every_page_fits_its_screen(browser_context, live_server, admin_login, s
         page.goto(f"{live_server.url}/admin/rules/scorerule/import/")
         page.select_option("#id_format", label="xlsx")
         page.set_input_files("#id_import_file", write_sheet(tmp_path / f"{label}.xlsx", rows))
+        with page.expect_navigation():
+            page.click("input[type=submit]")
+        console.check(label)
+
+    # An item sheet with bad rows, then a good one's preview.
+    good = ["autumn-" + "z" * 50, LONG_TEXT[:120], LONG_TEXT[:300], 50, "coins", 100, 1, "week"]
+    good += [None, None, "Grandmaster of the community forums", "exp", 3, None, "editing"]
+    bad = ["winter-" + "w" * 50, LONG_TEXT[:120], "+cmd|' /C calc'!A0", -5, "gems", -1, 0, "fortnight"]
+    bad += ["2026-12-02", "2026-12-01", "Nobody", None, None, "../" + LONG_CODE + ".png", "sold"]
+    for label, rows in (("item-import-errors", [good, bad]), ("item-import-preview", [good])):
+        page.goto(f"{live_server.url}/admin/rewards/rewarditem/import/")
+        page.select_option("#id_format", label="xlsx")
+        page.set_input_files("#id_import_file", write_item_sheet(tmp_path / f"{label}.xlsx", rows))
         with page.expect_navigation():
             page.click("input[type=submit]")
         console.check(label)
