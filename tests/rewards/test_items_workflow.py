@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from apps.core.lifecycle import WorkflowForbidden
+from apps.core.review import ReviewState
 from apps.ledger.point_types import default_point_type_id
 from apps.rewards.models import RewardItem
 from apps.rewards.services.items import (
@@ -16,8 +17,11 @@ from apps.rewards.services.items import (
     reward_item_copy_as_draft,
     reward_item_create,
     reward_item_retire,
+    reward_item_send_back,
+    reward_item_submit_for_review,
     reward_item_update,
 )
+from apps.rules.selectors.review import review_queue, review_waiting_count
 from tests.factories import UserFactory
 from tests.rewards.item_factory import coins, exp, level
 
@@ -209,3 +213,39 @@ def test_an_operator_without_the_approvers_rights_cannot_activate_or_retire(draf
         reward_item_create(actor=editor, code="live-at-once", name="x", cost=1, status="active")
     reward_item_update(item=draft, actor=editor, name="A mug (blue)")  # a draft's editing is theirs
     assert reload(draft).status == RewardItem.Status.EDITING and reload(draft).name == "A mug (blue)"
+
+
+def test_review_submit_send_back_submit_again_then_activate_each_in_history(draft):
+    eddie = UserFactory(username="eddie", is_staff=True)
+    eddie.groups.add(Group.objects.get(name="rule editors"))
+    anna = UserFactory(username="anna", is_staff=True)
+    anna.groups.add(Group.objects.get(name="rule approvers"))
+    reward_item_submit_for_review(item=draft, actor=eddie)
+    assert review_queue().items == (reload(draft),) and review_waiting_count() == 1
+    with pytest.raises(ValidationError, match="waiting for review already"):
+        reward_item_submit_for_review(item=draft, actor=eddie)
+    with pytest.raises(WorkflowForbidden):  # sending back is the approvers'
+        reward_item_send_back(item=draft, actor=eddie, comment="fine by me")
+    with pytest.raises(ValidationError, match="the comment is what the editor reads"):
+        reward_item_send_back(item=draft, actor=anna, comment="   ")
+    reward_item_send_back(item=draft, actor=anna, comment="500 coins is too dear")
+    stored = reload(draft)
+    assert (stored.review_state, stored.review_by, stored.review_comment) == (
+        ReviewState.SENT_BACK,
+        anna,
+        "500 coins is too dear",
+    )
+    assert review_queue().sent_back_items == (stored,) and review_waiting_count() == 0
+    reward_item_update(item=stored, actor=eddie, cost=300)
+    reward_item_submit_for_review(item=reload(draft), actor=eddie)
+    reward_item_activate(item=reload(draft), actor=anna)
+    assert review_queue().items == () and review_waiting_count() == 0
+    reasons = list(draft.history.order_by("history_date").values_list("history_change_reason", "history_user__username"))
+    assert reasons == [
+        ("created", "operator"),
+        ("submitted for review", "eddie"),
+        ("sent back", "anna"),
+        ("changed", "eddie"),
+        ("submitted for review", "eddie"),
+        ("editing → active", "anna"),
+    ]
