@@ -40,6 +40,10 @@ class RuleSheetAdminMixin(LocalDateExportFilenameMixin, ImportExportMixin):
         fmt = SHEET_FORMATS[int(form.cleaned_data["format"])]()
         form.add_error("import_file", str(sheet_unreadable(fmt=fmt, error=e)))
 
+    def _sheet_resource(self, request):
+        """The sheet's resource class (each of these admins has one), whose labels name its columns."""
+        return self.get_import_resource_classes(request)[0]
+
     @staticmethod
     def _is_json(format_index) -> bool:
         try:
@@ -53,7 +57,8 @@ class RuleSheetAdminMixin(LocalDateExportFilenameMixin, ImportExportMixin):
         result = context.get("result")
         if result is not None and (result.has_errors() or result.has_validation_errors()):
             is_json = self._is_json(context["form"].cleaned_data.get("format"))
-            context.update(sheet_errors=sheet_errors(result, is_json=is_json), sheet_is_json=is_json)
+            errors = sheet_errors(result, is_json=is_json, resource=self._sheet_resource(request))
+            context.update(sheet_errors=errors, sheet_is_json=is_json)
         return response
 
     def process_result(self, result, request):
@@ -69,7 +74,7 @@ class RuleSheetAdminMixin(LocalDateExportFilenameMixin, ImportExportMixin):
             "opts": self.model._meta,
             "form": form,
             "result": result,
-            "sheet_errors": sheet_errors(result, is_json=is_json),
+            "sheet_errors": sheet_errors(result, is_json=is_json, resource=self._sheet_resource(request)),
             "sheet_is_json": is_json,
             "import_error_display": self.import_error_display,
             "media": self.media + form.media,

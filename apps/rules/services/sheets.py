@@ -59,19 +59,26 @@ def sheet_unreadable(*, fmt: Format, error: Exception) -> SheetError:
     return SheetError(_("The file could not be read as %(format)s: %(error)s") % {"format": fmt.get_title(), "error": error})
 
 
-def column_labels() -> dict[str, str]:
-    """{column code or field name: the admin's label}, over every sheet, in the active language."""
+def column_labels(resource=None) -> dict[str, str]:
+    """{column code or field name: the admin's label} of one sheet's resource class, or of every sheet.
+
+    In the active language. Two sheets may label one code differently (a rule's `start_time` is
+    "Start time", an item's "Available from"), so a sheet's messages use its own resource's.
+    """
     labels = {}
-    for resource in RESOURCES.values():
-        labels.update(resource.column_labels())
-        for column in resource().get_export_fields():
-            labels.setdefault(column.attribute, resource.column_label(column))
+    for handler in [resource] if resource is not None else RESOURCES.values():
+        labels.update(handler.column_labels())
+        for column in handler().get_export_fields():
+            labels.setdefault(column.attribute, handler.column_label(column))
     return labels
 
 
-def sheet_errors(result: Result, *, is_json: bool = False) -> list[str]:
-    """Every problem of an import, one message each, naming the row (or JSON item) and column (by its label)."""
-    labels = column_labels()
+def sheet_errors(result: Result, *, is_json: bool = False, resource=None) -> list[str]:
+    """Every problem of an import, one message each, naming the row (or JSON item) and column (by its label).
+
+    `resource` is the sheet's resource class, whose labels name the columns.
+    """
+    labels = column_labels(resource)
     errors = [str(error.error) for error in result.base_errors]
     for number, row_errors in result.row_errors():
         errors.extend(f"{_row_label(number, is_json)}: {error.error}" for error in row_errors)
@@ -131,13 +138,13 @@ def sheet_import(
     result = handler.import_data(dataset, dry_run=True, user=actor)
     report = SheetReport(
         counts={kind: count for kind, count in result.totals.items() if count},
-        errors=sheet_errors(result, is_json=is_json),
+        errors=sheet_errors(result, is_json=is_json, resource=type(handler)),
     )
     if report.errors or dry_run:
         return report
     # Validated again as it is applied: a rule activated meanwhile still refuses the sheet whole.
     result = handler.import_data(dataset, dry_run=False, user=actor)
-    report.errors = sheet_errors(result, is_json=is_json)
+    report.errors = sheet_errors(result, is_json=is_json, resource=type(handler))
     report.applied = not report.errors
     report.counts = {kind: count for kind, count in result.totals.items() if count}
     return report
