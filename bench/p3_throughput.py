@@ -26,7 +26,8 @@ state:
 
     _screen, outside the transaction:  SELECT tasks_taskconfig; SELECT auth_user ⟕ ledger_account
     BEGIN
-    accounts_lock:                     SELECT ledger_account … ORDER BY user_id FOR UPDATE SKIP LOCKED
+    accounts_lock:                     SELECT ledger_account ⋈ ledger_pointtype … ORDER BY user_id
+                                       FOR UPDATE OF a SKIP LOCKED
     _recorded:                         SELECT tasks_usertaskrecord (the batch's event ids already recorded)
     latest_reversals:                  SELECT tasks_usertaskrecord ⋈ tasks_taskconfig (the users' latest
                                        post-delete per business id: a post before one is undone at once)
@@ -36,11 +37,12 @@ state:
     BatchState.save:                  UPDATE rules_userscoreinfo, 100 rows
     scoring_plan_write:                INSERT rules_countedcompletion, 100 rows
     ledger_post_batch:                 INSERT ledger_scorerecord, 50 rows (RETURNING id); UPDATE ledger_account,
-                                       50 rows; SELECT ledger_pointtype (expiry policies); INSERT ledger_pointlot,
-                                       50 rows (each award a lot); INSERT ledger_leaderboardtotal … ON CONFLICT
-                                       DO UPDATE, 500 rows (5 periods × overall and post-each × 50 users)
+                                       50 rows; INSERT ledger_pointlot, 50 rows (each award a lot, its expiry
+                                       from the policy accounts_lock read with the account); INSERT
+                                       ledger_leaderboardtotal … ON CONFLICT DO UPDATE, 500 rows
+                                       (5 periods × overall and post-each × 50 users)
     COMMIT
-    = 16 round trips per batch; the writes are `… FROM UNNEST(<one array literal per column>)`
+    = 15 round trips per batch; the writes are `… FROM UNNEST(<one array literal per column>)`
 
 The script's reads are the captured statements themselves, with pgbench's users and event ids
 written in; its writes come from the pipeline's own statement builders (apps/core/multirow.py),
