@@ -103,7 +103,8 @@ def _type_problems() -> Iterator[LedgerProblem]:
         yield LedgerProblem(
             1,
             row["account_id"],
-            f"entry {row['serial_number']} says point type {row['point_type_id']}, its account is of {row['account__point_type_id']}",
+            f"entry {row['serial_number']} says point type {row['point_type_id']}, "
+            f"its account is of {row['account__point_type_id']}",
         )
 
 
