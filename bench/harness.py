@@ -72,7 +72,7 @@ def demo_rules_and_users(users: int) -> list[int]:
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    from apps.ledger.models import Account
+    from apps.ledger.services.entries import accounts_ensure
 
     call_command("loaddata", str(ROOT / "fixtures" / "demo.json"), verbosity=0)
     user_model = get_user_model()
@@ -81,7 +81,7 @@ def demo_rules_and_users(users: int) -> list[int]:
         batch_size=1000,
     )
     ids = list(user_model.objects.filter(username__startswith="bench").order_by("id").values_list("id", flat=True))
-    Account.objects.bulk_create([Account(user_id=uid) for uid in ids], batch_size=1000)
+    accounts_ensure(user_ids=ids)  # their main accounts
     return ids
 
 

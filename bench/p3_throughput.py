@@ -26,7 +26,8 @@ state:
 
     _screen, outside the transaction:  SELECT tasks_taskconfig; SELECT auth_user ⟕ ledger_account
     BEGIN
-    accounts_lock:                     SELECT ledger_account … ORDER BY user_id FOR UPDATE SKIP LOCKED
+    accounts_lock:                     SELECT ledger_account ⋈ ledger_pointtype … ORDER BY user_id
+                                       FOR UPDATE OF a SKIP LOCKED
     _recorded:                         SELECT tasks_usertaskrecord (the batch's event ids already recorded)
     latest_reversals:                  SELECT tasks_usertaskrecord ⋈ tasks_taskconfig (the users' latest
                                        post-delete per business id: a post before one is undone at once)
@@ -35,11 +36,13 @@ state:
     completions_create:                INSERT tasks_usertaskrecord, 50 rows (with the engine's decisions)
     BatchState.save:                  UPDATE rules_userscoreinfo, 100 rows
     scoring_plan_write:                INSERT rules_countedcompletion, 100 rows
-    ledger_post_batch:                 INSERT ledger_scorerecord, 50 rows; UPDATE ledger_account, 50 rows;
-                                       INSERT ledger_leaderboardtotal … ON CONFLICT DO UPDATE, 500 rows
+    ledger_post_batch:                 INSERT ledger_scorerecord, 50 rows (RETURNING id); UPDATE ledger_account,
+                                       50 rows; INSERT ledger_pointlot, 50 rows (each award a lot, its expiry
+                                       from the policy accounts_lock read with the account); INSERT
+                                       ledger_leaderboardtotal … ON CONFLICT DO UPDATE, 500 rows
                                        (5 periods × overall and post-each × 50 users)
     COMMIT
-    = 14 round trips per batch; the writes are `… FROM UNNEST(<one array literal per column>)`
+    = 15 round trips per batch; the writes are `… FROM UNNEST(<one array literal per column>)`
 
 The script's reads are the captured statements themselves, with pgbench's users and event ids
 written in; its writes come from the pipeline's own statement builders (apps/core/multirow.py),
@@ -187,6 +190,7 @@ class ScriptContext:
 
         self.task_id = TaskConfig.objects.get(task_type="post").pk
         self.each = ScoreRule.objects.get(score_type="post-each")
+        self.point_type_id = self.each.point_type_id
         self.first = ScoreRule.objects.get(score_type="first-post")
         self.decisions = decisions
         self.now = timezone.now()
@@ -259,7 +263,7 @@ def pgbench_script(ctx: ScriptContext, *, captured: list[str], payloads: list[di
     batches do share users).
     """
     from apps.core.multirow import unnest_accumulate_sql, unnest_insert_sql, unnest_update_sql
-    from apps.ledger.models import Account, LeaderboardTotal, ScoreRecord
+    from apps.ledger.models import Account, LeaderboardTotal, PointLot, ScoreRecord
     from apps.ledger.services.entries import ENTRY_COLUMNS
     from apps.ledger.services.leaderboard import KEY_COLUMNS, OVERALL, period_starts
     from apps.rules.models import CountedCompletion, UserScoreInfo
@@ -284,10 +288,15 @@ def pgbench_script(ctx: ScriptContext, *, captured: list[str], payloads: list[di
     for sql in reads:
         sql = _from_capture(sql, users, event_hex)
         if " FOR UPDATE" in sql:  # the lock statement: the script needs each account's id, balance and seq
-            sql = _gset_row(sql, "locked", {"id": "a{i}_id", "balance": "a{i}_balance", "last_seq": "a{i}_seq"}, n)
+            columns = {"id": "a{i}_id", "balance": "a{i}_balance", "last_seq": "a{i}_seq", "earned_total": "a{i}_earned"}
+            sql = _gset_row(sql, "locked", columns, n)
             lines.append(sql)
             for i in range(n):
-                lines += [f"\\set s{i} :a{i}_seq + 1", f"\\set b{i} :a{i}_balance + {each.points}"]
+                lines += [
+                    f"\\set s{i} :a{i}_seq + 1",
+                    f"\\set b{i} :a{i}_balance + {each.points}",
+                    f"\\set t{i} :a{i}_earned + {each.points}",
+                ]
             continue
         if sql.startswith("COMMIT"):
             break
@@ -331,6 +340,7 @@ def pgbench_script(ctx: ScriptContext, *, captured: list[str], payloads: list[di
         (
             f":a{i}_id",
             f":u{i}",
+            ctx.point_type_id,
             f"{stamp}-:a{i}_id-:s{i}",
             f":s{i}",
             each.points,
@@ -350,15 +360,21 @@ def pgbench_script(ctx: ScriptContext, *, captured: list[str], payloads: list[di
         )
         for i in range(n)
     ]
-    lines.append(_rendered(*unnest_insert_sql(ScoreRecord, ENTRY_COLUMNS, entries)) + ";")
-    moved = [(f":a{i}_id", f":b{i}", f":s{i}", now, now) for i in range(n)]
-    lines.append(_rendered(*unnest_update_sql(Account, ("balance", "last_seq", "last_activity_at", "updated_at"), moved)) + ";")
+    insert = _rendered(*unnest_insert_sql(ScoreRecord, ENTRY_COLUMNS, entries, returning=("id", "user_id")))
+    lines.append(_gset_row(insert, "posted", {"id": "n{i}"}, n))
+    moved = [(f":a{i}_id", f":b{i}", f":s{i}", f":t{i}", now, now) for i in range(n)]
+    columns = ("balance", "last_seq", "earned_total", "last_activity_at", "updated_at")
+    lines.append(_rendered(*unnest_update_sql(Account, columns, moved)) + ";")
+    # Lots: each award is a lot of its amount (the benchmark's type never expires).
+    lots = [(f":a{i}_id", f":n{i}", now, None, each.points, each.points) for i in range(n)]
+    lot_columns = ("account_id", "entry_id", "earned_at", "expires_at", "amount", "remaining")
+    lines.append(_rendered(*unnest_insert_sql(PointLot, lot_columns, lots)) + ";")
     # Leaderboards: each award adds to its user's totals on the overall board and the rule's, in
     # every period of the completion's time (now), keys sorted as the pipeline sorts them.
     totals = sorted(
         (board, period, start, i) for i in range(n) for period, start in period_starts(now) for board in (OVERALL, each.pk)
     )
-    boards = [(board, period, start, f":u{i}", each.points, now) for board, period, start, i in totals]
+    boards = [(ctx.point_type_id, board, period, start, f":u{i}", each.points, now) for board, period, start, i in totals]
     lines.append(_rendered(*unnest_accumulate_sql(LeaderboardTotal, KEY_COLUMNS, ("points",), ("reached_at",), boards)) + ";")
     lines.append("COMMIT;")
     return "\n".join(lines) + "\n"

@@ -165,9 +165,16 @@ class ScoreRecord(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="score_records", verbose_name=_("user")
     )
-    # The account's type, copied so that lists filter by type without a join.
+    # The account's type, copied so that lists filter by type without a join. No database foreign
+    # key: the account's own is the constraint (a check per inserted row would cost every award),
+    # and verify_ledger checks that the copy equals the account's type.
     point_type = models.ForeignKey(
-        PointType, on_delete=models.PROTECT, related_name="+", db_index=False, verbose_name=_("point type")
+        PointType,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+        verbose_name=_("point type"),
     )
     serial_number = models.CharField(_("serial number"), max_length=40, unique=True)
     seq = models.PositiveBigIntegerField(_("sequence"))
@@ -338,9 +345,15 @@ class LeaderboardTotal(models.Model):
         YEAR = "year", _("year")
         ALL = "all", _("all time")
 
-    # The overall board (0) is one per type; a rule's board has its rule's type.
+    # The overall board (0) is one per type; a rule's board has its rule's type. Derived data,
+    # rebuilt from the ledger: no database foreign key (a check per upserted row).
     point_type = models.ForeignKey(
-        PointType, on_delete=models.PROTECT, related_name="+", db_index=False, verbose_name=_("point type")
+        PointType,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+        verbose_name=_("point type"),
     )
     # Not a foreign key: 0 is the overall board, and rules are never deleted (entries protect them).
     board = models.PositiveIntegerField(_("leaderboard"), help_text=_("The rule's id, or 0 for all rules together."))

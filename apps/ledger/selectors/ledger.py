@@ -96,6 +96,18 @@ def _balance_problems() -> Iterator[LedgerProblem]:
         )
 
 
+def _type_problems() -> Iterator[LedgerProblem]:
+    """Invariant 1 per type: an entry's point type is its account's (the entry keeps a copy for lists)."""
+    wrong = ScoreRecord.objects.exclude(point_type_id=F("account__point_type_id"))
+    for row in wrong.values("account_id", "serial_number", "point_type_id", "account__point_type_id")[:100]:
+        yield LedgerProblem(
+            1,
+            row["account_id"],
+            f"entry {row['serial_number']} says point type {row['point_type_id']}, "
+            f"its account is of {row['account__point_type_id']}",
+        )
+
+
 def _append_only_problems() -> Iterator[LedgerProblem]:
     """Invariant 2: on PostgreSQL the trigger that refuses UPDATE and DELETE is in place."""
     if connection.vendor != "postgresql":
@@ -188,6 +200,7 @@ def ledger_problems() -> list[LedgerProblem]:
     checks = (
         _chain_problems,
         _balance_problems,
+        _type_problems,
         _append_only_problems,
         _double_award_problems,
         _cap_problems,

@@ -2,5 +2,6 @@
 
 - entries: accounts, their locks, and posting entries (one, a list, or a worker's whole batch).
 - adjustments: operators' adjustments, posted at once or approved by a second operator.
+- lots: every credit a lot with its expiry, debits oldest first, refunds giving the same lots back (SPEC §11).
 - leaderboard: the leaderboard totals kept with the entries that change them, and their rebuild.
 """

@@ -118,7 +118,10 @@ def lots_book(*, postings: Sequence[tuple[Account, object, int, int]], now: date
     """
     if not postings:
         return
-    rules = policies()
+    # The accounts read by `accounts_lock` carry their type's policy; others cost one small query.
+    rules = {account.point_type_id: account.policy for account, _, _, _ in postings if hasattr(account, "policy")}
+    if any(account.point_type_id not in rules for account, _, _, _ in postings):
+        rules = policies()
     debiting = {account.pk for account, entry, _, _ in postings if entry.amount < 0}
     refunded = {entry.reverses_id for _, entry, _, _ in postings if entry.amount > 0 and entry.reverses_id}
     own = {entry.reverses_id for _, entry, _, _ in postings if entry.amount < 0 and entry.reverses_id}

@@ -2,13 +2,10 @@
 
 - rule editors add and change items (drafts: the workflow refuses their frozen fields once live,
   and activating is not theirs), copy them and submit them for review;
-- rule approvers see them, activate and retire them, and send a draft in review back;
-- auditors see every model of the rewards app (items, redemptions, holds and their history).
+- rule approvers see them, activate and retire them, and send a draft in review back.
 
-Auditors get every view permission of Jifen's and Celery's apps again, as in
-apps/ledger/migrations/0007_leaderboard_roles.py, so the ledger's point types, levels and lots
-(added after the roles) are theirs to see too. Permissions are created first (post_migrate would
-create them only after the whole migrate run).
+Auditors see them already (apps/ledger/migrations/0010_economy_roles.py). Permissions are created
+first (post_migrate would create them only after the whole migrate run).
 The groups are found or created by name and only ever given permissions. Also: the stock's help
 text says that it counts what was redeemed too.
 """
@@ -16,7 +13,6 @@ text says that it counts what was redeemed too.
 from django.contrib.auth.management import create_permissions
 from django.db import migrations, models
 
-AUDITED_APPS = ("tasks", "rules", "ledger", "tracking", "community", "rewards", "django_celery_results", "django_celery_beat")
 GRANTS = {
     "rule editors": ["add_rewarditem", "change_rewarditem", "view_rewarditem"],
     "rule approvers": ["view_rewarditem", "activate_rewarditem", "retire_rewarditem"],
@@ -25,11 +21,10 @@ GRANTS = {
 
 def grant(apps, schema_editor):
     using = schema_editor.connection.alias
-    for app_config in apps.get_app_configs():
-        # create_permissions skips app configs without a models module; historical ones have none.
-        app_config.models_module = True
-        create_permissions(app_config, verbosity=0, using=using, apps=apps)
-        app_config.models_module = None
+    app_config = apps.get_app_config("rewards")
+    app_config.models_module = True  # historical app configs have none; create_permissions skips those
+    create_permissions(app_config, verbosity=0, using=using, apps=apps)
+    app_config.models_module = None
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
     rewards = Permission.objects.using(using).filter(content_type__app_label="rewards")
@@ -40,10 +35,6 @@ def grant(apps, schema_editor):
         if missing:
             raise RuntimeError(f"role {name!r}: permissions {sorted(missing)} of rewards do not exist")
         group.permissions.add(*found)
-    auditors, _ = Group.objects.using(using).get_or_create(name="auditors")
-    auditors.permissions.add(
-        *Permission.objects.using(using).filter(content_type__app_label__in=AUDITED_APPS, codename__startswith="view_")
-    )
 
 
 def revoke(apps, schema_editor):
@@ -54,9 +45,6 @@ def revoke(apps, schema_editor):
         found = Permission.objects.using(using).filter(content_type__app_label="rewards", codename__in=codenames)
         for group in Group.objects.using(using).filter(name=name):
             group.permissions.remove(*found)
-    views = Permission.objects.using(using).filter(content_type__app_label="rewards", codename__startswith="view_")
-    for group in Group.objects.using(using).filter(name="auditors"):
-        group.permissions.remove(*views)
 
 
 class Migration(migrations.Migration):
