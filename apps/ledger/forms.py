@@ -8,16 +8,24 @@ from django.contrib.auth import get_user_model
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from apps.ledger.models import Adjustment, LeaderboardTotal
+from apps.ledger.models import Adjustment, LeaderboardTotal, PointType
+from apps.ledger.point_types import default_point_type_id
 from apps.ledger.selectors.leaderboard import leaderboard_rules
 from apps.ledger.services.adjustments import ADJUSTMENT_MAX_POINTS
 from apps.rules.models import ScoreRule
 
 
 class AdjustmentRequestForm(forms.Form):
-    """User, amount and reason; the hidden token makes a second submit of the same form a no-op."""
+    """User, point type, amount and reason; the hidden token makes a second submit of the same form a no-op."""
 
     user = forms.ModelChoiceField(queryset=get_user_model().objects.all(), label=_("User"))
+    point_type = forms.ModelChoiceField(
+        queryset=PointType.objects.all(),
+        label=_("Point type"),
+        empty_label=None,
+        required=False,  # left out: the default type
+        help_text=_("Which points to credit or debit."),
+    )
     amount = forms.IntegerField(
         label=_("Points"),
         min_value=-ADJUSTMENT_MAX_POINTS,
@@ -34,6 +42,7 @@ class AdjustmentRequestForm(forms.Form):
 
     def __init__(self, *args, admin_site, **kwargs):
         kwargs.setdefault("initial", {}).setdefault("request_token", uuid.uuid4())
+        kwargs["initial"].setdefault("point_type", default_point_type_id())
         super().__init__(*args, **kwargs)
         # The lookup popup, not a <select> of every user.
         self.fields["user"].widget = ForeignKeyRawIdWidget(Adjustment._meta.get_field("user").remote_field, admin_site)
