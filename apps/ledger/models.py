@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
@@ -67,7 +68,8 @@ class PointType(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.name or self.code
+        # A name in the catalogue (the demo's, apps/community/demo_texts.py) reads in the page's language.
+        return gettext(self.name) if self.name else self.code
 
     def clean(self) -> None:
         from django.core.exceptions import ValidationError
@@ -109,7 +111,7 @@ class Level(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.name
+        return gettext(self.name) if self.name else ""
 
 
 class Account(models.Model):

@@ -28,11 +28,6 @@ def account_of(*, user_id: int, point_type_id: int | None = None) -> Account | N
     return Account.objects.filter(user_id=user_id, point_type_id=point_type_id or default_point_type_id()).first()
 
 
-def adjustments_total(*, user_id: int, point_type_id: int | None = None) -> int:
-    """The net of the user's adjustment entries of one type: what their balance holds beyond the points earned from tasks."""
-    return entry_totals(user_id=user_id, point_type_id=point_type_id).get(ScoreRecord.Kind.ADJUSTMENT, 0)
-
-
 def entry_totals(*, user_id: int, point_type_id: int | None = None) -> dict[str, int]:
     """{kind: net amount} of the user's entries of one point type (None: the default type): one query, by the user's index."""
     entries = ScoreRecord.objects.filter(user_id=user_id, point_type_id=point_type_id or default_point_type_id()).order_by()

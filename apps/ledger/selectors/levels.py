@@ -65,3 +65,24 @@ def level_of(*, user_id: int, point_type_id: int) -> Level | None:
     """The user's level in one point type, or None."""
     earned = Account.objects.filter(user_id=user_id, point_type_id=point_type_id).values_list("earned_total", flat=True).first()
     return Level.objects.filter(point_type_id=point_type_id, threshold__lte=earned or 0).order_by("-threshold").first()
+
+
+def user_levels(*, user_id: int) -> list[tuple[PointType, Level]]:
+    """(type, level reached) for each type with levels in which the user has one, in the types' order.
+
+    What the site shows beside a user's name: one query when no type has levels, two otherwise.
+    """
+    levels: dict[int, list[Level]] = {}
+    for level in Level.objects.select_related("point_type").order_by("threshold"):
+        levels.setdefault(level.point_type_id, []).append(level)
+    if not levels:
+        return []
+    earned = dict(
+        Account.objects.filter(user_id=user_id, point_type_id__in=list(levels)).values_list("point_type_id", "earned_total")
+    )
+    reached = []
+    for type_levels in levels.values():
+        level, _ = level_for(type_levels, earned.get(type_levels[0].point_type_id, 0))
+        if level is not None:
+            reached.append((level.point_type, level))
+    return sorted(reached, key=lambda pair: (pair[0].position, pair[0].pk))
