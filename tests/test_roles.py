@@ -44,6 +44,9 @@ class TestGroupsAfterMigrate:
             "rules.change_scoreruleobjectpoints",
             "rules.delete_scoreruleobjectpoints",
             "rules.view_scoreruleobjectpoints",
+            # A rule names the point type it awards.
+            "ledger.view_pointtype",
+            "ledger.view_level",
         }
 
     def test_rule_approvers(self):
@@ -56,6 +59,8 @@ class TestGroupsAfterMigrate:
             "rules.retire_scorerule",
             "rules.view_scoreruleobjectpoints",
             "rules.view_backfillrun",
+            # A type's expiry and whether it can be spent decide what points are worth (docs/operators.md, Roles).
+            *(f"ledger.{action}_{model}" for model in ("pointtype", "level") for action in ("add", "change", "delete", "view")),
         }
 
     def test_ledger_operators(self):
@@ -66,6 +71,8 @@ class TestGroupsAfterMigrate:
             "ledger.add_adjustment",
             "ledger.approve_adjustment",
             "ledger.view_leaderboardtotal",
+            "ledger.view_pointtype",
+            "ledger.view_level",
             "rules.view_scorerule",
             "rules.view_userscoreinfo",
             "tasks.view_usertaskrecord",

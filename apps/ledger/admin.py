@@ -515,5 +515,6 @@ class SiteUserAdmin(UserAdmin):
             return queryset.filter(email__iexact=term), False
         return queryset.filter(username__startswith=term), False
 
+
 # Point types and levels: their own module, registered with the rest of the ledger.
 from apps.ledger import admin_economy  # noqa: E402, F401

@@ -49,9 +49,7 @@ def leaderboard_context(request: HttpRequest, *, count_ranked: bool = False) -> 
     }
 
 
-def balance_differences(
-    *, balance: int, board_points: int, totals: dict[str, int], rule, period: str
-) -> list[str]:
+def balance_differences(*, balance: int, board_points: int, totals: dict[str, int], rule, period: str) -> list[str]:
     """Why a user's balance is not the points a board ranks them by, one sentence per reason; [] when equal.
 
     A board counts points earned from tasks (awards less their reversals) of its rule (or of all

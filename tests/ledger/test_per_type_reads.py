@@ -1,4 +1,4 @@
-"""What users read per point type (SPEC §11): the API's /me, ledger and leaderboards, the site's header, My points and leaderboard."""
+"""What users read per point type (SPEC §11): the API (me, ledger, leaderboards), the header, My points, the leaderboard."""
 
 import uuid
 

@@ -70,7 +70,7 @@ class TestPointTypeAdmin:
     def test_the_list_says_each_types_policy_and_levels_under_its_own_section(self, client, superuser, exp):
         html = page(client, reverse("admin:ledger_pointtype_changelist"))
         assert "Experience" in html and "Newcomer&nbsp;0 · Beginner&nbsp;100 · Skilled&nbsp;500" in html
-        assert html.count("<td class=\"field-expiry_column\">never</td>") == 2
+        assert html.count('<td class="field-expiry_column">never</td>') == 2
         index = page(client, reverse("admin:index"))
         assert 'id="points-pointtype"' in index and 'id="points-level"' in index
 
