@@ -3,4 +3,5 @@
 - entries: accounts, their locks, and posting entries (one, a list, or a worker's whole batch).
 - adjustments: operators' adjustments, posted at once or approved by a second operator.
 - leaderboard: the leaderboard totals kept with the entries that change them, and their rebuild.
+- lots: the lots every credit makes and every debit takes from (expiry, invariant 6).
 """
