@@ -31,7 +31,7 @@ EXPIRY_NOTE = gettext_lazy(
 class PointTypeForm(forms.ModelForm):
     class Meta:
         model = PointType
-        fields = ("code", "name", "position", "spendable", "expiry", "expiry_months")
+        fields = ("code", "name", "position", "spendable", "expiry", "expiry_months", "adjustment_approval_above")
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
@@ -105,13 +105,14 @@ class PointTypeAdmin(AuditHistoryMixin, SimpleHistoryAdmin):
     search_fields = ("code", "name")
     inlines = [LevelInline]
     readonly_fields = ("is_default", "created_at")
-    history_list_display = ["code", "spendable", "expiry", "expiry_months"]
+    history_list_display = ["code", "spendable", "expiry", "expiry_months", "adjustment_approval_above"]
     fieldsets = (
         (None, {"fields": ("code", "name", "position", "is_default", "created_at")}),
         (
             gettext_lazy("Spending and expiry"),
             {"fields": ("spendable", "expiry", "expiry_months"), "description": EXPIRY_NOTE},
         ),
+        (gettext_lazy("Adjustments"), {"fields": ("adjustment_approval_above",)}),
     )
 
     class Media:

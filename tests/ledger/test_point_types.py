@@ -77,11 +77,11 @@ class TestPointTypeAdmin:
     def test_a_new_type_with_its_levels_and_its_history(self, client, superuser):
         response = client.post(
             reverse("admin:ledger_pointtype_add"),
-            type_form(expiry="rolling", expiry_months=12, levels=[("Bronze", 0), ("Silver", 50)]),
+            type_form(expiry="rolling", expiry_months=12, adjustment_approval_above=500, levels=[("Bronze", 0), ("Silver", 50)]),
         )
         assert response.status_code == 302, response.content.decode()[:2000]
         gems = PointType.objects.get(code="gems")
-        assert (gems.expiry, gems.expiry_months) == ("rolling", 12)
+        assert (gems.expiry, gems.expiry_months, gems.adjustment_approval_above) == ("rolling", 12, 500)
         assert list(gems.levels.order_by("threshold").values_list("name", "threshold")) == [("Bronze", 0), ("Silver", 50)]
         assert gems.history.latest().history_user == superuser
         assert Level.objects.get(name="Silver").history.latest().history_user == superuser

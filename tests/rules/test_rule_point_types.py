@@ -104,7 +104,7 @@ class TestWorkflowAndAdmin:
         ScoreRuleFactory(task_type="post", score_type="post-exp", status="editing", point_type=exp)
         ScoreRuleFactory(task_type="post", score_type="post-each", status="editing")
         listed = client.get(reverse("admin:rules_scorerule_changelist")).content.decode()
-        assert "column-point_type" in listed and '<td class="field-point_type nowrap">Experience</td>' in listed
+        assert '<td class="field-points_column">1<br><span class="jifen-point-type">Experience</span></td>' in listed
         filtered = client.get(reverse("admin:rules_scorerule_changelist"), {"point_type__id__exact": exp.pk}).content.decode()
         assert "post-exp" in filtered and "post-each" not in filtered
         rule = ScoreRule.objects.get(score_type="post-exp")
