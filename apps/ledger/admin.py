@@ -217,7 +217,7 @@ class ScoreRecordAdmin(SerialNumberSearchMixin, LocalDateExportFilenameMixin, Ex
 
     def get_export_queryset(self, request):
         # The export reads each row's user, rule and reversed entry: join them, not a query per row.
-        return super().get_export_queryset(request).select_related("user", "rule", "reverses")
+        return super().get_export_queryset(request).select_related("user", "point_type", "rule", "reverses")
 
 
 @admin.register(Adjustment)

@@ -131,6 +131,7 @@ class TestExport:
             ("alice", "adjustment", "-3"),
             ("alice", "award", "20"),
         ]
+        assert {r["Point type"] for r in rows} == {"points"}
         assert rows[0]["For"] == "'+cmd|' /C calc'!A0"
         assert rows[1]["For"] == '\'=HYPERLINK("http://x")'
         assert re.fullmatch(r"\d{20}-\d+-3", rows[0]["Serial number"])
