@@ -103,6 +103,8 @@ SECTIONS: tuple[Section, ...] = (
             ),
         ],
     ),
+    # What points are: their kinds (spendable or not, when they expire) and the levels they reach.
+    Section("points", _("Point types & levels"), ("ledger.pointtype", "ledger.level")),
     Section(
         "shop",
         _("Shop"),

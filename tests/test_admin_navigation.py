@@ -10,7 +10,8 @@ from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
-ORDER = ["authoring", "shop", "users-ledger", "pipeline", "access", "system"]
+ORDER = ["authoring", "points", "shop", "users-ledger", "pipeline", "access", "system"]
+POINTS = ["pointtype", "level"]
 AUTHORING = ["taskconfig", "scorerule", "scoreruleobjectpoints", "review", "test-request", "sheet-import", "sheet-export"]
 SHOP = ["rewarditem", "item-sheet-import", "item-sheet-export"]
 LEDGER = ["account", "scorerecord", "adjustment", "userscoreinfo", "usertaskrecord", "leaderboardtotal", "why"]
@@ -44,6 +45,7 @@ def test_a_superuser_sees_every_section_in_job_order_with_system_last(client, op
     assert main.index('id="jifen-dashboard"') < main.index('class="app-authoring module')
     assert rows(main, "authoring") == AUTHORING
     assert rows(main, "shop") == SHOP
+    assert rows(main, "points") == POINTS
     assert rows(main, "users-ledger") == LEDGER
     assert rows(main, "pipeline") == ["failedevent", "outboxevent", "servicekey", "health"]
     assert rows(main, "access") == ["user", "group", "accessattempt", "accessfailurelog", "accesslog"]
@@ -66,11 +68,12 @@ def test_the_sidebar_of_a_model_page_has_the_same_sections(client, operator):
 @pytest.mark.parametrize(
     ("group", "expected"),
     [
-        ("rule editors", {"authoring": AUTHORING, "shop": SHOP}),
+        ("rule editors", {"authoring": AUTHORING, "points": POINTS, "shop": SHOP}),
         (
             "rule approvers",
             {
                 "authoring": [name for name in AUTHORING if name != "sheet-import"],
+                "points": POINTS,
                 "shop": [name for name in SHOP if name != "item-sheet-import"],
             },
         ),
@@ -78,6 +81,7 @@ def test_the_sidebar_of_a_model_page_has_the_same_sections(client, operator):
             "ledger operators",
             {
                 "authoring": ["scorerule", "review", "sheet-export"],
+                "points": POINTS,
                 "users-ledger": LEDGER,
             },
         ),
@@ -92,7 +96,7 @@ def test_each_role_sees_only_its_sections_and_pages(client, group, expected):
 
 def test_auditors_see_every_section_but_access(client):
     main = index_main(client, member("auditors"))
-    assert sections(main) == ["authoring", "shop", "users-ledger", "pipeline", "system"]
+    assert sections(main) == ["authoring", "points", "shop", "users-ledger", "pipeline", "system"]
     # View only: no add links, no import.
     assert "sheet-import" not in rows(main, "authoring")
     assert rows(main, "shop") == ["rewarditem", "item-sheet-export"]

@@ -58,7 +58,9 @@ class TestSignInRequired:
 class TestMe:
     def test_balance_and_last_activity(self, client, alice, posting):
         client.force_login(alice)
-        assert client.get("/api/me").json() == {"username": "alice", "balance": 0, "last_activity_at": None}
+        body = client.get("/api/me").json()
+        assert (body["username"], body["balance"], body["last_activity_at"]) == ("alice", 0, None)
+        assert [(t["code"], t["balance"], t["earned"], t["level"]) for t in body["point_types"]] == [("points", 0, 0, None)]
         earn(alice, 3)
         body = client.get("/api/me").json()
         assert body["balance"] == 15
@@ -82,7 +84,9 @@ class TestLedger:
         assert entry["kind"] == "award" and entry["rule"] == "post-each"
         assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T.*", entry["created_at"])
         assert entry["serial_number"] == ScoreRecord.objects.get(user=alice, seq=7).serial_number
-        assert first["next_before"] == 5
+        assert entry["point_type"] == "points"
+        # Every type's entries together: the cursor is opaque, passed back as it came.
+        assert first["next_before"] == ScoreRecord.objects.get(user=alice, seq=5).pk
 
         second = client.get("/api/me/ledger", {"limit": 3, "before": first["next_before"]}).json()
         assert [e["seq"] for e in second["entries"]] == [4, 3, 2]

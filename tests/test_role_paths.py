@@ -39,7 +39,8 @@ from django.utils import timezone
 
 from apps.community.models import Post
 from apps.core.review import ReviewState
-from apps.ledger.models import Adjustment, ScoreRecord
+from apps.ledger.models import Adjustment, Level, PointType, ScoreRecord
+from apps.ledger.point_types import default_point_type_id
 from apps.ledger.services import adjustments
 from apps.rewards.models import RewardItem
 from apps.rewards.services import items as item_services
@@ -362,6 +363,7 @@ def _rule_form(rule: ScoreRule) -> dict:
         "score_desc": "changed",
         "kind": rule.kind,
         "points": rule.points,
+        "point_type": rule.point_type_id,
         "statistical_period": rule.statistical_period,
         "required_number_of_times": rule.required_number_of_times,
         "can_repeat": "on",
@@ -450,6 +452,51 @@ def _sheet_import(obj, actor):
     sheets.sheet_import(resource="rules", path="rules.csv", content=content, actor=actor)
 
 
+# Point types and levels: a type's expiry and whether it can be spent decide what points are worth,
+# so the rule approvers manage them (apps/ledger/migrations/0010_point_type_admin.py); nobody
+# deletes the default type, nor a type in use.
+def unused_type() -> PointType:
+    return PointType.objects.create(code="gems", name="Gems")
+
+
+def default_type() -> PointType:
+    return PointType.objects.get(pk=default_point_type_id())
+
+
+def a_level() -> Level:
+    return Level.objects.create(point_type=unused_type(), name="Bronze", threshold=0)
+
+
+def _type_form(**fields) -> dict:
+    return {
+        "code": "gems",
+        "name": "Gems",
+        "position": 0,
+        "spendable": "on",
+        "expiry": "never",
+        "levels-TOTAL_FORMS": 0,
+        "levels-INITIAL_FORMS": 0,
+        **fields,
+    }
+
+
+def _add_type(client, user):
+    client.post(reverse("admin:ledger_pointtype_add"), _type_form())
+    return PointType.objects.filter(code="gems").exists()
+
+
+def _change_expiry(client, user):
+    kind = unused_type()
+    client.post(reverse("admin:ledger_pointtype_change", args=[kind.pk]), _type_form(expiry="year_end"))
+    return PointType.objects.get(pk=kind.pk).expiry == "year_end"
+
+
+def _add_level(client, user):
+    kind = unused_type()
+    client.post(reverse("admin:ledger_level_add"), {"point_type": kind.pk, "name": "Bronze", "threshold": 0})
+    return Level.objects.filter(point_type=kind).exists()
+
+
 DOORS = [
     # The admin's list actions.
     action("tasks.taskconfig", "put_in_use", draft_config, became(_TaskS.IN_USE), APPROVERS),
@@ -509,6 +556,13 @@ DOORS = [
     button("ledger_adjustment_reject", pending_adjustment, became(_AdjS.REJECTED), OPERATORS),
     button("tracking_servicekey_revoke", service_key, lambda k: not ServiceKey.objects.get(pk=k.pk).is_active, SUPERUSER),
     Door("url admin:ledger_adjustment_add", "adjustment request form", OPERATORS, _adjustment_form),
+    Door("url admin:ledger_pointtype_add", "add a point type", APPROVERS, _add_type),
+    Door("url admin:ledger_pointtype_change", "change a point type's expiry", APPROVERS, _change_expiry),
+    button("ledger_pointtype_delete", unused_type, is_gone, APPROVERS, data={"post": "yes"}, label="delete an unused type"),
+    button("ledger_pointtype_delete", default_type, is_gone, NOBODY, data={"post": "yes"}, label="delete the default type"),
+    Door("url admin:ledger_level_add", "add a level", APPROVERS, _add_level),
+    button("ledger_level_delete", a_level, is_gone, APPROVERS, data={"post": "yes"}, label="delete a level"),
+    action("ledger.level", "delete_selected", a_level, is_gone, APPROVERS),
     change_form("rules_scorerule_change", draft_rule, _rule_form, _saved_as_draft),
     # From a shell, --user names the operator and their rights apply (without it: see tests/rules/test_sheets.py).
     command("import_rules", draft_rule, lambda r: [_sheet_file(r)], became(_RuleS.ACTIVE), SUPERUSER),

@@ -47,6 +47,9 @@ class TestGroupsAfterMigrate:
             "rewards.add_rewarditem",
             "rewards.change_rewarditem",
             "rewards.view_rewarditem",
+            # A rule names the point type it awards.
+            "ledger.view_pointtype",
+            "ledger.view_level",
         }
 
     def test_rule_approvers(self):
@@ -62,6 +65,8 @@ class TestGroupsAfterMigrate:
             "rewards.view_rewarditem",
             "rewards.activate_rewarditem",
             "rewards.retire_rewarditem",
+            # A type's expiry and whether it can be spent decide what points are worth (docs/operators.md, Roles).
+            *(f"ledger.{action}_{model}" for model in ("pointtype", "level") for action in ("add", "change", "delete", "view")),
         }
 
     def test_ledger_operators(self):
@@ -72,6 +77,8 @@ class TestGroupsAfterMigrate:
             "ledger.add_adjustment",
             "ledger.approve_adjustment",
             "ledger.view_leaderboardtotal",
+            "ledger.view_pointtype",
+            "ledger.view_level",
             "rules.view_scorerule",
             "rules.view_userscoreinfo",
             "tasks.view_usertaskrecord",

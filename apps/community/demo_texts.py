@@ -1,7 +1,9 @@
-"""The demo rules' descriptions (fixtures/demo.json), marked for translation so the site shows them in its language.
+"""The demo's words (fixtures/demo.json), marked for translation so the site shows them in its language.
 
 `make messages` collects them; `{{ …|in_language }}` (apps/community/templatetags/community.py)
-looks them up. Keep them equal to the fixture's texts (tests/community/test_demo_setup.py checks).
+looks the rules' descriptions up, and point types and levels translate their own names
+(`str()` of apps.ledger.models.PointType and Level). Keep them equal to the fixture's texts
+(tests/community/test_demo_setup.py checks).
 """
 
 from django.utils.translation import gettext_noop
@@ -13,4 +15,18 @@ DEMO_DESCRIPTIONS = (
     gettext_noop("Your first post: 10 bonus points (for the first 100 users)"),
     gettext_noop("Comment on a post: 2 points each, up to 20 a day"),
     gettext_noop("Share a post: 3 points, each post once a day, up to 5 a day"),
+    gettext_noop("Daily sign-in: 10 experience a day"),
+    gettext_noop("Publish a post: 20 experience each, up to 10 a day"),
+    gettext_noop("Comment on a post: 5 experience each, up to 20 a day"),
+)
+
+# The demo's point types (积分 to spend, 经验 to rank) and the five levels of experience.
+DEMO_NAMES = (
+    gettext_noop("Coins"),
+    gettext_noop("Experience"),
+    gettext_noop("Newcomer"),
+    gettext_noop("Beginner"),
+    gettext_noop("Skilled"),
+    gettext_noop("Expert"),
+    gettext_noop("Master"),
 )

@@ -235,7 +235,7 @@ class _Seeder:
             "adjustments": BulkTable(
                 Adjustment,
                 ["id", "user_id", "amount", "reason", "status", "requested_by_id", "decided_by_id", "entry_id", "request_token",
-                 "created_at", "decided_at"],
+                 "created_at", "decided_at", "point_type_id"],
             ),
         }  # fmt: skip
         history = getattr(Adjustment, "history", None)  # django-simple-history's manager, where it is kept
@@ -321,7 +321,8 @@ class _Seeder:
                 if kind == PENDING:
                     adjustments.append(
                         (take("adjustments"), uid, amount, "Compensation for a lost prize (needs approval)",
-                         Adjustment.Status.PENDING, self.operator_id, None, None, uuid.uuid4(), written, None)
+                         Adjustment.Status.PENDING, self.operator_id, None, None, uuid.uuid4(), written, None,
+                         self.point_type_id)
                     )  # fmt: skip
                     continue
                 eid = take("entries")
@@ -335,7 +336,7 @@ class _Seeder:
                     )  # fmt: skip
                     adjustments.append(
                         (take("adjustments"), uid, amount, rng.choice(ADJUSTMENT_REASONS), Adjustment.Status.POSTED,
-                         self.operator_id, None, eid, token, written, written)
+                         self.operator_id, None, eid, token, written, written, self.point_type_id)
                     )  # fmt: skip
                     continue
                 rule, row, nth, business_id, at = detail

@@ -14,6 +14,7 @@ from apps.community import services
 from apps.community.forms import CommentForm, PostForm, SignupForm
 from apps.community.models import Post
 from apps.ledger.selectors.ledger import balance_of, recent_entries
+from apps.ledger.selectors.levels import standings_of
 from apps.rules.selectors.rules import current_progress_for
 
 SESSION_BACKEND = "django.contrib.auth.backends.ModelBackend"
@@ -122,8 +123,12 @@ def post_delete(request: HttpRequest, post_id: int) -> HttpResponse:
 @login_required
 @require_GET
 def my_points(request: HttpRequest) -> HttpResponse:
+    standings = standings_of(user_id=request.user.pk)
     context = {
         "balance": balance_of(user_id=request.user.pk),
+        # Each type the user holds (the default one always): balance, level, progress to the next.
+        "standings": [s for s in standings if s.held or s.point_type.is_default],
+        "several_types": sum(1 for s in standings if s.held) > 1,
         "progress": current_progress_for(user_id=request.user.pk),
         "entries": recent_entries(user_id=request.user.pk, limit=20),
     }

@@ -5,12 +5,12 @@ big tables (accounts, entries) count cheaply and filter, search and sort on inde
 `apps.ledger.changelists`.
 """
 
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -32,11 +32,46 @@ from apps.ledger.changelists import (
     UserListMixin,
 )
 from apps.ledger.forms import AdjustmentRequestForm
-from apps.ledger.models import Account, Adjustment, LeaderboardTotal, ScoreRecord
+from apps.ledger.models import Account, Adjustment, LeaderboardTotal, PointType, ScoreRecord
+from apps.ledger.point_types import default_point_type_id
 from apps.ledger.resources import LedgerCSV, LedgerXLSX, ScoreRecordResource
 from apps.ledger.services import adjustments
 from apps.ledger.user_page import user_page_context
 from apps.ledger.views import leaderboard_context
+
+
+def adjustment_point_type(adjustment: Adjustment) -> PointType:
+    """The adjustment's point type: one that names none (from before types) is the default's."""
+    if adjustment.point_type_id is None:
+        return PointType.objects.get(pk=default_point_type_id())
+    return adjustment.point_type
+
+
+class PointTypeFilter(admin.SimpleListFilter):
+    """Rows by point type; `point_type` is the field filtered on."""
+
+    title = gettext_lazy("point type")
+    parameter_name = "point_type"
+    field = "point_type"
+
+    def lookups(self, request, model_admin):
+        return [(str(point_type.pk), str(point_type)) for point_type in PointType.objects.all()]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value or not value.isdigit():
+            return queryset
+        return queryset.filter(**{f"{self.field}_id": int(value)})
+
+
+class AdjustmentPointTypeFilter(PointTypeFilter):
+    """Adjustments from before point types name none: they are the default type's."""
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value and value.isdigit() and int(value) == default_point_type_id():
+            return queryset.filter(Q(point_type_id=int(value)) | Q(point_type__isnull=True))
+        return super().queryset(request, queryset)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -56,14 +91,20 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Account)
 class AccountAdmin(BigTableAdminMixin, ReadOnlyAdmin):
-    list_display = ("user_column", "balance_column", "entries_column", "last_activity_at")
+    list_display = ("user_column", "point_type", "balance_column", "earned_column", "entries_column", "last_activity_at")
     list_display_links = None  # the user column links to the per-user page instead of a bare form
-    list_filter = (BalanceFilter,)
+    # The type is a filter on the rows the page walks (accounts have no index on it: one would cost
+    # every award an index write); the list never counts them all (CappedCountPaginator).
+    list_filter = (PointTypeFilter, BalanceFilter)
     # Sorting by last activity or entries would sort the whole table: indexing last_activity_at
     # would cost the scoring pipeline an index write on every account update.
     sortable_by = ("user_column", "balance_column")
-    list_select_related = ("user",)
+    list_select_related = ("user", "point_type")
     raw_id_fields = ("user",)
+
+    @admin.display(description=gettext_lazy("earned in all"))
+    def earned_column(self, account: Account) -> int:
+        return account.earned_total
 
     @admin.display(description=gettext_lazy("balance"), ordering="balance")
     def balance_column(self, account: Account) -> str:
@@ -121,6 +162,7 @@ class ScoreRecordAdmin(SerialNumberSearchMixin, LocalDateExportFilenameMixin, Ex
         "serial_number",
         "created_at",
         "user_column",
+        "point_type",
         "kind",
         "trade_amount",
         "amount_before_trade",
@@ -133,7 +175,7 @@ class ScoreRecordAdmin(SerialNumberSearchMixin, LocalDateExportFilenameMixin, Ex
     date_hierarchy = "created_at"
     ordering = ("-created_at", "-id")
     sortable_by = ("serial_number", "created_at")  # the unique index and the created_at index
-    list_select_related = ("user",)
+    list_select_related = ("user", "point_type")
     raw_id_fields = ("account", "user", "score_info", "rule", "completion", "reverses")
     readonly_fields = ("adjustment_link",)
     resource_classes = [ScoreRecordResource]
@@ -175,7 +217,7 @@ class ScoreRecordAdmin(SerialNumberSearchMixin, LocalDateExportFilenameMixin, Ex
 
     def get_export_queryset(self, request):
         # The export reads each row's user, rule and reversed entry: join them, not a query per row.
-        return super().get_export_queryset(request).select_related("user", "rule", "reverses")
+        return super().get_export_queryset(request).select_related("user", "point_type", "rule", "reverses")
 
 
 @admin.register(Adjustment)
@@ -186,6 +228,7 @@ class AdjustmentAdmin(AuditHistoryMixin, UserListMixin, SimpleHistoryAdmin):
         "created_at",
         "user_column",
         "amount_column",
+        "point_type_column",
         "status",
         "reason",
         "requested_by",
@@ -193,8 +236,8 @@ class AdjustmentAdmin(AuditHistoryMixin, UserListMixin, SimpleHistoryAdmin):
         "decided_at",
         "entry_column",
     )
-    list_filter = ("status",)  # the (status, created_at) index
-    list_select_related = ("user", "requested_by", "decided_by", "entry")
+    list_filter = ("status", AdjustmentPointTypeFilter)  # status: the (status, created_at) index
+    list_select_related = ("user", "point_type", "requested_by", "decided_by", "entry")
     raw_id_fields = ("user",)
     paginator = CappedCountPaginator
     list_per_page = 50  # like the other big lists: rendering a row costs more than finding it
@@ -204,6 +247,7 @@ class AdjustmentAdmin(AuditHistoryMixin, UserListMixin, SimpleHistoryAdmin):
     fields = (
         "user_column",
         "amount_column",
+        "point_type_column",
         "reason",
         "status",
         "requested_by",
@@ -218,6 +262,10 @@ class AdjustmentAdmin(AuditHistoryMixin, UserListMixin, SimpleHistoryAdmin):
     @admin.display(description=gettext_lazy("amount"), ordering="amount")
     def amount_column(self, adjustment: Adjustment) -> str:
         return signed_points(adjustment.amount)
+
+    @admin.display(description=gettext_lazy("point type"), ordering="point_type")
+    def point_type_column(self, adjustment: Adjustment) -> str:
+        return str(adjustment_point_type(adjustment))
 
     @admin.display(description=gettext_lazy("ledger entry"))
     def entry_column(self, adjustment: Adjustment) -> str:
@@ -249,6 +297,7 @@ class AdjustmentAdmin(AuditHistoryMixin, UserListMixin, SimpleHistoryAdmin):
             try:
                 result = adjustments.adjustment_request(
                     user_id=data["user"].pk,
+                    point_type_id=data["point_type"].pk if data.get("point_type") else None,
                     amount=data["amount"],
                     reason=data["reason"],
                     request_token=data["request_token"],
@@ -265,7 +314,8 @@ class AdjustmentAdmin(AuditHistoryMixin, UserListMixin, SimpleHistoryAdmin):
             "title": _("Request an adjustment"),
             "form": form,
             "media": self.media + form.media,
-            "threshold": settings.JIFEN_ADJUSTMENT_APPROVAL_ABOVE,
+            "threshold": adjustments.approval_threshold(PointType.objects.filter(is_default=True).first()),
+            "type_thresholds": [(kind, adjustments.approval_threshold(kind)) for kind in PointType.objects.all()],
         }
         return TemplateResponse(request, "admin/ledger/adjustment/request_form.html", context)
 
@@ -277,9 +327,19 @@ class AdjustmentAdmin(AuditHistoryMixin, UserListMixin, SimpleHistoryAdmin):
         self.log_addition(request, adjustment, [{"added": {}}])
         values = {"amount": signed_points(adjustment.amount), "user": adjustment.user}
         size = abs(adjustment.amount)
-        if adjustment.status == Adjustment.Status.POSTED:
+        point_type = adjustment_point_type(adjustment)
+        if adjustment.status == Adjustment.Status.POSTED and not point_type.is_default:
+            posted = _("Posted %(amount)s %(type)s for %(user)s.") % {**values, "type": point_type}
+            self.message_user(request, posted, messages.SUCCESS)
+        elif adjustment.status == Adjustment.Status.POSTED:
             posted = ngettext("Posted %(amount)s point for %(user)s.", "Posted %(amount)s points for %(user)s.", size)
             self.message_user(request, posted % values, messages.SUCCESS)
+        elif not point_type.is_default:
+            waiting = _(
+                "%(amount)s %(type)s for %(user)s need a second operator's approval; "
+                "until then the adjustment waits, pending, in the Adjustments list."
+            )
+            self.message_user(request, waiting % {**values, "type": point_type}, messages.WARNING)
         else:
             # Nothing is posted yet: not a success, but something still to do (by someone else).
             waiting = ngettext(
@@ -346,20 +406,24 @@ class AdjustmentAdmin(AuditHistoryMixin, UserListMixin, SimpleHistoryAdmin):
                 "object": adjustment,
                 "status": adjustment.get_status_display(),
             }
+        point_type = adjustment_point_type(adjustment)
         facts = {
             "amount": adjustment.amount,
             "user": adjustment.user,
             "requester": adjustment.requested_by or "—",
             "reason": adjustment.reason,
+            "type": point_type,
         }
         if approve:
             return [
                 _("%(amount)+d points are posted to %(user)s's balance at once, as one adjustment entry.") % facts,
+                _("Point type: %(type)s.") % facts,
                 _("Requested by %(requester)s, for: %(reason)s") % facts,
                 _("Entries are never changed: to undo it later, request the opposite adjustment.") % facts,
             ], None
         return [
             _("The request for %(amount)+d points for %(user)s is closed and nothing is posted.") % facts,
+            _("Point type: %(type)s.") % facts,
             _("Requested by %(requester)s, for: %(reason)s") % facts,
         ], None
 
@@ -367,6 +431,12 @@ class AdjustmentAdmin(AuditHistoryMixin, UserListMixin, SimpleHistoryAdmin):
     def _decided_message(adjustment: Adjustment) -> str:
         values = {"amount": signed_points(adjustment.amount), "user": adjustment.user}
         size = abs(adjustment.amount)
+        point_type = adjustment_point_type(adjustment)
+        if not point_type.is_default:
+            values["type"] = point_type
+            if adjustment.status == Adjustment.Status.POSTED:
+                return _("Approved: %(amount)s %(type)s posted for %(user)s.") % values
+            return _("Rejected: %(amount)s %(type)s for %(user)s will not be posted.") % values
         if adjustment.status == Adjustment.Status.POSTED:
             return (
                 ngettext(
@@ -444,3 +514,7 @@ class SiteUserAdmin(UserAdmin):
         if "@" in term:
             return queryset.filter(email__iexact=term), False
         return queryset.filter(username__startswith=term), False
+
+
+# Point types and levels: their own module, registered with the rest of the ledger.
+from apps.ledger import admin_economy  # noqa: E402, F401

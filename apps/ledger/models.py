@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
@@ -38,6 +39,16 @@ class PointType(models.Model):
         _("months until expiry"), null=True, blank=True, help_text=_("For “N months after earning” only: N, from 1 to 120.")
     )
     is_default = models.BooleanField(_("default"), default=False, editable=False)
+    adjustment_approval_above = models.PositiveIntegerField(
+        _("adjustments approved above"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "An operator's adjustments of this type to one user are posted at once while they add up to at most this "
+            "many points within 24 hours; beyond, a second operator must approve. Empty: the site's setting "
+            "(JIFEN_ADJUSTMENT_APPROVAL_ABOVE)."
+        ),
+    )
     position = models.PositiveSmallIntegerField(_("position"), default=0, help_text=_("Where it is listed: lowest first."))
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
@@ -57,7 +68,8 @@ class PointType(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.name or self.code
+        # A name in the catalogue (the demo's, apps/community/demo_texts.py) reads in the page's language.
+        return gettext(self.name) if self.name else self.code
 
     def clean(self) -> None:
         from django.core.exceptions import ValidationError
@@ -79,7 +91,8 @@ class Level(models.Model):
     spending and expiry never demote anyone.
     """
 
-    point_type = models.ForeignKey(PointType, on_delete=models.PROTECT, related_name="levels", verbose_name=_("point type"))
+    # A type's levels are part of it: a type nothing uses any more may be deleted, its levels with it.
+    point_type = models.ForeignKey(PointType, on_delete=models.CASCADE, related_name="levels", verbose_name=_("point type"))
     name = models.CharField(_("name"), max_length=64)
     threshold = models.BigIntegerField(
         _("threshold"), validators=[points_at_most_max], help_text=_("Lifetime earned points needed: 0 for the first level.")
@@ -98,7 +111,7 @@ class Level(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.name
+        return gettext(self.name) if self.name else ""
 
 
 class Account(models.Model):

@@ -26,6 +26,7 @@ def _text(attribute: str, column: str) -> fields.Field:
 class ScoreRecordResource(LabelledColumnsMixin, resources.ModelResource):
     serial_number = _text("serial_number", "serial_number")
     user = _text("user__username", "user")
+    point_type = _text("point_type__code", "point_type")
     business_type = _text("business_type", "business_type")
     rule = _text("rule__score_type", "rule")
     reverses = _text("reverses__serial_number", "reverses")
@@ -41,6 +42,7 @@ class ScoreRecordResource(LabelledColumnsMixin, resources.ModelResource):
             "serial_number",
             "created_at",
             "user",
+            "point_type",
             "seq",
             "kind",
             "trade_amount",

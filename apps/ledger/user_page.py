@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from apps.core.clock import local_date
+from apps.ledger.models import PointType
 from apps.ledger.selectors.ledger import user_ledger
 from apps.tasks.selectors import pending_reversals
 
@@ -125,10 +126,26 @@ def _user_admin_page(request: HttpRequest, user_id: int) -> str | None:
         return None
 
 
+def _history_tabs(ledger, chosen: PointType | None) -> list[tuple[str, str, bool]]:
+    """(label, query string, current) for the history's choice: every type together, or one type the user holds."""
+    tabs = [(_("All types"), "", chosen is None)]
+    for standing in ledger.standings:
+        if standing.entries or (chosen is not None and standing.point_type.pk == chosen.pk):
+            code = standing.point_type.code
+            tabs.append((str(standing.point_type), urlencode({"type": code}), chosen is not None and chosen.code == code))
+    return tabs if len(tabs) > 2 else []
+
+
 def user_page_context(request: HttpRequest, *, user_id: int, admin_site) -> dict:
     before = request.GET.get("before", "")
+    code = request.GET.get("type", "")
+    chosen = PointType.objects.filter(code=code).first() if code else None
     try:
-        ledger = user_ledger(user_id=user_id, before_seq=int(before) if before.isdigit() else None)
+        ledger = user_ledger(
+            user_id=user_id,
+            before=int(before) if before.isdigit() else None,
+            point_type_id=chosen.pk if chosen else None,
+        )
     except get_user_model().DoesNotExist:
         raise Http404(_("No such user.")) from None
     by_user = f"user__id__exact={user_id}"
@@ -137,6 +154,11 @@ def user_page_context(request: HttpRequest, *, user_id: int, admin_site) -> dict
         "subject": ledger.user,
         "ledger": ledger,
         "balance": ledger.account.balance if ledger.account else 0,
+        "standings": ledger.standings,
+        "default_type": next((s.point_type for s in ledger.standings if s.point_type.is_default), None),
+        "history_tabs": _history_tabs(ledger, chosen),
+        "history_type": chosen,
+        "history_query": urlencode({"type": chosen.code}) + "&" if chosen else "",
         "entries": [(entry, getattr(entry, "adjustment", None)) for entry in ledger.entries],
         "completions": [
             (record, [(decision.get("rule", "?"), decision_text(decision)) for decision in record.decisions])

@@ -12,7 +12,27 @@ from apps.core.sheets import (
     TextWidget,
     WholeNumberWidget,
 )
+from apps.ledger.models import PointType
+from apps.ledger.point_types import point_type_by_code
 from apps.rules.models import ScoreRule, ScoreRuleObjectPoints
+
+
+class PointTypeCodeWidget(TextWidget):
+    """A point type by its code; an empty cell is the default type, an unknown code is refused."""
+
+    def clean(self, value, row=None, **kwargs):
+        code = super().clean(value, row, **kwargs)
+        point_type = point_type_by_code(code)
+        if point_type is None:
+            codes = ", ".join(PointType.objects.order_by("position", "id").values_list("code", flat=True))
+            raise ValueError(
+                _("No point type has the code %(code)r; use one of: %(codes)s (or leave it empty for the default type).")
+                % {"code": code, "codes": codes}
+            )
+        return point_type
+
+    def render(self, value, obj=None, **kwargs):
+        return "" if value is None else super().render(value.code, obj, **kwargs)
 
 
 class ScoreRuleResource(SheetResourceMixin, resources.ModelResource):
@@ -21,6 +41,7 @@ class ScoreRuleResource(SheetResourceMixin, resources.ModelResource):
     score_desc = fields.Field(attribute="score_desc", column_name="score_desc", widget=TextWidget())
     kind = fields.Field(attribute="kind", column_name="kind", widget=ChoiceWidget(ScoreRule.Kind.choices, default="count"))
     points = fields.Field(attribute="points", column_name="points", widget=WholeNumberWidget())
+    point_type = fields.Field(attribute="point_type", column_name="point_type", widget=PointTypeCodeWidget())
     statistical_period = fields.Field(
         attribute="statistical_period", column_name="statistical_period", widget=ChoiceWidget(ScoreRule.Period.choices)
     )
@@ -52,6 +73,7 @@ class ScoreRuleResource(SheetResourceMixin, resources.ModelResource):
             "score_desc",
             "kind",
             "points",
+            "point_type",
             "statistical_period",
             "required_number_of_times",
             "award_limit_per_period",

@@ -156,6 +156,13 @@ def world(superuser):
         score_type=LONG_CODE, score_desc=LONG_TEXT[:255], task_type="react", points=3, statistical_period="week"
     )
     ScoreRuleObjectPoints.objects.create(rule=long_rule, business_id="comment-" + "9" * 60, points=7)
+    # A second point type with long names and five levels; signing in earns it too.
+    exp = PointType.objects.create(
+        code="community-experience-" + "x" * 11, name="Community experience for " + "very " * 7, spendable=False, position=1
+    )
+    for number, threshold in enumerate((0, 100, 500, 2000, 10000)):
+        Level.objects.create(point_type=exp, name=f"Level {number} of the long ladder " + "z" * 20, threshold=threshold)
+    ScoreRuleFactory(score_type="daily-exp", points=150, award_limit_per_period=3, point_type=exp)
 
     # The shop: coins to pay, an exp level to require, items of every status with long texts.
     coins = PointType.objects.create(code="coins", name="Community coins for the annual campaign", spendable=True)
@@ -207,7 +214,7 @@ def world(superuser):
     service_key_create(name="partner-forum-" + "x" * 40, task_types="sign-in react", created_by=superuser)
     post = Post.objects.create(author=alice, title="Hello from a long title " + "that goes on " * 6, body=LONG_TEXT * 2)
     Comment.objects.create(author=alice, post=post, body=LONG_TEXT)
-    return {"alice": alice, "past_rule": past, "post": post, "long_item": long_item}
+    return {"alice": alice, "past_rule": past, "post": post, "long_item": long_item, "exp": exp}
 
 
 def lock_out(page, url: str, username: str) -> None:
@@ -273,6 +280,7 @@ def test_every_page_fits_its_screen(browser_context, live_server, admin_login, s
     site.visit("site-post", f"/posts/{post.pk}/")
     site.visit("site-my-points", "/me/points/")
     site.visit("site-leaderboard", "/leaderboard/")
+    site.visit("site-leaderboard-type", f"/leaderboard/?period=all&point_type={world['exp'].code}")
     site.visit("site-leaderboard-rule", f"/leaderboard/?period=week&rule={ScoreRule.objects.get(score_type=LONG_CODE).pk}")
 
     # --- the admin, on a laptop ------------------------------------------------------------
@@ -300,6 +308,9 @@ def test_every_page_fits_its_screen(browser_context, live_server, admin_login, s
         ("user-page", f"/admin/ledger/account/user/{alice.pk}/"),
         ("adjustment-request", f"/admin/ledger/adjustment/add/?user={alice.pk}"),
         ("admin-leaderboard", "/admin/ledger/leaderboardtotal/"),
+        ("admin-leaderboard-type", f"/admin/ledger/leaderboardtotal/?period=all&point_type={world['exp'].code}"),
+        ("user-page-one-type", f"/admin/ledger/account/user/{alice.pk}/?type={world['exp'].code}"),
+        ("point-type-default", f"/admin/ledger/pointtype/{PointType.objects.get(is_default=True).pk}/change/"),
         ("rule-import", "/admin/rules/scorerule/import/"),
         ("rule-export", "/admin/rules/scorerule/export/"),
         ("review-queue", "/admin/rules/scorerule/review/"),

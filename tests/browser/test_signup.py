@@ -15,7 +15,7 @@ POINTS_TIMEOUT_S = 20
 
 @pytest.fixture
 def demo_rules(transactional_db):
-    """The demo's task configs and rules, as `make run` loads them (a sign-in earns 1 point)."""
+    """The demo's point types, task configs and rules, as `make run` loads them (a sign-in earns 1 coin and 10 experience)."""
     call_command("loaddata", str(settings.BASE_DIR / "fixtures" / "demo.json"), verbosity=0)
 
 
@@ -36,7 +36,8 @@ def test_a_new_user_signs_up_and_earns_a_first_sign_in(page, live_server, worker
 
     page.wait_for_url(f"{live_server.url}/")
     assert page.locator(".messages").inner_text() == "Welcome, newbie!"
-    assert page.locator("header .who").inner_text() == "newbie"
+    # The demo's experience starts at the level Newcomer (0 points), shown beside the name.
+    assert page.locator("header .who").inner_text() == "newbie Newcomer"
     screenshot(page, "signed-up")
 
     page.click("#checkin")
@@ -48,12 +49,15 @@ def test_a_new_user_signs_up_and_earns_a_first_sign_in(page, live_server, worker
     for _ in range(POINTS_TIMEOUT_S * 2):
         # The page reads the balance and the entries one after the other: a reload at the worker's
         # commit can show the entry beside the balance from before it; the next one shows both.
-        if page.locator("tr.entry").count() and page.locator("#balance").inner_text() != "0":
+        if page.locator("tr.entry").count() == 2 and page.locator("#balance").inner_text() != "0":
             break
         page.wait_for_timeout(500)
         page.reload()
     else:
         pytest.fail(f"no ledger entry within {POINTS_TIMEOUT_S} s; worker log:\n{worker.log()}")
     screenshot(page, "first-points")
+    # One sign-in earns a coin and 10 experience (the demo's two point types).
     assert page.locator("#balance").inner_text() == "1"
-    assert page.locator("tr.entry td.num").first.inner_text() == "+1"
+    assert page.locator("#type-exp .big").inner_text() == "10"
+    amounts = {page.locator("tr.entry").nth(i).locator("td.num").first.inner_text() for i in range(2)}
+    assert amounts == {"+1", "+10"}

@@ -67,3 +67,39 @@ def test_the_demo_rules_descriptions_read_in_both_languages(setup):
     with translation.override("zh-hans"):
         chinese = {translation.gettext(text) for text in DEMO_DESCRIPTIONS}
     assert not chinese & described, "every demo description has its Chinese"
+
+
+def test_the_demo_has_coins_to_spend_and_experience_with_five_levels(setup):
+    from apps.ledger.models import PointType
+    from apps.ledger.point_types import default_point_type_id
+
+    setup()
+    coins = PointType.objects.get(pk=default_point_type_id())
+    assert (coins.code, coins.spendable, coins.expiry) == ("coins", True, "year_end")
+    exp = PointType.objects.get(code="exp")
+    assert (exp.spendable, exp.expiry) == (False, "never")
+    assert list(exp.levels.order_by("threshold").values_list("threshold", flat=True)) == [0, 100, 500, 2000, 10000]
+    with translation.override("zh-hans"):
+        assert (str(coins), str(exp)) == ("积分", "经验")
+        assert [str(level) for level in exp.levels.order_by("threshold")] == ["新手", "入门", "熟练", "高手", "大师"]
+    # Both have history from the start, as the rules do.
+    assert coins.history.exists() and exp.levels.first().history.exists()
+    exp_rules = ScoreRule.objects.filter(point_type=exp, status="active")
+    assert set(exp_rules.values_list("task_type", flat=True)) == {"sign-in", "post", "comment"}
+    assert ScoreRule.objects.filter(point_type=coins).count() == 6
+
+
+def test_signing_in_earns_coins_and_experience(setup):
+    from django.utils import timezone
+
+    from apps.ledger.selectors.levels import standings_of
+    from apps.tracking.events import Event
+    from apps.tracking.services.pipeline import event_process
+
+    setup()
+    alice = get_user_model().objects.get(username="alice")
+    event_process(event=Event(event_id=uuid.uuid4(), user_id=alice.pk, task_type="sign-in", occurred_at=timezone.now()))
+    standings = {s.point_type.code: s for s in standings_of(user_id=alice.pk)}
+    assert (standings["coins"].balance, standings["exp"].balance) == (1, 10)
+    assert str(standings["exp"].level) == "Newcomer" and standings["exp"].to_next == 90
+    call_command("verify_ledger", stdout=io.StringIO())

@@ -9,6 +9,7 @@ from django.core.management import CommandError, call_command
 from django.db.models import Count, Max, Sum
 
 from apps.ledger.models import Account, Adjustment, ScoreRecord
+from apps.ledger.point_types import default_point_type_id
 from apps.ledger.selectors.ledger import ledger_problems
 from apps.rules.models import CountedCompletion, ScoreRule, UserScoreInfo
 from apps.tasks.models import UserTaskRecord
@@ -49,6 +50,8 @@ def test_small_data_set_is_consistent_and_counted_right(demo_rules):
     adjustments = ScoreRecord.objects.filter(kind="adjustment")
     assert adjustments.count() == 5 == Adjustment.objects.filter(status="posted", entry__isnull=False).count()
     assert Adjustment.objects.filter(status="pending", entry__isnull=True).count() == 1
+    # Each names its point type (the default one), as the admin's requests do.
+    assert set(Adjustment.objects.values_list("point_type_id", flat=True)) == {default_point_type_id()}
     history = getattr(Adjustment, "history", None)  # kept by django-simple-history where the ledger enables it
     if history is not None:
         assert history.filter(history_type="+").count() == Adjustment.objects.count()

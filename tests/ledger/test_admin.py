@@ -131,6 +131,7 @@ class TestExport:
             ("alice", "adjustment", "-3"),
             ("alice", "award", "20"),
         ]
+        assert {r["Point type"] for r in rows} == {"points"}
         assert rows[0]["For"] == "'+cmd|' /C calc'!A0"
         assert rows[1]["For"] == '\'=HYPERLINK("http://x")'
         assert re.fullmatch(r"\d{20}-\d+-3", rows[0]["Serial number"])
@@ -198,12 +199,16 @@ class TestUserPage:
         for _ in range(60):
             give_points(alice, 1)
         url = reverse("admin:ledger_account_user", args=[alice.pk])
-        with django_assert_max_num_queries(12):
+        # Whatever the history: the user, their standing in each point type (types, accounts,
+        # levels), the slices of each list, the progress on active rules.
+        with django_assert_max_num_queries(15):
             html = page(client, url)
         assert html.count('class="entry"') == 50
+        # Every type's entries together, newest first: the next slice starts below the 50th shown.
+        fiftieth = ScoreRecord.objects.filter(user=alice).order_by("-id")[49]
         older = re.search(r'href="\?before=(\d+)" id="older-entries"', html)
-        assert older and older.group(1) == "11"
-        html = page(client, url, before="11")
+        assert older and older.group(1) == str(fiftieth.pk)
+        html = page(client, url, before=older.group(1))
         assert html.count('class="entry"') == 10 and 'id="older-entries"' not in html
 
     def test_a_user_without_points_has_a_page_with_a_link_to_adjust(self, client, superuser):

@@ -321,7 +321,7 @@ class TestTheSiteSaysWhatItRanks:
 
     def test_the_board_says_adjustments_do_not_count(self, client, rules):
         html = client.get(reverse("leaderboard")).content.decode()
-        assert "Adjustments by operators do not count." in html
+        assert "earning only. Spending, expiry and adjustments by operators do not count." in html
 
     def test_a_balance_with_adjustments_says_why_it_differs(self, client, alice):
         html = client.get(reverse("leaderboard") + "?period=all").content.decode()

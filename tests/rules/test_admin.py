@@ -129,6 +129,7 @@ class TestChangePage:
             "score_desc": "",
             "kind": "count",
             "points": 7,
+            "point_type": rule.point_type_id,
             "statistical_period": "day",
             "required_number_of_times": 1,
             "can_repeat": "on",

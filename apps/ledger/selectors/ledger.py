@@ -9,28 +9,34 @@ from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, 
 from django.db.models.functions import Coalesce, Lag
 
 from apps.ledger.models import Account, Adjustment, ScoreRecord
+from apps.ledger.point_types import default_point_type_id
+from apps.ledger.selectors.levels import Standing, standings_of
 from apps.ledger.services.lots import lots_check
 from apps.rules.models import ScoreRule
 from apps.rules.selectors.rules import RuleProgress, current_progress_for
 from apps.tasks.models import UserTaskRecord
 
 
-def balance_of(*, user_id: int) -> int:
-    return Account.objects.filter(user_id=user_id).values_list("balance", flat=True).first() or 0
+def balance_of(*, user_id: int, point_type_id: int | None = None) -> int:
+    """The user's balance of one point type (None: the default type)."""
+    mine = Account.objects.filter(user_id=user_id, point_type_id=point_type_id or default_point_type_id())
+    return mine.values_list("balance", flat=True).first() or 0
 
 
-def account_of(*, user_id: int) -> Account | None:
-    return Account.objects.filter(user_id=user_id).first()
+def account_of(*, user_id: int, point_type_id: int | None = None) -> Account | None:
+    """The user's account of one point type (None: the default type, the main account), or None."""
+    return Account.objects.filter(user_id=user_id, point_type_id=point_type_id or default_point_type_id()).first()
 
 
-def adjustments_total(*, user_id: int) -> int:
-    """The net of the user's adjustment entries: what their balance holds beyond the points earned from tasks."""
-    entries = ScoreRecord.objects.filter(user_id=user_id, kind=ScoreRecord.Kind.ADJUSTMENT).order_by()
-    return entries.aggregate(total=Coalesce(Sum("trade_amount"), Value(0)))["total"]
+def entry_totals(*, user_id: int, point_type_id: int | None = None) -> dict[str, int]:
+    """{kind: net amount} of the user's entries of one point type (None: the default type): one query, by the user's index."""
+    entries = ScoreRecord.objects.filter(user_id=user_id, point_type_id=point_type_id or default_point_type_id()).order_by()
+    return dict(entries.values("kind").annotate(total=Sum("trade_amount")).values_list("kind", "total"))
 
 
 def recent_entries(*, user_id: int, limit: int = 20) -> QuerySet[ScoreRecord]:
-    return ScoreRecord.objects.filter(user_id=user_id).select_related("rule").order_by("-id")[:limit]
+    """The user's latest entries of every point type, newest first."""
+    return ScoreRecord.objects.filter(user_id=user_id).select_related("rule", "point_type").order_by("-id")[:limit]
 
 
 @dataclass(frozen=True)
@@ -218,10 +224,13 @@ class UserLedger:
     """What the admin's per-user page shows: each list is the newest slice, never the whole history."""
 
     user: object
-    account: Account | None
+    account: Account | None  # the main account (the default type's)
+    standings: list[Standing]  # every point type: balance, earned, level, next level
     progress: list[RuleProgress]
     entries: list[ScoreRecord]
-    older_entries_before: int | None  # pass as `before_seq` for the next, older slice; None at the start
+    # Pass as `before` for the next, older slice; None at the start. With a point type, an entry's
+    # seq in that type's account; with every type, an entry's id.
+    older_entries_before: int | None
     completions: list[UserTaskRecord]
     more_completions: bool
     adjustments: list[Adjustment]
@@ -229,38 +238,57 @@ class UserLedger:
 
 
 def user_ledger(
-    *, user_id: int, before_seq: int | None = None, entries: int = 50, completions: int = 30, adjustments: int = 20
+    *,
+    user_id: int,
+    before: int | None = None,
+    point_type_id: int | None = None,
+    entries: int = 50,
+    completions: int = 30,
+    adjustments: int = 20,
 ) -> UserLedger:
-    """One user's balance, progress and latest history; raises the user model's DoesNotExist.
+    """One user's standing in every point type, progress and latest history; raises the user model's DoesNotExist.
 
-    A constant number of queries whatever the user's history: entries are read by the unique
-    (account, seq) index from `before_seq` down (seq has no gaps, so the slice's last seq tells
-    whether older ones exist), the other lists by the user's indexes, one more row than shown.
+    A constant number of queries whatever the user's history. With `point_type_id`, entries are
+    that type's account's, read by the unique (account, seq) index from seq `before` down (seq has
+    no gaps, so the slice's last seq tells whether older ones exist); without, every type's, newest
+    first by id below `before`, by the user's index (one more row than shown). The other lists
+    are read by the user's indexes, one more row than shown.
     """
     user = get_user_model().objects.get(pk=user_id)
-    account = Account.objects.filter(user_id=user_id).first()
+    account = Account.objects.filter(user_id=user_id, point_type_id=default_point_type_id()).first()
+    related = ("rule", "adjustment", "point_type")
     page: list[ScoreRecord] = []
-    if account is not None:
-        below = account.last_seq + 1 if before_seq is None else before_seq
-        page = list(
-            ScoreRecord.objects.filter(account=account, seq__lt=below)
-            .select_related("rule", "adjustment")
-            .order_by("-seq")[:entries]
-        )
+    older = None
+    if point_type_id is not None:
+        chosen = Account.objects.filter(user_id=user_id, point_type_id=point_type_id).first()
+        if chosen is not None:
+            below = chosen.last_seq + 1 if before is None else before
+            page = list(
+                ScoreRecord.objects.filter(account=chosen, seq__lt=below).select_related(*related).order_by("-seq")[:entries]
+            )
+            older = page[-1].seq if page and page[-1].seq > 1 else None
+    else:
+        mine = ScoreRecord.objects.filter(user_id=user_id)
+        if before is not None:
+            mine = mine.filter(id__lt=before)
+        page = list(mine.select_related(*related).order_by("-id")[: entries + 1])
+        older = page[entries - 1].pk if len(page) > entries else None
+        page = page[:entries]
     done = list(
         UserTaskRecord.objects.filter(user_id=user_id).select_related("task").order_by("-occurred_at", "-id")[: completions + 1]
     )
     adjusted = list(
         Adjustment.objects.filter(user_id=user_id)
-        .select_related("requested_by", "decided_by", "entry")
+        .select_related("point_type", "requested_by", "decided_by", "entry")
         .order_by("-created_at", "-id")[: adjustments + 1]
     )
     return UserLedger(
         user=user,
         account=account,
+        standings=standings_of(user_id=user_id),
         progress=current_progress_for(user_id=user_id),
         entries=page,
-        older_entries_before=page[-1].seq if page and page[-1].seq > 1 else None,
+        older_entries_before=older,
         completions=done[:completions],
         more_completions=len(done) > completions,
         adjustments=adjusted[:adjustments],
@@ -277,19 +305,30 @@ class LedgerPage:
 
     account: Account | None
     entries: list[ScoreRecord]
-    next_before: int | None  # pass as `before_seq` for the next, older slice; None when there is none
+    next_before: int | None  # pass as `before` for the next, older slice; None when there is none
 
 
-def ledger_page(*, user_id: int, before_seq: int | None = None, limit: int = 20) -> LedgerPage:
-    """The user's entries with seq below `before_seq` (all, when None), newest first, at most `limit`.
+def ledger_page(*, user_id: int, before: int | None = None, limit: int = 20, point_type_id: int | None = None) -> LedgerPage:
+    """The user's entries, newest first, at most `limit`: of one point type, or of every type.
 
-    Keyset pagination over the unique (account, seq) index: two queries for any page, however
-    deep, and a page never shifts when new entries arrive meanwhile. seq has no gaps, so the
-    slice's last seq tells whether older entries exist.
+    With `point_type_id`: that type's account's entries with seq below `before` (all, when None),
+    by keyset pagination over the unique (account, seq) index; seq has no gaps, so the slice's last
+    seq tells whether older entries exist. Without: every type's entries with an id below
+    `before`, by the user's index, one row more than asked telling whether older ones exist. Either
+    way two queries for any page, however deep, and a page never shifts when new entries arrive.
     """
-    account = Account.objects.filter(user_id=user_id).first()
+    related = ("rule", "point_type")
+    if point_type_id is None:
+        account = Account.objects.filter(user_id=user_id, point_type_id=default_point_type_id()).first()
+        mine = ScoreRecord.objects.filter(user_id=user_id)
+        if before is not None:
+            mine = mine.filter(id__lt=before)
+        entries = list(mine.select_related(*related).order_by("-id")[: limit + 1])
+        older = entries[limit - 1].pk if len(entries) > limit else None
+        return LedgerPage(account=account, entries=entries[:limit], next_before=older)
+    account = Account.objects.filter(user_id=user_id, point_type_id=point_type_id).first()
     if account is None:
         return LedgerPage(account=None, entries=[], next_before=None)
-    below = account.last_seq + 1 if before_seq is None else before_seq
-    entries = list(ScoreRecord.objects.filter(account=account, seq__lt=below).select_related("rule").order_by("-seq")[:limit])
+    below = account.last_seq + 1 if before is None else before
+    entries = list(ScoreRecord.objects.filter(account=account, seq__lt=below).select_related(*related).order_by("-seq")[:limit])
     return LedgerPage(account=account, entries=entries, next_before=entries[-1].seq if entries and entries[-1].seq > 1 else None)

@@ -4,4 +4,5 @@
 - adjustments: operators' adjustments, posted at once or approved by a second operator.
 - lots: every credit a lot with its expiry, debits oldest first, refunds giving the same lots back (SPEC §11).
 - leaderboard: the leaderboard totals kept with the entries that change them, and their rebuild.
+- lots: the lots every credit makes and every debit takes from (expiry, invariant 6).
 """

@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.db.models.functions import Abs
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.core.points import POINTS_MAX
-from apps.ledger.models import Account, Adjustment, ScoreRecord
+from apps.ledger.models import Account, Adjustment, PointType, ScoreRecord
+from apps.ledger.point_types import default_point_type_id
 from apps.ledger.services.entries import account_lock, ledger_post_entry
 
 if TYPE_CHECKING:
@@ -44,24 +45,45 @@ class AdjustmentRequested:
 APPROVAL_WINDOW = timedelta(hours=24)
 
 
-def adjustment_needs_approval(*, amount: int, recent_total: int = 0) -> bool:
+def approval_threshold(point_type: PointType | None = None) -> int:
+    """The points one operator may move for one user within APPROVAL_WINDOW without a second operator.
+
+    The type's own `adjustment_approval_above`, or settings.JIFEN_ADJUSTMENT_APPROVAL_ABOVE when
+    it has none (or for no type: the default's setting).
+    """
+    if point_type is not None and point_type.adjustment_approval_above is not None:
+        return point_type.adjustment_approval_above
+    return settings.JIFEN_ADJUSTMENT_APPROVAL_ABOVE
+
+
+def adjustment_needs_approval(*, amount: int, recent_total: int = 0, point_type: PointType | None = None) -> bool:
     """Whether an adjustment of `amount` waits for a second operator instead of being posted at once.
 
-    `recent_total` is what the same requester already asked for the same user within
-    APPROVAL_WINDOW (see `adjustment_recent_total`); credits and debits both count by size.
+    `recent_total` is what the same requester already asked for the same user in the same point
+    type within APPROVAL_WINDOW (see `adjustment_recent_total`); credits and debits both count by
+    size. The threshold is the type's (`approval_threshold`).
     """
-    return recent_total + abs(amount) > settings.JIFEN_ADJUSTMENT_APPROVAL_ABOVE
+    return recent_total + abs(amount) > approval_threshold(point_type)
 
 
-def adjustment_recent_total(*, user_id: int, requested_by_id: int) -> int:
-    """The sum of |amount| of one requester's posted and pending adjustments to one user in the last 24 hours.
+def _of_type(point_type_id: int) -> Q:
+    """Adjustments of the type; one that names none is the default type's."""
+    if point_type_id == default_point_type_id():
+        return Q(point_type_id=point_type_id) | Q(point_type__isnull=True)
+    return Q(point_type_id=point_type_id)
+
+
+def adjustment_recent_total(*, user_id: int, requested_by_id: int, point_type_id: int | None = None) -> int:
+    """The sum of |amount| of one requester's posted and pending adjustments to one user in one point type in the last 24 hours.
 
     Rejected ones are left out: they moved no points and will not. Credits and debits add up by
-    size, not net: +900 then -900 moved 1,800 points by one operator's hand.
+    size, not net: +900 then -900 moved 1,800 points by one operator's hand. Each point type is
+    counted apart (None: the default type), against its own threshold.
     """
     since = timezone.now() - APPROVAL_WINDOW
     total = (
         Adjustment.objects.filter(
+            _of_type(point_type_id or default_point_type_id()),
             user_id=user_id,
             requested_by_id=requested_by_id,
             created_at__gte=since,
@@ -74,18 +96,25 @@ def adjustment_recent_total(*, user_id: int, requested_by_id: int) -> int:
 
 
 def adjustment_request(
-    *, user_id: int, amount: int, reason: str, request_token: uuid.UUID, actor: "AbstractBaseUser"
+    *,
+    user_id: int,
+    amount: int,
+    reason: str,
+    request_token: uuid.UUID,
+    actor: "AbstractBaseUser",
+    point_type_id: int | None = None,
 ) -> AdjustmentRequested:
-    """Record an operator's credit (amount > 0) or debit (amount < 0) for a user; post it if small enough.
+    """Record an operator's credit (amount > 0) or debit (amount < 0) of one point type for a user; post it if small enough.
 
-    It is posted at once (the requester is also the one who decided) while this requester's
-    adjustments to this user within 24 hours, this one included, add up to at most
-    settings.JIFEN_ADJUSTMENT_APPROVAL_ABOVE points by size; the one that takes the sum over, and
-    any after it, stay pending until another operator approves them. Submitting the same
+    `point_type_id` None is the default type. It is posted at once (the requester is also the one
+    who decided) while this requester's adjustments of this type to this user within 24 hours,
+    this one included, add up to at most the type's threshold (`approval_threshold`) by size; the
+    one that takes the sum over, and any after it, stay pending until another operator approves
+    them. Submitting the same
     `request_token` again returns the first adjustment with created=False and changes nothing.
     Raises AdjustmentForbidden without the add permission or for the operator's own account, and
-    AdjustmentRefused for a zero or oversized amount, an empty or overlong reason, or a debit that
-    would take the balance below zero.
+    AdjustmentRefused for a zero or oversized amount, an empty or overlong reason, an unknown point
+    type, or a debit that would take the type's balance below zero.
     """
     if not actor.has_perm(REQUEST_PERMISSION):
         raise AdjustmentForbidden(_("You do not have permission to request adjustments."))
@@ -101,16 +130,26 @@ def adjustment_request(
             _("The amount must be a non-zero whole number of at most %(max)s points either way.")
             % {"max": f"{ADJUSTMENT_MAX_POINTS:,}"}
         )
+    point_type = PointType.objects.filter(pk=point_type_id or default_point_type_id()).first()
+    if point_type is None:
+        raise AdjustmentRefused(_("There is no such point type; nothing was changed."))
     with transaction.atomic():
         # The account lock first, as for every balance change. A second submit of the same form
         # waits here until the first commits, then finds its token below.
-        account = account_lock(user_id=user_id)
+        account = account_lock(user_id=user_id, point_type_id=point_type.pk)
         existing = Adjustment.objects.filter(request_token=request_token).first()
         if existing is not None:
             return AdjustmentRequested(existing, created=False)
         _refuse_below_zero(account, amount)
-        recent_total = adjustment_recent_total(user_id=user_id, requested_by_id=actor.pk)
-        adjustment = Adjustment(user_id=user_id, amount=amount, reason=reason, requested_by=actor, request_token=request_token)
+        recent_total = adjustment_recent_total(user_id=user_id, requested_by_id=actor.pk, point_type_id=point_type.pk)
+        adjustment = Adjustment(
+            user_id=user_id,
+            point_type=point_type,
+            amount=amount,
+            reason=reason,
+            requested_by=actor,
+            request_token=request_token,
+        )
         try:
             with transaction.atomic():
                 _save_with_history(adjustment, actor=actor, reason="requested")
@@ -119,7 +158,7 @@ def adjustment_request(
             return AdjustmentRequested(Adjustment.objects.get(request_token=request_token), created=False)
         # Counted under the account lock (taken above), so two requests at once for this user
         # are counted one after the other: they cannot both slip under the threshold.
-        if not adjustment_needs_approval(amount=amount, recent_total=recent_total):
+        if not adjustment_needs_approval(amount=amount, recent_total=recent_total, point_type=point_type):
             _post(adjustment, account=account, actor=actor, reason="posted at once")
     return AdjustmentRequested(adjustment, created=True)
 
@@ -136,7 +175,7 @@ def adjustment_approve(*, adjustment: Adjustment, actor: "AbstractBaseUser") -> 
         raise AdjustmentForbidden(_("You do not have permission to approve adjustments."))
     with transaction.atomic():
         locked = _lock_pending(adjustment, actor=actor)
-        account = account_lock(user_id=locked.user_id)
+        account = account_lock(user_id=locked.user_id, point_type_id=locked.point_type_id)
         _post(locked, account=account, actor=actor, reason="approved")
     return locked
 

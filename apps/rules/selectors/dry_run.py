@@ -170,6 +170,7 @@ class DryRun:
     def as_dict(self) -> dict:
         return {
             "rule": self.rule.score_type,
+            "point_type": self.rule.point_type.code,
             "since": self.window.start.isoformat() if self.window.start else None,
             "until": self.window.end.isoformat(),
             "completions": self.tally.completions,

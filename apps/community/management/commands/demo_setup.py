@@ -1,4 +1,8 @@
-"""Prepare the demo: rules and task configs, the operators `admin` and `approver`, and the users alice and bob.
+"""Prepare the demo: point types, levels, rules and task configs, the operators `admin` and `approver`, and alice and bob.
+
+The demo's default point type is `coins` (积分: spendable, expiring at the end of the year after
+earning); `exp` (经验: never spent, never expiring) has five levels, and rules award it beside
+coins (signing in, posting and commenting earn both).
 
 `admin` is a superuser; `approver` is an operator in the rule approvers and ledger operators
 groups, so that every two-person step can be tried: a rule admin submits is activated by the
@@ -41,8 +45,10 @@ class Command(BaseCommand):
             self.stdout.write("Task configs already present: demo fixtures not loaded again.")
         else:
             call_command("loaddata", str(FIXTURE), verbosity=0)
-            call_command("populate_history", "tasks.TaskConfig", "rules.ScoreRule", verbosity=0)
-            self.stdout.write(self.style.SUCCESS(f"Loaded demo task configs and rules from {FIXTURE.name}."))
+            call_command(
+                "populate_history", "ledger.PointType", "ledger.Level", "tasks.TaskConfig", "rules.ScoreRule", verbosity=0
+            )
+            self.stdout.write(self.style.SUCCESS(f"Loaded demo point types, levels, task configs and rules from {FIXTURE.name}."))
 
         admin_note = self._operator("admin", _create_admin)
         approver_note = self._operator("approver", _create_approver)
