@@ -453,7 +453,7 @@ def _sheet_import(obj, actor):
 
 
 # Point types and levels: a type's expiry and whether it can be spent decide what points are worth,
-# so the rule approvers manage them (apps/ledger/migrations/0010_point_type_admin.py); nobody
+# so the rule approvers manage them (apps/ledger/migrations/0012_point_type_admin.py); nobody
 # deletes the default type, nor a type in use.
 def unused_type() -> PointType:
     return PointType.objects.create(code="gems", name="Gems")

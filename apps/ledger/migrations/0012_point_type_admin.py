@@ -65,7 +65,7 @@ def adjustments_name_their_type(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('ledger', '0009_point_types_lots'),
+        ('ledger', '0011_denormalized_types'),
         ('ledger', '0007_leaderboard_roles'),
         ('tracking', '0003_roles'),
     ]
