@@ -123,6 +123,8 @@ SECTIONS: tuple[Section, ...] = (
             ),
         ],
     ),
+    # The rewards shop: the catalogue (items) and the redemption queue operators work through.
+    Section("shop", _("Shop"), ("rewards.rewarditem", "rewards.redemption")),
     Section(
         "pipeline",
         _("Pipeline"),

@@ -10,9 +10,10 @@ from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
-ORDER = ["authoring", "users-ledger", "pipeline", "access", "system"]
+ORDER = ["authoring", "users-ledger", "shop", "pipeline", "access", "system"]
 AUTHORING = ["taskconfig", "scorerule", "scoreruleobjectpoints", "review", "test-request", "sheet-import", "sheet-export"]
 LEDGER = ["account", "scorerecord", "adjustment", "userscoreinfo", "usertaskrecord", "leaderboardtotal", "why"]
+SHOP = ["redemption"]
 
 
 def member(group_name: str):
@@ -43,6 +44,7 @@ def test_a_superuser_sees_every_section_in_job_order_with_system_last(client, op
     assert main.index('id="jifen-dashboard"') < main.index('class="app-authoring module')
     assert rows(main, "authoring") == AUTHORING
     assert rows(main, "users-ledger") == LEDGER
+    assert rows(main, "shop") == SHOP
     assert rows(main, "pipeline") == ["failedevent", "outboxevent", "servicekey", "health"]
     assert rows(main, "access") == ["user", "group", "accessattempt", "accessfailurelog", "accesslog"]
     # Celery first; models no section names (the demo site's own) land here too.
@@ -71,6 +73,7 @@ def test_the_sidebar_of_a_model_page_has_the_same_sections(client, operator):
             {
                 "authoring": ["scorerule", "review", "sheet-export"],
                 "users-ledger": LEDGER,
+                "shop": SHOP,
             },
         ),
     ],
@@ -84,7 +87,7 @@ def test_each_role_sees_only_its_sections_and_pages(client, group, expected):
 
 def test_auditors_see_every_section_but_access(client):
     main = index_main(client, member("auditors"))
-    assert sections(main) == ["authoring", "users-ledger", "pipeline", "system"]
+    assert sections(main) == ["authoring", "users-ledger", "shop", "pipeline", "system"]
     # View only: no add links, no import.
     assert "sheet-import" not in rows(main, "authoring")
     assert 'class="addlink"' not in main

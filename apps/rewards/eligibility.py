@@ -172,3 +172,17 @@ def refusal_of(
     if refusal is None and stock_as_read and stock_left(item) == 0:
         refusal = out_of_stock(item)
     return refusal
+
+
+def limit_text(item: RewardItem) -> str | None:
+    """The per-user limit in words for the shop ("at most 1 per person a day"), or None without one."""
+    if item.per_user_limit is None:
+        return None
+    values = {"limit": item.per_user_limit}
+    texts = {
+        RewardItem.Period.DAY: _("at most %(limit)d per person a day"),
+        RewardItem.Period.WEEK: _("at most %(limit)d per person a week"),
+        RewardItem.Period.MONTH: _("at most %(limit)d per person a month"),
+        RewardItem.Period.YEAR: _("at most %(limit)d per person a year"),
+    }
+    return texts.get(item.limit_period, _("at most %(limit)d per person")) % values

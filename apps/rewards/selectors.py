@@ -23,6 +23,10 @@ class Offer:
     def may_redeem(self) -> bool:
         return self.refusal is None
 
+    @property
+    def limit_text(self) -> str | None:
+        return eligibility.limit_text(self.item)
+
 
 def shop_items(*, now: datetime | None = None) -> QuerySet[RewardItem]:
     """Active items whose window is open now, in the shop's order."""
@@ -41,10 +45,8 @@ def shop_offers(*, user_id: int | None, now: datetime | None = None) -> list[Off
     items = list(shop_items(now=now))
     if user_id is None:
         return [Offer(item, eligibility.stock_left(item), None) for item in items]
-    accounts = {
-        type_id: (balance, earned)
-        for type_id, balance, earned in Account.objects.filter(user_id=user_id).values_list("point_type_id", "balance", "earned_total")
-    }
+    rows = Account.objects.filter(user_id=user_id).values_list("point_type_id", "balance", "earned_total")
+    accounts = {type_id: (balance, earned) for type_id, balance, earned in rows}
     used = _used_in_windows(user_id, items, now=now)
     offers = []
     for item in items:

@@ -29,7 +29,8 @@ def exp(db):
 def make_item(point_type, *, code="mug", cost=30, **fields) -> RewardItem:
     """An active item (as an approver would have made it live)."""
     fields.setdefault("name", code.replace("-", " ").title())
-    return RewardItem.objects.create(code=code, cost=cost, point_type=point_type, status=RewardItem.Status.ACTIVE, **fields)
+    fields.setdefault("status", RewardItem.Status.ACTIVE)
+    return RewardItem.objects.create(code=code, cost=cost, point_type=point_type, **fields)
 
 
 def give(user, amount: int, point_type=None, *, kind: str = "award"):
