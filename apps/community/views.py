@@ -182,5 +182,9 @@ def shop_redeem(request: HttpRequest) -> HttpResponse:
             % values,
         )
     else:
-        messages.info(request, _("%(item)s was already redeemed with this form; nothing more was spent.") % values)
+        # A double submit: whichever answer the browser shows last, the user learns it is redeemed.
+        messages.info(
+            request,
+            _("You redeemed %(item)s (this form was sent twice: nothing more was spent); %(balance)s %(type)s left.") % values,
+        )
     return redirect("shop")

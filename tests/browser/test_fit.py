@@ -14,12 +14,17 @@ from datetime import timedelta
 import openpyxl
 import pytest
 from django.contrib import admin
+from django.db import transaction
 from django.test import RequestFactory
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from apps.community.models import Comment, Post
+from apps.ledger.models import Level, PointType
 from apps.ledger.services.adjustments import adjustment_request
+from apps.ledger.services.entries import account_lock, ledger_post_entry
+from apps.rewards.models import Redemption, RewardItem
+from apps.rewards.services.redemptions import redemption_cancel, redemption_create
 from apps.rules.models import ScoreRule, ScoreRuleObjectPoints
 from apps.tasks.models import UserTaskRecord
 from apps.tracking.events import Event
@@ -47,7 +52,7 @@ LONG_TEXT = (
 )
 
 # Jifen's own lists show every column at 1280 px; a third-party app's list may scroll inside its box.
-OWN_APPS = ("tasks_", "rules_", "ledger_", "tracking_", "community_")
+OWN_APPS = ("tasks_", "rules_", "ledger_", "tracking_", "community_", "rewards_")
 
 # The page's own width against the window's, the header's, a list's hidden width, and what sticks out.
 MEASURE = """() => {
@@ -170,6 +175,29 @@ def world(superuser):
     service_key_create(name="partner-forum-" + "x" * 40, task_types="sign-in react", created_by=superuser)
     post = Post.objects.create(author=alice, title="Hello from a long title " + "that goes on " * 6, body=LONG_TEXT * 2)
     Comment.objects.create(author=alice, post=post, body=LONG_TEXT)
+    # The shop: an item with a long code, name and description, a gated one, alice's redemptions.
+    coins = PointType.objects.create(code="coins", name="Coins")
+    gold = Level.objects.create(point_type=coins, name="Gold member of the long-titled club", threshold=10_000)
+    with transaction.atomic():
+        ledger_post_entry(
+            account=account_lock(user_id=alice.pk, point_type_id=coins.pk), amount=500, kind="award", idempotency_key="fit"
+        )
+    RewardItem.objects.create(
+        code=LONG_CODE,
+        name=LONG_TEXT[:120],
+        description=LONG_TEXT,
+        cost=30,
+        point_type=coins,
+        stock=10,
+        per_user_limit=2,
+        limit_period="week",
+        end_time=now + timedelta(days=30),
+        status="active",
+    )
+    RewardItem.objects.create(code="vip", name="VIP", cost=5, point_type=coins, min_level=gold, status="active", position=1)
+    redemption_create(user=alice, item_code=LONG_CODE, client_key="fit-1")
+    cancelled = redemption_create(user=alice, item_code=LONG_CODE, client_key="fit-2").redemption
+    redemption_cancel(redemption=cancelled, actor=superuser, note=LONG_TEXT[:500])
     return {"alice": alice, "past_rule": past, "post": post}
 
 
@@ -223,6 +251,7 @@ def test_every_page_fits_its_screen(browser_context, live_server, admin_login, s
     site.visit("site-login", "/accounts/login/")
     site.visit("site-signup", "/accounts/signup/")
     site.visit("site-leaderboard-anonymous", "/leaderboard/")
+    site.visit("site-shop-anonymous", "/shop/")
     lock_out(page, f"{live_server.url}/accounts/login/", "mallory")
     site.expect(page.locator("#header").count() == 0, "the site's lockout page wears the admin's header")
     site.expect(page.locator("main a[href='/']").count() > 0, "the site's lockout page has no way back home")
@@ -235,6 +264,7 @@ def test_every_page_fits_its_screen(browser_context, live_server, admin_login, s
     site.visit("site-home", "/")
     site.visit("site-post", f"/posts/{post.pk}/")
     site.visit("site-my-points", "/me/points/")
+    site.visit("site-shop", "/shop/")
     site.visit("site-leaderboard", "/leaderboard/")
     site.visit("site-leaderboard-rule", f"/leaderboard/?period=week&rule={ScoreRule.objects.get(score_type=LONG_CODE).pk}")
 
@@ -254,6 +284,7 @@ def test_every_page_fits_its_screen(browser_context, live_server, admin_login, s
         console.visit(label, url)
 
     rule_page = f"/admin/rules/scorerule/{past_rule.pk}"
+    pending = Redemption.objects.get(status="pending")
     since = (timezone.localdate() - timedelta(days=30)).isoformat()
     custom = [
         ("test-a-request", f"/admin/tasks/taskconfig/test-request/?method=POST&path={LONG_PATH}"),
@@ -265,6 +296,8 @@ def test_every_page_fits_its_screen(browser_context, live_server, admin_login, s
         ("admin-leaderboard", "/admin/ledger/leaderboardtotal/"),
         ("rule-import", "/admin/rules/scorerule/import/"),
         ("rule-export", "/admin/rules/scorerule/export/"),
+        ("redemption-fulfil", f"/admin/rewards/redemption/{pending.pk}/fulfil/"),
+        ("redemption-cancel", f"/admin/rewards/redemption/{pending.pk}/cancel/"),
     ]
     for label, url in custom:
         console.visit(label, url)

@@ -94,7 +94,7 @@ def test_the_same_form_sent_twice_redeems_once(client, alice, shop, coins):
     key = form_key(page(client), "mug")
     redeem(client, "mug", key)
     html = redeem(client, "mug", key).content.decode()
-    assert "Mug was already redeemed with this form; nothing more was spent." in html
+    assert "You redeemed Mug (this form was sent twice: nothing more was spent); 70 Coins left." in html
     assert Redemption.objects.count() == 1 and ScoreRecord.objects.filter(kind="spend").count() == 1
     assert Account.objects.get(user=alice, point_type=coins).balance == 70
     assert form_key(html, "mug") != key  # the next form redeems anew
