@@ -60,20 +60,24 @@ def redemption_create(*, user, item_code: str, client_key: str) -> Redeemed:
     """
     key = _checked_key(client_key)
     item_code = str(item_code)
-    first = _by_key(user.pk, key, item_code)
-    if first is not None:
-        return Redeemed(first, created=False, balance=_balance(user.pk, first.point_type_id))
-    found = RewardItem.all_objects.filter(code=item_code).order_by(F("deleted_at").asc(nulls_first=True), "-pk").first()
-    if found is None:
+    # Read once, before the lock: which account to lock, and the checks. What an operator may
+    # change meanwhile (status, soft delete, stock) the stock's UPDATE checks again.
+    item = (
+        RewardItem.all_objects.select_related("point_type", "min_level__point_type")
+        .filter(code=item_code)
+        .order_by(F("deleted_at").asc(nulls_first=True), "-pk")
+        .first()
+    )
+    if item is None:
         raise eligibility.unknown_item(item_code)
     try:
         with transaction.atomic():
-            account = account_lock(user_id=user.pk, point_type_id=found.point_type_id)
-            # A request with the same key that was ahead of us in the lock queue has committed by now.
+            account = account_lock(user_id=user.pk, point_type_id=item.point_type_id)
+            # Under the lock: a request with the same key that was ahead of us has committed by now.
             first = _by_key(user.pk, key, item_code)
             if first is not None:
                 return Redeemed(first, created=False, balance=account.balance)
-            return _redeem(user, found.pk, key, account)
+            return _redeem(user, item, key, account)
     except IntegrityError:
         # The unique (user, client_key) constraint: the same key raced past both looks (only if the
         # lock were bypassed); the first one stands.
@@ -83,10 +87,9 @@ def redemption_create(*, user, item_code: str, client_key: str) -> Redeemed:
         return Redeemed(first, created=False, balance=_balance(user.pk, first.point_type_id))
 
 
-def _redeem(user, item_id: int, key: str, account: Account) -> Redeemed:
+def _redeem(user, item: RewardItem, key: str, account: Account) -> Redeemed:
     """The checks and the writes, under the user's lock (held by the caller's transaction)."""
     now = timezone.now()
-    item = RewardItem.all_objects.select_related("point_type", "min_level__point_type").get(pk=item_id)
     refusal = eligibility.refusal_of(
         item,
         now=now,
