@@ -34,6 +34,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 
 import harness
@@ -41,7 +42,7 @@ import harness
 DATABASE = "jifen_bench_p8"
 TARGET = 3.0
 COST = 1
-SIDES = ("one item, stock 100", "spread over items", "one item, unlimited")
+SIDES = ("flash sale, one item", "spread over items", "one item, unlimited")
 
 
 def parse_args() -> argparse.Namespace:
@@ -123,14 +124,17 @@ def client_main(share, barrier, results) -> None:
     connection.close()
 
 
-def prober_main(user_id: int, stop, samples) -> None:
-    """Load two site pages in turn until told to stop; report (time, page, seconds) of each."""
+def prober_main(user_id: int, stop, samples, pid) -> None:
+    """Load two site pages in turn until told to stop; report its backend's pid, then (time, page, seconds) of each."""
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client
 
     client = Client(HTTP_HOST="localhost")  # the benchmark's ALLOWED_HOSTS
     client.force_login(get_user_model().objects.get(pk=user_id))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid.value = cursor.fetchone()[0]
     pages = ("/", "/me/points/")
     found = []
     n = 0
@@ -146,8 +150,32 @@ def prober_main(user_id: int, stop, samples) -> None:
     connection.close()
 
 
-def run_side(context, racers: list[int], codes: list[str], clients: int, label: str) -> tuple[float, dict]:
-    """Every racer redeems its code once, from `clients` processes at once; return (seconds, outcome counts)."""
+class LockWaits(threading.Thread):
+    """Samples pg_stat_activity every 20 ms: how many sessions wait for a lock, and whether the prober's is one."""
+
+    def __init__(self, prober_pid: int) -> None:
+        super().__init__(daemon=True)
+        self.prober_pid, self.done, self.samples = prober_pid, threading.Event(), []
+
+    def run(self) -> None:
+        import psycopg
+        from django.conf import settings
+
+        db = settings.DATABASES["default"]
+        with psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"], autocommit=True) as conn:
+            while not self.done.is_set():
+                pids = [
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    )
+                ]
+                self.samples.append((len(pids), self.prober_pid in pids))
+                time.sleep(0.02)
+
+
+def run_side(context, racers: list[int], codes: list[str], clients: int, label: str, prober_pid: int) -> tuple[float, dict]:
+    """Every racer redeems its code once, from `clients` processes at once; return (seconds, outcome counts, lock waits)."""
     from django.db import connections
 
     attempts = [(user_id, code, f"{label}-{user_id}") for user_id, code in zip(racers, codes, strict=True)]
@@ -158,9 +186,13 @@ def run_side(context, racers: list[int], codes: list[str], clients: int, label: 
     processes = [context.Process(target=client_main, args=(share, barrier, results)) for share in shares]
     for process in processes:
         process.start()
+    waits = LockWaits(prober_pid)
+    waits.start()
     barrier.wait()
     started = time.time()
     answers = [results.get(timeout=600) for _ in processes]
+    waits.done.set()
+    waits.join()
     for process in processes:
         process.join()
     finished = max(at for at, _ in answers)
@@ -168,7 +200,7 @@ def run_side(context, racers: list[int], codes: list[str], clients: int, label: 
     for _, counts in answers:
         for outcome, n in counts.items():
             outcomes[outcome] = outcomes.get(outcome, 0) + n
-    return finished - started, {"started": started, "finished": finished, **outcomes}
+    return finished - started, {"started": started, "finished": finished, "waits": waits.samples, **outcomes}
 
 
 def main() -> int:
@@ -185,12 +217,15 @@ def main() -> int:
         from django.db import connections
 
         connections.close_all()
-        stop, samples = context.Event(), context.Queue()
-        probe = context.Process(target=prober_main, args=(prober, stop, samples))
+        stop, samples, prober_pid = context.Event(), context.Queue(), context.Value("i", 0)
+        probe = context.Process(target=prober_main, args=(prober, stop, samples, prober_pid))
         probe.start()
+        while not prober_pid.value:
+            time.sleep(0.05)
         times: dict[int, list[float]] = {side: [] for side in range(len(SIDES))}
         windows: list[tuple[str, float, float]] = []  # (idle or the side's label, start, end)
         outcomes: dict[int, list[dict]] = {side: [] for side in range(len(SIDES))}
+        waits: dict[int, list[tuple[int, bool]]] = {side: [] for side in range(len(SIDES))}
         for round_number in range(args.rounds):
             for side in range(len(SIDES)):
                 codes = make_items(side, round_number, args.attempts, args.stock if side == 0 else args.attempts)
@@ -198,15 +233,16 @@ def main() -> int:
                 idle_from = time.time()
                 time.sleep(1.0)
                 windows.append(("idle", idle_from, time.time()))
-                seconds, result = run_side(context, racers, codes, args.clients, f"r{round_number}s{side}")
+                seconds, result = run_side(context, racers, codes, args.clients, f"r{round_number}s{side}", prober_pid.value)
                 windows.append((SIDES[side], result.pop("started"), result.pop("finished")))
+                waits[side] += result.pop("waits")
                 times[side].append(seconds)
                 outcomes[side].append(result)
                 print(f"  round {round_number + 1}, {SIDES[side]:<22} {seconds:6.2f} s  {result}", flush=True)
         stop.set()
         probed = samples.get(timeout=60)
         probe.join()
-        return report(args, times, outcomes, windows, probed)
+        return report(args, times, outcomes, windows, probed, waits)
     finally:
         if not args.keep_database:
             from django.db import connections
@@ -216,7 +252,7 @@ def main() -> int:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def report(args, times, outcomes, windows, probed) -> int:
+def report(args, times, outcomes, windows, probed, waits) -> int:
     from apps.ledger.selectors.ledger import ledger_problems
     from apps.ledger.services.lots import lots_check
 
@@ -249,6 +285,13 @@ def report(args, times, outcomes, windows, probed) -> int:
                 during, ratio = statistics.median(busy), statistics.median(busy) / statistics.median(idle)
                 line += f"; during '{label}' p50 {during * 1e3:6.1f} ms ({ratio:.2f}×)"
         print(line)
+    for side, label in enumerate(SIDES):
+        counts = [n for n, _ in waits[side]]
+        prober_waited = sum(1 for _, mine in waits[side] if mine)
+        print(
+            f"  sessions waiting for a lock during '{label}': mean {statistics.mean(counts):.2f}, max {max(counts)} "
+            f"({len(counts)} samples); the prober's session: {prober_waited}"
+        )
     ratio = median[0] / median[1]
     print(f"  contention, for scale: one item with unlimited stock / spread = {median[2] / median[1]:.2f}")
     if problems or ledger:

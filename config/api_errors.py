@@ -59,7 +59,9 @@ def _http_error(api: NinjaAPI, request: HttpRequest, exc: HttpError) -> HttpResp
     if exc.status_code == 403 and "CSRF" in str(exc):
         body = {
             "error": "csrf_failed",
-            "message": _("The site's CSRF token is missing or wrong: send the csrftoken cookie's value in the X-CSRFToken header."),
+            "message": _(
+                "The site's CSRF token is missing or wrong: send the csrftoken cookie's value in the X-CSRFToken header."
+            ),
         }
     elif exc.status_code == 400:
         body = {"error": "not_json", "message": _("The body is not JSON.")}

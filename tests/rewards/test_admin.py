@@ -137,3 +137,12 @@ def test_the_shop_section_lists_the_queue(client, queue):
     html = client.get(reverse("admin:jifen_section", kwargs={"key": "shop"})).content.decode()
     assert CHANGELIST in html
     assert "Shop" in client.get(reverse("admin:index")).content.decode()
+
+
+def test_the_dashboard_counts_the_redemptions_waiting_and_links_to_them(client, queue):
+    client.force_login(operator())
+    page = client.get(reverse("admin:index")).content.decode()
+    figure = re.search(r'<li id="figure-redemptions".*?</li>', page, re.S).group(0)
+    assert f"{CHANGELIST}?status__exact=pending" in figure and ">3<" in figure and "redemptions wait to be fulfilled" in figure
+    client.force_login(member("rule editors", "eddie"))
+    assert 'id="figure-redemptions"' not in client.get(reverse("admin:index")).content.decode()
