@@ -16,6 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.translation import gettext_lazy as _
 
+from apps.rewards.selectors import pending_redemptions_count
 from apps.rules.selectors.review import review_waiting_count
 from apps.tracking.charts import bar_chart
 from apps.tracking.selectors import dashboard_figures
@@ -108,7 +109,8 @@ SECTIONS: tuple[Section, ...] = (
     Section(
         "shop",
         _("Shop"),
-        ("rewards.rewarditem",),
+        # The rewards shop: the catalogue (items) and the redemption queue operators work through.
+        ("rewards.rewarditem", "rewards.redemption"),
         [
             SectionLink(
                 "item-sheet-import",
@@ -202,6 +204,7 @@ class JifenAdminSite(admin.AdminSite):
             "dashboard": dashboard,
             "dashboard_charts": charts,
             "review_waiting": review_waiting_count() if may_review else None,
+            "redemptions_waiting": pending_redemptions_count() if request.user.has_perm("rewards.view_redemption") else None,
             **(extra_context or {}),
         }
         return super().index(request, extra_context=context)

@@ -6,7 +6,7 @@ from django.db import DatabaseError, DataError
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from ninja import NinjaAPI, Schema
-from ninja.errors import AuthenticationError, ValidationError
+from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from apps.tracking.capture import client_address
 from apps.tracking.signing import HEADER_KEY, Refused
@@ -54,6 +54,22 @@ def _not_signed_in(api: NinjaAPI, request: HttpRequest, exc: AuthenticationError
     return api.create_response(request, {"error": "not_signed_in", "message": _("Sign in first.")}, status=401)
 
 
+def _http_error(api: NinjaAPI, request: HttpRequest, exc: HttpError) -> HttpResponse:
+    # Raised by ninja itself: session auth's CSRF check on a POST, and a JSON body it cannot parse.
+    if exc.status_code == 403 and "CSRF" in str(exc):
+        body = {
+            "error": "csrf_failed",
+            "message": _(
+                "The site's CSRF token is missing or wrong: send the csrftoken cookie's value in the X-CSRFToken header."
+            ),
+        }
+    elif exc.status_code == 400:
+        body = {"error": "not_json", "message": _("The body is not JSON.")}
+    else:
+        body = {"error": f"http_{exc.status_code}", "message": str(exc)}
+    return api.create_response(request, body, status=exc.status_code)
+
+
 def _bad_parameters(api: NinjaAPI, request: HttpRequest, exc: ValidationError) -> HttpResponse:
     body = {"error": "bad_parameters", "message": _("Some parameters are not valid."), "detail": exc.errors}
     return api.create_response(request, body, status=422)
@@ -76,6 +92,7 @@ def _bad_value(api: NinjaAPI, request: HttpRequest, exc: DataError) -> HttpRespo
 def install_error_handlers(api: NinjaAPI) -> None:
     api.add_exception_handler(Refused, lambda request, exc: _refused(api, request, exc))
     api.add_exception_handler(AuthenticationError, lambda request, exc: _not_signed_in(api, request, exc))
+    api.add_exception_handler(HttpError, lambda request, exc: _http_error(api, request, exc))
     api.add_exception_handler(ValidationError, lambda request, exc: _bad_parameters(api, request, exc))
     api.add_exception_handler(DatabaseError, lambda request, exc: _database_down(api, request, exc))
     api.add_exception_handler(DataError, lambda request, exc: _bad_value(api, request, exc))

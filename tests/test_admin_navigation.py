@@ -13,7 +13,8 @@ pytestmark = pytest.mark.django_db
 ORDER = ["authoring", "points", "shop", "users-ledger", "pipeline", "access", "system"]
 POINTS = ["pointtype", "level"]
 AUTHORING = ["taskconfig", "scorerule", "scoreruleobjectpoints", "review", "test-request", "sheet-import", "sheet-export"]
-SHOP = ["rewarditem", "item-sheet-import", "item-sheet-export"]
+SHOP = ["rewarditem", "redemption", "item-sheet-import", "item-sheet-export"]
+ITEMS = ["rewarditem", "item-sheet-import", "item-sheet-export"]
 LEDGER = ["account", "scorerecord", "adjustment", "userscoreinfo", "usertaskrecord", "leaderboardtotal", "why"]
 
 
@@ -44,8 +45,8 @@ def test_a_superuser_sees_every_section_in_job_order_with_system_last(client, op
     # The dashboard comes first.
     assert main.index('id="jifen-dashboard"') < main.index('class="app-authoring module')
     assert rows(main, "authoring") == AUTHORING
-    assert rows(main, "shop") == SHOP
     assert rows(main, "points") == POINTS
+    assert rows(main, "shop") == SHOP
     assert rows(main, "users-ledger") == LEDGER
     assert rows(main, "pipeline") == ["failedevent", "outboxevent", "servicekey", "health"]
     assert rows(main, "access") == ["user", "group", "accessattempt", "accessfailurelog", "accesslog"]
@@ -68,13 +69,13 @@ def test_the_sidebar_of_a_model_page_has_the_same_sections(client, operator):
 @pytest.mark.parametrize(
     ("group", "expected"),
     [
-        ("rule editors", {"authoring": AUTHORING, "points": POINTS, "shop": SHOP}),
+        ("rule editors", {"authoring": AUTHORING, "points": POINTS, "shop": ITEMS}),
         (
             "rule approvers",
             {
                 "authoring": [name for name in AUTHORING if name != "sheet-import"],
                 "points": POINTS,
-                "shop": [name for name in SHOP if name != "item-sheet-import"],
+                "shop": [name for name in ITEMS if name != "item-sheet-import"],
             },
         ),
         (
@@ -82,6 +83,7 @@ def test_the_sidebar_of_a_model_page_has_the_same_sections(client, operator):
             {
                 "authoring": ["scorerule", "review", "sheet-export"],
                 "points": POINTS,
+                "shop": ["redemption"],
                 "users-ledger": LEDGER,
             },
         ),
@@ -99,7 +101,7 @@ def test_auditors_see_every_section_but_access(client):
     assert sections(main) == ["authoring", "points", "shop", "users-ledger", "pipeline", "system"]
     # View only: no add links, no import.
     assert "sheet-import" not in rows(main, "authoring")
-    assert rows(main, "shop") == ["rewarditem", "item-sheet-export"]
+    assert rows(main, "shop") == ["rewarditem", "redemption", "item-sheet-export"]
     assert 'class="addlink"' not in main
     assert "health" in rows(main, "pipeline")
 

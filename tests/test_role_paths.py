@@ -33,6 +33,7 @@ from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command, get_commands
 from django.core.management.base import CommandError
+from django.db import transaction
 from django.test import RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
@@ -42,8 +43,10 @@ from apps.core.review import ReviewState
 from apps.ledger.models import Adjustment, Level, PointType, ScoreRecord
 from apps.ledger.point_types import default_point_type_id
 from apps.ledger.services import adjustments
-from apps.rewards.models import RewardItem
+from apps.ledger.services.entries import account_lock, ledger_post_entry
+from apps.rewards.models import Redemption, RewardItem
 from apps.rewards.services import items as item_services
+from apps.rewards.services import redemptions
 from apps.rules.models import BackfillRun, ScoreRule
 from apps.rules.services import backfill, sheets, workflow
 from apps.tasks import services as task_services
@@ -200,6 +203,16 @@ def failed_event() -> FailedEvent:
     return FailedEvent.objects.create(event_id=uuid.uuid4(), payload={"event_id": "x"}, error="boom", attempts=5)
 
 
+def pending_redemption() -> Redemption:
+    """A shopper's redemption of a mug, waiting for an operator."""
+    shopper = UserFactory(username="shopper")
+    with transaction.atomic():
+        account = account_lock(user_id=shopper.pk)
+        ledger_post_entry(account=account, amount=100, kind="award", idempotency_key=f"shop:{uuid.uuid4()}")
+    RewardItem.objects.get_or_create(code="mug", defaults={"name": "Mug", "cost": 10, "status": RewardItem.Status.ACTIVE})
+    return redemptions.redemption_create(user=shopper, item_code="mug", client_key=str(uuid.uuid4())).redemption
+
+
 def is_gone(obj) -> bool:
     return not type(obj)._default_manager.filter(pk=obj.pk).exists()
 
@@ -232,12 +245,14 @@ class Door:
         return self.label
 
 
-def action(model: str, name: str, make: Callable, happened: Callable, allowed: frozenset[str], label: str = "") -> Door:
+def action(
+    model: str, name: str, make: Callable, happened: Callable, allowed: frozenset[str], label: str = "", data=None
+) -> Door:
     def go(client, user):
         obj = make()
         app_label, model_name = model.split(".")
         url = reverse(f"admin:{app_label}_{model_name}_changelist")
-        client.post(url, {"action": name, "_selected_action": [obj.pk], "post": "yes"})
+        client.post(url, {"action": name, "_selected_action": [obj.pk], "post": "yes", **(data or {})})
         return happened(obj)
 
     return Door(f"action {model}:{name}", label or f"action {model}:{name}", allowed, go)
@@ -302,7 +317,9 @@ def new_copy(obj) -> bool:
 
 
 _RuleS, _TaskS, _AdjS, _ItemS = ScoreRule.Status, TaskConfig.Status, Adjustment.Status, RewardItem.Status
+_RedS = Redemption.Status
 _COMMENT = {"comment": "please narrow it"}
+_NOTE = {"comment": "out of mugs"}
 
 
 def _review_state(obj) -> str:
@@ -510,6 +527,8 @@ DOORS = [
     action("rewards.rewarditem", "submit_for_review", draft_item, in_review, EDITORS),
     action("ledger.adjustment", "approve_selected", pending_adjustment, became(_AdjS.POSTED), OPERATORS),
     action("ledger.adjustment", "reject_selected", pending_adjustment, became(_AdjS.REJECTED), OPERATORS),
+    action("rewards.redemption", "fulfil_selected", pending_redemption, became(_RedS.FULFILLED), OPERATORS),
+    action("rewards.redemption", "cancel_selected", pending_redemption, became(_RedS.CANCELLED), OPERATORS, data=_NOTE),
     action("tracking.failedevent", "retry", failed_event, became(FailedEvent.Status.RETRIED), SUPERUSER),
     action("tracking.failedevent", "delete_selected", failed_event, is_gone, SUPERUSER),
     action(
@@ -554,6 +573,8 @@ DOORS = [
     button("rewards_rewarditem_delete", draft_item, is_gone, SUPERUSER, data={"post": "yes"}, label="delete a draft item"),
     button("ledger_adjustment_approve", pending_adjustment, became(_AdjS.POSTED), OPERATORS),
     button("ledger_adjustment_reject", pending_adjustment, became(_AdjS.REJECTED), OPERATORS),
+    button("rewards_redemption_fulfil", pending_redemption, became(_RedS.FULFILLED), OPERATORS),
+    button("rewards_redemption_cancel", pending_redemption, became(_RedS.CANCELLED), OPERATORS, data=_NOTE),
     button("tracking_servicekey_revoke", service_key, lambda k: not ServiceKey.objects.get(pk=k.pk).is_active, SUPERUSER),
     Door("url admin:ledger_adjustment_add", "adjustment request form", OPERATORS, _adjustment_form),
     Door("url admin:ledger_pointtype_add", "add a point type", APPROVERS, _add_type),
@@ -770,6 +791,34 @@ DOORS = [
     ),
     service(adjustments.adjustment_request, lambda: None, _adjust, posted, OPERATORS),
     service(
+        redemptions.redemption_fulfil,
+        pending_redemption,
+        lambda r, a: redemptions.redemption_fulfil(redemption=r, actor=a),
+        became(_RedS.FULFILLED),
+        OPERATORS,
+    ),
+    service(
+        redemptions.redemption_cancel,
+        pending_redemption,
+        lambda r, a: redemptions.redemption_cancel(redemption=r, actor=a, note="out of mugs"),
+        became(_RedS.CANCELLED),
+        OPERATORS,
+    ),
+    service(
+        redemptions.redemptions_fulfil,
+        pending_redemption,
+        lambda r, a: redemptions.redemptions_fulfil(redemptions=[r], actor=a),
+        became(_RedS.FULFILLED),
+        OPERATORS,
+    ),
+    service(
+        redemptions.redemptions_cancel,
+        pending_redemption,
+        lambda r, a: redemptions.redemptions_cancel(redemptions=[r], actor=a, note="out of mugs"),
+        became(_RedS.CANCELLED),
+        OPERATORS,
+    ),
+    service(
         adjustments.adjustment_approve,
         pending_adjustment,
         lambda j, a: adjustments.adjustment_approve(adjustment=j, actor=a),
@@ -902,6 +951,7 @@ def _snapshot() -> tuple:
         BackfillRun.objects.count(),
         ScoreRecord.objects.exclude(kind=ScoreRecord.Kind.AWARD).count(),
         ServiceKey.objects.filter(revoked_at__isnull=False).count(),
+        sorted(Redemption.objects.values_list("pk", "status")),
     )
 
 
@@ -912,6 +962,7 @@ def _concrete(route: str, post: Post) -> str:
 @pytest.mark.parametrize("role", ROLES)
 def test_no_route_outside_the_admin_changes_a_status_or_posts_an_operators_entry(client, scene, role):
     draft_rule(score_type="draft"), live_rule(), draft_config(), pending_adjustment(), draft_item(), live_item()
+    pending_redemption()
     post = Post.objects.create(author=UserFactory(username="author"), title="t", body="b")
     user = member(role)
     before = _snapshot()

@@ -82,6 +82,8 @@ class TestGroupsAfterMigrate:
             "rules.view_scorerule",
             "rules.view_userscoreinfo",
             "tasks.view_usertaskrecord",
+            "rewards.view_redemption",
+            "rewards.fulfil_redemption",
         }
 
     def test_auditors_may_view_every_model_of_ours_and_celerys_and_nothing_else(self):

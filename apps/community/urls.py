@@ -12,4 +12,6 @@ urlpatterns = [
     path("posts/<int:post_id>/share/", views.post_share, name="post-share"),
     path("posts/<int:post_id>/delete/", views.post_delete, name="post-delete"),
     path("me/points/", views.my_points, name="my-points"),
+    path("shop/", views.shop, name="shop"),
+    path("shop/redeem/", views.shop_redeem, name="shop-redeem"),
 ]

@@ -1,12 +1,15 @@
-"""The demo community site: sign-in, posts, comments, shares, and the user's points page."""
+"""The demo community site: sign-in, posts, comments, shares, the user's points page and the shop."""
 
+import uuid
 from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
@@ -15,6 +18,9 @@ from apps.community.forms import CommentForm, PostForm, SignupForm
 from apps.community.models import Post
 from apps.ledger.selectors.ledger import balance_of, recent_entries
 from apps.ledger.selectors.levels import standings_of
+from apps.rewards.eligibility import RedemptionRefused
+from apps.rewards.selectors import redemptions_of, shop_offers
+from apps.rewards.services.redemptions import redemption_create
 from apps.rules.selectors.rules import current_progress_for
 
 SESSION_BACKEND = "django.contrib.auth.backends.ModelBackend"
@@ -133,3 +139,56 @@ def my_points(request: HttpRequest) -> HttpResponse:
         "entries": recent_entries(user_id=request.user.pk, limit=20),
     }
     return render(request, "community/my_points.html", context)
+
+
+SHOP_REDEMPTIONS_SHOWN = 20
+
+
+@require_GET
+def shop(request: HttpRequest) -> HttpResponse:
+    """The rewards shop (兑换): what is on offer and whether the user may redeem it, their points and redemptions.
+
+    Each item's form carries a new client key: sent twice (a double click, a reload of the POST),
+    it redeems once.
+    """
+    user_id = request.user.pk if request.user.is_authenticated else None
+    context = {"offers": [(offer, uuid.uuid4()) for offer in shop_offers(user_id=user_id)]}
+    if user_id is not None:
+        context["standings"] = standings_of(user_id=user_id)
+        context["redemptions"] = redemptions_of(user_id=user_id, limit=SHOP_REDEMPTIONS_SHOWN).redemptions
+    return render(request, "community/shop.html", context)
+
+
+def shop_redeem(request: HttpRequest) -> HttpResponse:
+    """POST: redeem one item (its code and the form's client key), then back to the shop with what happened."""
+    if request.method != "POST":
+        return redirect("shop")  # a reload, a bookmark or a pasted link: the shop, not an error
+    if not request.user.is_authenticated:
+        return redirect_to_login(reverse("shop"))
+    try:
+        done = redemption_create(
+            user=request.user, item_code=request.POST.get("item", ""), client_key=request.POST.get("key", "")
+        )
+    except RedemptionRefused as refused:
+        messages.error(request, refused.message)
+        return redirect("shop")
+    redemption = done.redemption
+    values = {
+        "item": redemption.item.name,
+        "cost": redemption.cost,
+        "type": redemption.point_type,
+        "balance": done.balance,
+    }
+    if done.created:
+        messages.success(
+            request,
+            _("You redeemed %(item)s for %(cost)s %(type)s; %(balance)s %(type)s left. It is on its way: see My redemptions.")
+            % values,
+        )
+    else:
+        # A double submit: whichever answer the browser shows last, the user learns it is redeemed.
+        messages.info(
+            request,
+            _("You redeemed %(item)s (this form was sent twice: nothing more was spent); %(balance)s %(type)s left.") % values,
+        )
+    return redirect("shop")

@@ -68,8 +68,9 @@ def confirmation_page(model_admin, request, *, obj, title, consequences, action_
     Every admin step that changes something live or cannot be undone answers a GET with this page,
     so that a reload, a bookmark or a link opened in a new tab shows the question again, never an
     error or the step itself. `more` may hold not_possible (a reason instead of the button),
-    confirm_class, needs_comment (a comment box), status_badge, and what the page includes
-    (a rule's dry run: result, reason_rows, dry_run_url; a config's shadows, outranked_by).
+    confirm_class, needs_comment (a comment box; comment_label, comment_help and comment_max name
+    it), status_badge, and what the page includes (a rule's dry run: result, reason_rows,
+    dry_run_url; a config's shadows, outranked_by).
     """
     context = {
         **model_admin.admin_site.each_context(request),
@@ -88,11 +89,13 @@ def confirmation_page(model_admin, request, *, obj, title, consequences, action_
     return TemplateResponse(request, "admin/jifen_workflow_confirm.html", context)
 
 
-def action_confirmation_page(model_admin, request, *, action_name: str, label: str, rows: list[dict]):
+def action_confirmation_page(model_admin, request, *, action_name: str, label: str, rows: list[dict], **more):
     """A list action's question: each selected row with what the action does to it, or why not.
 
     Each row is {"object", "consequences": [str], "not_possible": str | None, "badge"?, "shadows"?}.
-    Its form posts the action again with post=yes, as Django's own "delete selected" does.
+    Its form posts the action again with post=yes, as Django's own "delete selected" does. `more`
+    may hold needs_comment (a text asked for all rows, posted as `comment`) with comment_label,
+    comment_help and comment_max.
     """
     context = {
         **model_admin.admin_site.each_context(request),
@@ -104,6 +107,7 @@ def action_confirmation_page(model_admin, request, *, action_name: str, label: s
         "possible": sum(1 for row in rows if not row.get("not_possible")),
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         "media": model_admin.media,
+        **more,
     }
     return TemplateResponse(request, "admin/jifen_action_confirm.html", context)
 

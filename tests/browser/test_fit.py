@@ -14,6 +14,7 @@ from datetime import timedelta
 import openpyxl
 import pytest
 from django.contrib import admin
+from django.db import transaction
 from django.test import RequestFactory
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -21,7 +22,9 @@ from django.utils import timezone
 from apps.community.models import Comment, Post
 from apps.ledger.models import Level, PointType
 from apps.ledger.services.adjustments import adjustment_request
-from apps.rewards.models import RewardItem
+from apps.ledger.services.entries import account_lock, ledger_post_entry
+from apps.rewards.models import Redemption, RewardItem
+from apps.rewards.services.redemptions import redemption_cancel, redemption_create
 from apps.rules.models import ScoreRule, ScoreRuleObjectPoints
 from apps.tasks.models import UserTaskRecord
 from apps.tracking.events import Event
@@ -166,10 +169,24 @@ def world(superuser):
 
     # The shop: coins to pay, an exp level to require, items of every status with long texts.
     coins = PointType.objects.create(code="coins", name="Community coins for the annual campaign", spendable=True)
-    exp = PointType.objects.create(code="exp", name="Experience", spendable=False)
     grandmaster = Level.objects.create(point_type=exp, name="Grandmaster of the community forums", threshold=1_000_000)
+    gold = Level.objects.create(point_type=coins, name="Gold member of the long-titled club", threshold=10_000)
     RewardItem.objects.create(code="mug", name="A mug", cost=500, point_type=coins, stock=10, status="active")
     RewardItem.objects.create(code="old-pen", name="A pen", cost=20, status="retired")
+    # On the site's shop: an item with a long code, name and description, and a gated one.
+    RewardItem.objects.create(
+        code="shop-" + LONG_CODE[5:],
+        name=LONG_TEXT[:120],
+        description=LONG_TEXT,
+        cost=30,
+        point_type=coins,
+        stock=10,
+        per_user_limit=2,
+        limit_period="week",
+        end_time=now + timedelta(days=30),
+        status="active",
+    )
+    RewardItem.objects.create(code="vip", name="VIP", cost=5, point_type=coins, min_level=gold, status="active", position=1)
     long_item = RewardItem.objects.create(  # the newest: its pages are the ones visited as "change" and "history"
         code=LONG_CODE,
         name=LONG_TEXT[:120],
@@ -214,6 +231,14 @@ def world(superuser):
     service_key_create(name="partner-forum-" + "x" * 40, task_types="sign-in react", created_by=superuser)
     post = Post.objects.create(author=alice, title="Hello from a long title " + "that goes on " * 6, body=LONG_TEXT * 2)
     Comment.objects.create(author=alice, post=post, body=LONG_TEXT)
+    # Alice's redemptions in the shop: one pending, one cancelled.
+    with transaction.atomic():
+        ledger_post_entry(
+            account=account_lock(user_id=alice.pk, point_type_id=coins.pk), amount=500, kind="award", idempotency_key="fit"
+        )
+    redemption_create(user=alice, item_code="shop-" + LONG_CODE[5:], client_key="fit-1")
+    cancelled = redemption_create(user=alice, item_code="shop-" + LONG_CODE[5:], client_key="fit-2").redemption
+    redemption_cancel(redemption=cancelled, actor=superuser, note=LONG_TEXT[:500])
     return {"alice": alice, "past_rule": past, "post": post, "long_item": long_item, "exp": exp}
 
 
@@ -267,6 +292,7 @@ def test_every_page_fits_its_screen(browser_context, live_server, admin_login, s
     site.visit("site-login", "/accounts/login/")
     site.visit("site-signup", "/accounts/signup/")
     site.visit("site-leaderboard-anonymous", "/leaderboard/")
+    site.visit("site-shop-anonymous", "/shop/")
     lock_out(page, f"{live_server.url}/accounts/login/", "mallory")
     site.expect(page.locator("#header").count() == 0, "the site's lockout page wears the admin's header")
     site.expect(page.locator("main a[href='/']").count() > 0, "the site's lockout page has no way back home")
@@ -279,6 +305,7 @@ def test_every_page_fits_its_screen(browser_context, live_server, admin_login, s
     site.visit("site-home", "/")
     site.visit("site-post", f"/posts/{post.pk}/")
     site.visit("site-my-points", "/me/points/")
+    site.visit("site-shop", "/shop/")
     site.visit("site-leaderboard", "/leaderboard/")
     site.visit("site-leaderboard-type", f"/leaderboard/?period=all&point_type={world['exp'].code}")
     site.visit("site-leaderboard-rule", f"/leaderboard/?period=week&rule={ScoreRule.objects.get(score_type=LONG_CODE).pk}")
@@ -299,6 +326,7 @@ def test_every_page_fits_its_screen(browser_context, live_server, admin_login, s
         console.visit(label, url)
 
     rule_page = f"/admin/rules/scorerule/{past_rule.pk}"
+    pending = Redemption.objects.get(status="pending")
     since = (timezone.localdate() - timedelta(days=30)).isoformat()
     custom = [
         ("test-a-request", f"/admin/tasks/taskconfig/test-request/?method=POST&path={LONG_PATH}"),
@@ -318,6 +346,8 @@ def test_every_page_fits_its_screen(browser_context, live_server, admin_login, s
         ("item-import", "/admin/rewards/rewarditem/import/"),
         ("item-export", "/admin/rewards/rewarditem/export/"),
         ("item-activate", f"/admin/rewards/rewarditem/{world['long_item'].pk}/workflow/activate/"),
+        ("redemption-fulfil", f"/admin/rewards/redemption/{pending.pk}/fulfil/"),
+        ("redemption-cancel", f"/admin/rewards/redemption/{pending.pk}/cancel/"),
     ]
     for label, url in custom:
         console.visit(label, url)

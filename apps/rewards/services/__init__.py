@@ -1,4 +1,5 @@
-"""Writes of the rewards app, one module per subject.
+"""Writes of the rewards app, one module per subject, each in a transaction (under the user's account lock for points).
 
 - items: the catalogue's authoring workflow (editing → review → active → retired), frozen fields, copy as draft.
+- redemptions: redeeming an item (spend, stock taken exactly), fulfilling and cancelling (refund), in bulk for the admin.
 """
