@@ -7,6 +7,7 @@ them. A new group of endpoints is one import and one `add_router` line below.
 from ninja import NinjaAPI, Swagger
 
 from apps.ledger.api import leaderboards_router, me_router
+from apps.rewards.api_holds import router as holds_router
 from apps.rules.api import router as progress_router
 from apps.tracking.api import router as events_router
 from config.api_errors import install_error_handlers
@@ -15,8 +16,8 @@ api = NinjaAPI(
     title="Jifen API",
     version="1",
     description=(
-        "The signed-in user's points (session sign-in, as on the site), the leaderboards, and POST /api/events for "
-        "other business systems (HMAC-signed with a service key; see docs/api.md)."
+        "The signed-in user's points (session sign-in, as on the site), the leaderboards, and for other business "
+        "systems POST /api/events and the holds of POST /api/holds (HMAC-signed with a service key; see docs/api.md)."
     ),
     urls_namespace="api",
     openapi_url="/openapi.json",
@@ -31,3 +32,4 @@ api.add_router("/events", events_router)
 api.add_router("/me", me_router)
 api.add_router("/me/progress", progress_router)
 api.add_router("/leaderboards", leaderboards_router)
+api.add_router("/holds", holds_router)
