@@ -60,7 +60,9 @@ class Heartbeat(models.Model):
 
 
 class ServiceKey(models.Model):
-    """Another business system's key for `POST /api/events` (and `POST /api/holds` if `may_hold`): it signs each request with `secret` (HMAC-SHA256).
+    """Another business system's key for `POST /api/events` (and the holds API if `may_hold`).
+
+    The system signs each request with `secret` (HMAC-SHA256).
 
     The secret is shown once, when the key is created, and never again: not in the admin, not in
     history. Revoking is immediate in every process, since each request reads its key from here.

@@ -15,12 +15,13 @@ Exactly once, however it is run (twice, concurrently, or killed midway and run a
 - the entry's idempotency key is per (account, run time), and a chunk skips the accounts that
   already have theirs: the same `--at` run again posts nothing new.
 
-What an expiry entry does is what `ledger_post_batch` would do with a debit of kind `expiry` for
-the sum of the due lots: a debit takes the soonest-expiring lots first, so exactly the due lots
-(to 0), with a `LotTake` for each; the account's balance, last_seq and last activity move; earned
-totals (levels) and leaderboards do not (expiry is not earning). On PostgreSQL a chunk is one
-set-based statement (a few index probes per lot, not a round trip per lot: SPEC P9); elsewhere
-(SQLite, the embedded demo) it goes through `ledger_post_batch` itself. Both leave the same rows.
+What an expiry entry does is what `ledger_post_batch` does with a debit of kind `expiry` for the
+sum of the due lots: a debit takes the soonest-expiring lots first, so exactly the due lots (to 0;
+an expiry records no `LotTake`, as nothing ever gives it back); the account's balance, last_seq
+and last activity move; earned totals (levels) and leaderboards do not (expiry is not earning).
+On PostgreSQL a chunk is one set-based statement after the lock (each lot's update found by its
+row address, no round trip per lot or account: SPEC P9); elsewhere (SQLite, the embedded demo) it
+goes through `ledger_post_batch` itself. Both leave the same rows (tests/ledger/test_expiry.py).
 
 Nothing expires from an account whose balance is below the due sum: by invariant 6 that is only an
 account below zero, whose lots are all empty anyway (SPEC §11: nothing expires from an account
@@ -40,7 +41,7 @@ from django.utils import timezone
 
 from apps.core.clock import serial_stamp
 from apps.core.multirow import db_time, fetch, int_list
-from apps.ledger.models import Account, LotTake, PointLot, PointType, ScoreRecord
+from apps.ledger.models import Account, PointLot, PointType, ScoreRecord
 from apps.ledger.services.entries import EntrySpec, accounts_ensure, accounts_lock, ledger_post_batch
 
 logger = logging.getLogger(__name__)
@@ -130,22 +131,26 @@ def _lock(user_ids: list[int]) -> dict[int, Account]:
     return locked
 
 
-# One chunk, in one statement: the due lots read under the lock, the entries, the accounts, the lots
-# and what each entry took, written together. Every CTE sees the same snapshot, taken after the lock.
+# One chunk, in one statement: the due lots read under the lock, then the entries, the accounts and
+# the lots written together. Every CTE sees the same snapshot, taken after the lock was granted.
 _CHUNK_SQL = """
 WITH due AS (
-    SELECT l.id, l.account_id, l.remaining, l.expires_at, l.earned_at
+    SELECT l.ctid AS tid, l.account_id, l.remaining
     FROM {lots} l
     WHERE l.account_id = ANY(%(accounts)s) AND l.remaining > 0 AND l.expires_at IS NOT NULL AND l.expires_at <= %(at)s
 ),
 sums AS (
     SELECT account_id, SUM(remaining)::bigint AS total, COUNT(*) AS lots FROM due GROUP BY account_id
 ),
-moved AS (
-    SELECT a.id, a.user_id, a.point_type_id, a.balance, a.last_seq + 1 AS seq, s.total, s.lots
+chunk AS (
+    SELECT a.id, a.user_id, a.point_type_id, a.balance, a.last_seq, s.total, s.lots
     FROM {accounts} a JOIN sums s ON s.account_id = a.id
-    WHERE a.balance >= s.total
-      AND NOT EXISTS (SELECT 1 FROM {entries} e WHERE e.idempotency_key = %(key)s::text || a.id)
+    WHERE a.id = ANY(%(accounts)s)
+),
+moved AS (
+    SELECT c.id, c.user_id, c.point_type_id, c.balance, c.last_seq + 1 AS seq, c.total, c.lots FROM chunk c
+    WHERE c.balance >= c.total
+      AND NOT EXISTS (SELECT 1 FROM {entries} e WHERE e.idempotency_key = %(key)s::text || c.id)
 ),
 entries AS (
     INSERT INTO {entries} (account_id, user_id, point_type_id, serial_number, seq, trade_amount, amount_before_trade,
@@ -153,33 +158,25 @@ entries AS (
     SELECT id, user_id, point_type_id, %(stamp)s::text || '-' || id || '-' || seq, seq, -total, balance, balance - total,
         %(business)s::text, 'expiry', '', '', '', %(key)s::text || id, %(now)s
     FROM moved ORDER BY id
-    RETURNING id, account_id
 ),
 accounts AS (
     UPDATE {accounts} a SET balance = a.balance - m.total, last_seq = m.seq, last_activity_at = %(now)s, updated_at = %(now)s
     FROM moved m WHERE a.id = m.id
-    RETURNING a.id
 ),
 emptied AS (
     UPDATE {lots} l SET remaining = 0
-    FROM due d JOIN moved m ON m.id = d.account_id
-    WHERE l.id = d.id
-    RETURNING l.id, d.account_id, d.remaining, d.expires_at, d.earned_at
-),
-takes AS (
-    INSERT INTO {takes} (entry_id, lot_id, amount)
-    SELECT e.id, t.id, t.remaining FROM emptied t JOIN entries e ON e.account_id = t.account_id
-    ORDER BY e.id, t.expires_at, t.earned_at, t.id
+    FROM due d
+    WHERE l.ctid = d.tid AND d.account_id IN (SELECT id FROM moved)
 )
-SELECT a.point_type_id, m.id IS NOT NULL, COUNT(*), SUM(s.lots), SUM(s.total),
-    ARRAY_AGG(a.id) FILTER (WHERE a.balance < s.total)
-FROM sums s JOIN {accounts} a ON a.id = s.account_id LEFT JOIN moved m ON m.id = s.account_id
+SELECT c.point_type_id, m.id IS NOT NULL, COUNT(*), SUM(c.lots), SUM(c.total),
+    ARRAY_AGG(c.id) FILTER (WHERE c.balance < c.total)
+FROM chunk c LEFT JOIN moved m ON m.id = c.id
 GROUP BY 1, 2
 """
 
 
 def _chunk_set_based(account_ids: list[int], *, at: datetime, now: datetime, report: ExpiryReport) -> None:
-    sql = _CHUNK_SQL.format(lots=_table(PointLot), accounts=_table(Account), entries=_table(ScoreRecord), takes=_table(LotTake))
+    sql = _CHUNK_SQL.format(lots=_table(PointLot), accounts=_table(Account), entries=_table(ScoreRecord))
     params = {
         "accounts": account_ids,
         "at": at,
@@ -263,7 +260,9 @@ def points_expire(*, at: datetime | None = None, chunk_size: int | None = None, 
             report.disagreeing[:20],
         )
     if report.points:
-        logger.info("expiry: %d points of %d accounts (%d lots) expired as of %s", report.points, report.accounts, report.lots, at)
+        logger.info(
+            "expiry: %d points of %d accounts (%d lots) expired as of %s", report.points, report.accounts, report.lots, at
+        )
     return report
 
 

@@ -43,9 +43,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--at", help="ISO 8601 time; without an offset, the site's local time (default: now)")
         parser.add_argument("--dry-run", action="store_true", help="print what would expire; change nothing")
-        parser.add_argument(
-            "--chunk-size", type=int, default=None, help="accounts per transaction (default JIFEN_EXPIRY_CHUNK)"
-        )
+        parser.add_argument("--chunk-size", type=int, default=None, help="accounts per transaction (default JIFEN_EXPIRY_CHUNK)")
 
     def handle(self, *args, **options) -> None:
         now = timezone.now()
