@@ -66,7 +66,7 @@ EDITORS = frozenset({"editor", "superuser"})
 SUPERUSER = frozenset({"superuser"})
 NOBODY = frozenset()
 
-APPS = ("core", "tasks", "rules", "ledger", "tracking", "community")
+APPS = ("core", "tasks", "rules", "ledger", "tracking", "community", "rewards")
 # Django's own ModelAdmin views: every form shows the status read-only (WorkflowAdminMixin) and
 # save_model goes through save_with_history, which checks STATUS_PERMISSIONS.
 STANDARD_VIEWS = ("changelist", "add", "history", "delete", "change", "autocomplete")
@@ -656,6 +656,14 @@ NOT_DOORS = {
     "command export_rules": "writes a sheet of the rules; changes nothing",
     "command simulate_rule": "a dry run: writes nothing",
     "command verify_ledger": "reads the ledger and reports",
+    "command expire_points": (
+        "the daily expiry job that beat runs (SPEC §11): posts what the point types' expiry policies say, "
+        "never early (--at may not be in the future); no operator's decision, so no role applies"
+    ),
+    "service apps.rewards.services.holds.hold_place": (
+        "another system's door (POST /api/holds), signed with a service key that may hold points, not an operator's; "
+        "tests/rewards/test_holds.py tries it with every kind of key"
+    ),
     "command rebuild_leaderboards": "recomputes the leaderboard totals from the ledger: no status, no entry",
     "command ingest_events": "events from a file, as POST /api/events: the rules award them; no operator's status or entry",
     "command demo_setup": "a fresh machine's set-up (make run): migrates, loads the demo, creates admin and approver",

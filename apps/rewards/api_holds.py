@@ -18,7 +18,7 @@ from ninja import Router, Schema, Status
 
 from apps.ledger.point_types import point_type_by_code
 from apps.rewards.services.holds import HoldAnswer, HoldRefused, hold_capture, hold_place, hold_release
-from apps.tracking.api import ServiceSignature, _body_within_limit
+from apps.tracking.api import ServiceSignature
 from apps.tracking.services.service_keys import KeyRevoked, SignatureReplayed, service_key_touch, signature_use
 from apps.tracking.signing import Refused, SignedRequest, replayed_message, revoked_message, signed_request_verify
 from config.api_errors import ErrorOut
@@ -34,9 +34,10 @@ class EmptyBodySignature(ServiceSignature):
     """The same signature; capture and release carry no body, so a request without Content-Length signs an empty one."""
 
     def authenticate(self, request: HttpRequest, key: str | None) -> SignedRequest:
-        body = _body_within_limit(request) if request.META.get("CONTENT_LENGTH") else b""
+        if request.META.get("CONTENT_LENGTH"):
+            return super().authenticate(request, key)
         signed = signed_request_verify(
-            headers=request.headers, method=request.method or "", path=request.path, body=body, now=time.time()
+            headers=request.headers, method=request.method or "", path=request.path, body=b"", now=time.time()
         )
         service_key_touch(key=signed.key)
         return signed

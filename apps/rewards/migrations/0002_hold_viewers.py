@@ -1,0 +1,45 @@
+"""Ledger operators and auditors see the holds other systems placed (view permission on Hold).
+
+Holds change only through the signed API and beat; nobody edits them in the admin. Permissions are
+created first (post_migrate would create them only after the whole migrate run). The groups are
+found or created by name and only ever given permissions.
+"""
+
+from django.contrib.auth.management import create_permissions
+from django.db import migrations
+
+VIEWERS = ("ledger operators", "auditors")
+
+
+def grant(apps, schema_editor):
+    using = schema_editor.connection.alias
+    for app_config in apps.get_app_configs():
+        # create_permissions skips app configs without a models module; historical ones have none.
+        app_config.models_module = True
+        create_permissions(app_config, verbosity=0, using=using, apps=apps)
+        app_config.models_module = None
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    view = Permission.objects.using(using).get(content_type__app_label="rewards", codename="view_hold")
+    for name in VIEWERS:
+        group, _ = Group.objects.using(using).get_or_create(name=name)
+        group.permissions.add(view)
+
+
+def revoke(apps, schema_editor):
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    using = schema_editor.connection.alias
+    view = Permission.objects.using(using).filter(content_type__app_label="rewards", codename="view_hold").first()
+    if view is not None:
+        for group in Group.objects.using(using).filter(name__in=VIEWERS):
+            group.permissions.remove(view)
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("rewards", "0001_initial"),
+        ("tracking", "0003_roles"),  # the groups
+    ]
+
+    operations = [migrations.RunPython(grant, revoke)]
