@@ -42,7 +42,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--lots-per-account", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--chunk-size", type=int, default=None, help="accounts per transaction (JIFEN_EXPIRY_CHUNK)")
-    parser.add_argument("--keep-database", action="store_true")
+    parser.add_argument("--keep-database", action="store_true", help="leave the base database for another run")
+    parser.add_argument("--reuse-database", action="store_true", help="keep a base database seeded with these sizes")
     return parser.parse_args()
 
 
@@ -97,6 +98,21 @@ def backend_cpu_s(pid: int) -> float | None:
 def cpu_used(pid: int, before: float | None) -> float | None:
     after = backend_cpu_s(pid)
     return None if before is None or after is None else after - before
+
+
+def seeded_with(accounts: int, lots: int) -> bool:
+    """Whether the base database exists with exactly this data (from an earlier --keep-database run)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(host=harness.PG_HOST, port=harness.PG_PORT, user=harness.PG_USER, dbname=BASE) as conn:
+            found = conn.execute(
+                "SELECT (SELECT count(*) FROM ledger_pointlot WHERE remaining > 0), "
+                "(SELECT count(*) FROM ledger_account a JOIN ledger_pointtype t ON t.id = a.point_type_id WHERE t.code = 'coins')"
+            ).fetchone()
+    except psycopg.Error:
+        return False
+    return found == (lots, accounts)
 
 
 def copy_of_base(name: str) -> None:
@@ -193,11 +209,15 @@ def main() -> None:
     lots = args.accounts * args.lots_per_account
     env = harness.bench_env(OTHER, f"jifen-bench-{os.getpid()}")
     env["JIFEN_VAR_DIR"] = str(harness.ROOT / "var" / "bench-p9")
-    harness.database_recreate(BASE)
-    base_env = {**os.environ, **env, "DATABASE_URL": env["DATABASE_URL"].replace(OTHER, BASE)}
-    subprocess.run([harness.PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=harness.ROOT, env=base_env, check=True)
     print(f"P9: expiry of {lots:,} lots of {args.accounts:,} accounts ({args.lots_per_account} lots each), {args.rounds} rounds")
-    print(f"seeded in {seed(args.accounts, args.lots_per_account):.1f} s")
+    if args.reuse_database and seeded_with(args.accounts, lots):
+        print(f"reusing {BASE}")
+    else:
+        harness.database_recreate(BASE)
+        base_env = {**os.environ, **env, "DATABASE_URL": env["DATABASE_URL"].replace(OTHER, BASE)}
+        migrate = [harness.PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"]
+        subprocess.run(migrate, cwd=harness.ROOT, env=base_env, check=True)
+        print(f"seeded in {seed(args.accounts, args.lots_per_account):.1f} s")
 
     copy_of_base(OTHER)
     os.environ.update(env)

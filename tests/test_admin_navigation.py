@@ -12,7 +12,17 @@ pytestmark = pytest.mark.django_db
 
 ORDER = ["authoring", "users-ledger", "pipeline", "access", "system"]
 AUTHORING = ["taskconfig", "scorerule", "scoreruleobjectpoints", "review", "test-request", "sheet-import", "sheet-export"]
-LEDGER = ["account", "scorerecord", "adjustment", "userscoreinfo", "usertaskrecord", "leaderboardtotal", "why"]
+LEDGER = [
+    "account",
+    "scorerecord",
+    "adjustment",
+    "userscoreinfo",
+    "usertaskrecord",
+    "leaderboardtotal",
+    "hold",
+    "why",
+    "expiring",
+]
 
 
 def member(group_name: str):

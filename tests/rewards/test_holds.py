@@ -313,5 +313,11 @@ class TestExpiry:
         assert balance(alice, coins) == 100
 
     def test_the_beat_tasks_are_scheduled(self, settings):
-        tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
-        assert {"apps.rewards.tasks.release_expired_holds", "apps.ledger.tasks.expire_points"} <= tasks
+        schedule = settings.CELERY_BEAT_SCHEDULE
+        assert schedule["release-expired-holds"] == {
+            "task": "apps.rewards.tasks.release_expired_holds",
+            "schedule": settings.JIFEN_HOLD_SWEEP_S,
+        }
+        daily = schedule["expire-points"]["schedule"]  # a crontab in CELERY_TIMEZONE, the site's zone
+        assert schedule["expire-points"]["task"] == "apps.ledger.tasks.expire_points"
+        assert (daily.hour, daily.minute) == ({0}, {5}) and settings.CELERY_TIMEZONE == settings.TIME_ZONE

@@ -168,10 +168,9 @@ emptied AS (
     FROM due d
     WHERE l.ctid = d.tid AND d.account_id IN (SELECT id FROM moved)
 )
-SELECT c.point_type_id, m.id IS NOT NULL, COUNT(*), SUM(c.lots), SUM(c.total),
-    ARRAY_AGG(c.id) FILTER (WHERE c.balance < c.total)
-FROM chunk c LEFT JOIN moved m ON m.id = c.id
-GROUP BY 1, 2
+SELECT point_type_id, COUNT(*), SUM(lots), SUM(total), NULL::bigint[] FROM moved GROUP BY point_type_id
+UNION ALL
+SELECT NULL, 0, 0, 0, ARRAY_AGG(id) FROM chunk WHERE balance < total HAVING COUNT(*) > 0
 """
 
 
@@ -185,8 +184,8 @@ def _chunk_set_based(account_ids: list[int], *, at: datetime, now: datetime, rep
         "key": key_prefix(at),
         "business": BUSINESS_TYPE,
     }
-    for point_type_id, expired, accounts, lots, points, short in fetch(sql, params):
-        if expired:
+    for point_type_id, accounts, lots, points, short in fetch(sql, params):
+        if point_type_id is not None:
             found = report.by_type[point_type_id]
             found.accounts, found.lots, found.points = found.accounts + accounts, found.lots + lots, found.points + int(points)
         report.disagreeing.extend(short or [])

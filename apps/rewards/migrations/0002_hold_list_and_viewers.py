@@ -1,4 +1,7 @@
-"""Ledger operators and auditors see the holds other systems placed (view permission on Hold).
+"""The holds' admin list: ledger operators and auditors see the holds other systems placed, newest first.
+
+Two indexes serve the list (newest first, and by status) without sorting the table; the view
+permission on Hold goes to the ledger operators and the auditors.
 
 Holds change only through the signed API and beat; nobody edits them in the admin. Permissions are
 created first (post_migrate would create them only after the whole migrate run). The groups are
@@ -6,7 +9,7 @@ found or created by name and only ever given permissions.
 """
 
 from django.contrib.auth.management import create_permissions
-from django.db import migrations
+from django.db import migrations, models
 
 VIEWERS = ("ledger operators", "auditors")
 
@@ -42,4 +45,10 @@ class Migration(migrations.Migration):
         ("tracking", "0003_roles"),  # the groups
     ]
 
-    operations = [migrations.RunPython(grant, revoke)]
+    operations = [
+        migrations.AddIndex(model_name="hold", index=models.Index(fields=["-created_at", "-id"], name="hold_recent")),
+        migrations.AddIndex(
+            model_name="hold", index=models.Index(fields=["status", "-created_at", "-id"], name="hold_status_recent")
+        ),
+        migrations.RunPython(grant, revoke),
+    ]
