@@ -10,22 +10,24 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy
 
+from apps.core.clock import local_text
 from apps.ledger.changelists import CappedCountPaginator, UserListMixin
 from apps.rewards.models import Hold
 
 
 @admin.register(Hold)
 class HoldAdmin(UserListMixin, admin.ModelAdmin):
+    # Times as the site's compact local date and time, so that every column fits at 1280 px.
     list_display = (
         "id",
-        "created_at",
+        "placed_column",
         "user_column",
-        "service_key",
+        "system_column",
         "point_type",
         "amount",
         "status_column",
-        "expires_at",
-        "decided_at",
+        "expires_column",
+        "decided_column",
         "entries_column",
     )
     list_display_links = ("id",)
@@ -53,6 +55,22 @@ class HoldAdmin(UserListMixin, admin.ModelAdmin):
 
     class Media:
         css = {"all": ["css/admin.css"]}
+
+    @admin.display(description=gettext_lazy("placed at"), ordering="created_at")
+    def placed_column(self, hold: Hold) -> str:
+        return local_text(hold.created_at)
+
+    @admin.display(description=gettext_lazy("system"), ordering="service_key__name")
+    def system_column(self, hold: Hold) -> str:
+        return hold.service_key.name
+
+    @admin.display(description=gettext_lazy("expires at"), ordering="expires_at")
+    def expires_column(self, hold: Hold) -> str:
+        return local_text(hold.expires_at)
+
+    @admin.display(description=gettext_lazy("captured or released at"), ordering="decided_at")
+    def decided_column(self, hold: Hold) -> str:
+        return local_text(hold.decided_at) if hold.decided_at else "–"
 
     @admin.display(description=gettext_lazy("status"), ordering="status")
     def status_column(self, hold: Hold) -> str:
