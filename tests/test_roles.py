@@ -11,7 +11,7 @@ from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
-AUDITED_APPS = {"tasks", "rules", "ledger", "tracking", "community", "django_celery_results", "django_celery_beat"}
+AUDITED_APPS = {"tasks", "rules", "ledger", "tracking", "community", "rewards", "django_celery_results", "django_celery_beat"}
 
 
 def perms(group_name: str) -> set[str]:
@@ -69,6 +69,7 @@ class TestGroupsAfterMigrate:
             "rules.view_scorerule",
             "rules.view_userscoreinfo",
             "tasks.view_usertaskrecord",
+            "rewards.view_hold",
         }
 
     def test_auditors_may_view_every_model_of_ours_and_celerys_and_nothing_else(self):
