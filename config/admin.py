@@ -136,6 +136,7 @@ SECTIONS: tuple[Section, ...] = (
             "rules.userscoreinfo",
             "tasks.usertaskrecord",
             "ledger.leaderboardtotal",
+            "rewards.hold",
         ),
         [
             SectionLink(
@@ -143,6 +144,12 @@ SECTIONS: tuple[Section, ...] = (
                 _("Why no points?"),
                 "admin:tasks_usertaskrecord_why",
                 _admin_allows("tasks.usertaskrecord", "view"),
+            ),
+            SectionLink(
+                "expiring",
+                _("Points expiring per month"),
+                "admin:ledger_pointlot_changelist",
+                _admin_allows("ledger.account", "view"),
             ),
         ],
     ),

@@ -8,6 +8,7 @@ from ninja import NinjaAPI, Swagger
 
 from apps.ledger.api import leaderboards_router, me_router
 from apps.rewards.api import router as redemptions_router
+from apps.rewards.api_holds import router as holds_router
 from apps.rules.api import router as progress_router
 from apps.tracking.api import router as events_router
 from config.api_errors import install_error_handlers
@@ -16,8 +17,8 @@ api = NinjaAPI(
     title="Jifen API",
     version="1",
     description=(
-        "The signed-in user's points (session sign-in, as on the site), the leaderboards, and POST /api/events for "
-        "other business systems (HMAC-signed with a service key; see docs/api.md)."
+        "The signed-in user's points (session sign-in, as on the site), the leaderboards, and for other business "
+        "systems POST /api/events and the holds of POST /api/holds (HMAC-signed with a service key; see docs/api.md)."
     ),
     urls_namespace="api",
     openapi_url="/openapi.json",
@@ -33,3 +34,4 @@ api.add_router("/me", me_router)
 api.add_router("/me/progress", progress_router)
 api.add_router("/me/redemptions", redemptions_router)
 api.add_router("/leaderboards", leaderboards_router)
+api.add_router("/holds", holds_router)

@@ -285,6 +285,18 @@ JIFEN_EVENT_CLOCK_SKEW_S = env_int("JIFEN_EVENT_CLOCK_SKEW_S", 300, minimum=0)
 # Entries per page of GET /api/me/ledger, at most.
 JIFEN_API_LEDGER_PAGE_MAX = env_int("JIFEN_API_LEDGER_PAGE_MAX", 100, minimum=1)
 
+# Holds by other systems (POST /api/holds): how long a hold lasts when the request names no
+# expires_in_s, the longest one may ask for, and how often beat releases the holds past their time.
+JIFEN_HOLD_DEFAULT_S = env_int("JIFEN_HOLD_DEFAULT_S", 900, minimum=10)
+JIFEN_HOLD_MAX_S = env_int("JIFEN_HOLD_MAX_S", 30 * 24 * 3600, minimum=10)
+if JIFEN_HOLD_DEFAULT_S > JIFEN_HOLD_MAX_S:
+    raise ImproperlyConfigured("JIFEN_HOLD_DEFAULT_S must not exceed JIFEN_HOLD_MAX_S")
+JIFEN_HOLD_SWEEP_S = env_float("JIFEN_HOLD_SWEEP_S", 30.0, minimum=1.0)
+# Expiry (积分过期): the site's local time of day ("HH:MM") at which beat runs the daily expiry job,
+# and how many accounts each of its transactions takes (their users' locks are held that long).
+JIFEN_EXPIRY_RUN_AT = env_str("JIFEN_EXPIRY_RUN_AT", "00:05")
+JIFEN_EXPIRY_CHUNK = env_int("JIFEN_EXPIRY_CHUNK", 1000, minimum=1)
+
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,
@@ -294,6 +306,17 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {"apps": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False}},
 }
+
+
+def _daily_at(text: str):
+    """A crontab for the local time of day `text` ("HH:MM")."""
+    from celery.schedules import crontab
+
+    hour, _, minute = text.partition(":")
+    if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60 and len(minute) == 2):
+        raise ImproperlyConfigured(f"JIFEN_EXPIRY_RUN_AT must be a time of day as HH:MM, not {text!r}")
+    return crontab(hour=int(hour), minute=int(minute))
+
 
 CELERY_BEAT_SCHEDULE = {
     "flush-outbox": {
@@ -305,6 +328,10 @@ CELERY_BEAT_SCHEDULE = {
     "prune-seen-signatures": {"task": "apps.tracking.tasks.prune_seen_signatures", "schedule": 300.0},
     # A backfill run that could not be sent (the broker was down) stays queued; this sends it again.
     "resend-queued-backfills": {"task": "apps.rules.tasks.resend_queued_backfills", "schedule": 60.0},
+    # Holds neither captured nor released by their time go back to their users.
+    "release-expired-holds": {"task": "apps.rewards.tasks.release_expired_holds", "schedule": JIFEN_HOLD_SWEEP_S},
+    # The daily expiry of points whose lots reached their end (CELERY_TIMEZONE is the site's TIME_ZONE).
+    "expire-points": {"task": "apps.ledger.tasks.expire_points", "schedule": _daily_at(JIFEN_EXPIRY_RUN_AT)},
 }
 CELERY_TASK_STORE_ERRORS_EVEN_IF_IGNORED = True
 # The queue the tracking tasks use; separate deployments (or test runs) sharing a Redis use their own.

@@ -15,7 +15,17 @@ POINTS = ["pointtype", "level"]
 AUTHORING = ["taskconfig", "scorerule", "scoreruleobjectpoints", "review", "test-request", "sheet-import", "sheet-export"]
 SHOP = ["rewarditem", "redemption", "item-sheet-import", "item-sheet-export"]
 ITEMS = ["rewarditem", "item-sheet-import", "item-sheet-export"]
-LEDGER = ["account", "scorerecord", "adjustment", "userscoreinfo", "usertaskrecord", "leaderboardtotal", "why"]
+LEDGER = [
+    "account",
+    "scorerecord",
+    "adjustment",
+    "userscoreinfo",
+    "usertaskrecord",
+    "leaderboardtotal",
+    "hold",
+    "why",
+    "expiring",
+]
 
 
 def member(group_name: str):

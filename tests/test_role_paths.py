@@ -871,6 +871,14 @@ NOT_DOORS = {
     "command export_rules": "writes a sheet of the rules; changes nothing",
     "command simulate_rule": "a dry run: writes nothing",
     "command verify_ledger": "reads the ledger and reports",
+    "command expire_points": (
+        "the daily expiry job that beat runs (SPEC §11): posts what the point types' expiry policies say, "
+        "never early (--at may not be in the future); no operator's decision, so no role applies"
+    ),
+    "service apps.rewards.services.holds.hold_place": (
+        "another system's door (POST /api/holds), signed with a service key that may hold points, not an operator's; "
+        "tests/rewards/test_holds.py tries it with every kind of key"
+    ),
     "command rebuild_leaderboards": "recomputes the leaderboard totals from the ledger: no status, no entry",
     "command ingest_events": "events from a file, as POST /api/events: the rules award them; no operator's status or entry",
     "command demo_setup": "a fresh machine's set-up (make run): migrates, loads the demo, creates admin and approver",

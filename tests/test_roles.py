@@ -84,6 +84,7 @@ class TestGroupsAfterMigrate:
             "tasks.view_usertaskrecord",
             "rewards.view_redemption",
             "rewards.fulfil_redemption",
+            "rewards.view_hold",
         }
 
     def test_auditors_may_view_every_model_of_ours_and_celerys_and_nothing_else(self):

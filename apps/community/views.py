@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from apps.community import services
 from apps.community.forms import CommentForm, PostForm, SignupForm
 from apps.community.models import Post
+from apps.ledger.selectors.expiring import expiring_of
 from apps.ledger.selectors.ledger import balance_of, recent_entries
 from apps.ledger.selectors.levels import standings_of
 from apps.rewards.eligibility import RedemptionRefused
@@ -24,6 +25,8 @@ from apps.rewards.services.redemptions import redemption_create
 from apps.rules.selectors.rules import current_progress_for
 
 SESSION_BACKEND = "django.contrib.auth.backends.ModelBackend"
+# My points lists the next expiry dates, at most this many.
+EXPIRING_SHOWN = 12
 
 
 @require_GET
@@ -138,6 +141,8 @@ def my_points(request: HttpRequest) -> HttpResponse:
         "progress": current_progress_for(user_id=request.user.pk),
         "entries": recent_entries(user_id=request.user.pk, limit=20),
     }
+    # What expires when, soonest first (community/_expiring.html).
+    context["expiring"] = expiring_of(user_id=request.user.pk, limit=EXPIRING_SHOWN)
     return render(request, "community/my_points.html", context)
 
 

@@ -1,11 +1,11 @@
-"""The ledger's endpoints: `GET /api/me`, `GET /api/me/ledger` (the signed-in user) and `GET /api/leaderboards` (public).
+"""The ledger's endpoints: `GET /api/me`, `/api/me/ledger`, `/api/me/expiring` (the signed-in user), `/api/leaderboards`.
 
 Everything is per point type (SPEC §11): `/api/me` lists every type with its balance, earned
 points and level, and keeps `balance` (the default type's) for clients from before types; the
 ledger and the leaderboards take an optional `point_type` (a type's code).
 """
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from django.conf import settings
@@ -16,6 +16,7 @@ from ninja.security import django_auth
 
 from apps.ledger.models import Level, PointType, ScoreRecord
 from apps.ledger.point_types import point_type_by_code
+from apps.ledger.selectors.expiring import expiring_of
 from apps.ledger.selectors.leaderboard import (
     MAX_LIMIT,
     LeaderboardEntry,
@@ -231,4 +232,50 @@ def leaderboard(
         "entries": [_board_entry(entry) for entry in page.entries],
         "next_offset": offset + len(page.entries) if page.has_next else None,
         "me": _board_entry(mine) if mine else None,
+    }
+
+
+# --- What expires when (SPEC §11): GET /api/me/expiring ----------------------------------------
+
+
+class ExpiringOut(Schema):
+    point_type: str  # the type's code
+    expires_on: date  # the site's local date
+    expires_at: datetime  # the exact end (the annual 清零: local midnight)
+    points: int
+    due: bool  # past its end already: the next daily run takes it
+
+
+class ExpiringListOut(Schema):
+    expiring: list[ExpiringOut]  # soonest first; points that never expire are not listed
+
+
+_EXPIRING_TYPE = Query(None, description="A point type's code; all types without it.")
+
+
+@me_router.get(
+    "/expiring",
+    response={200: ExpiringListOut, 401: ErrorOut, 404: ErrorOut},
+    summary="The signed-in user's points by expiry date",
+)
+def expiring(request: HttpRequest, point_type: str | None = _EXPIRING_TYPE):
+    """What will expire and when, per type and local date, unless spent first (spends take the soonest-expiring first)."""
+    chosen = None
+    if point_type is not None:
+        chosen = point_type_by_code(point_type)
+        if chosen is None:
+            message = _("No point type has the code %(code)s.") % {"code": point_type}
+            return Status(404, {"error": "unknown_point_type", "message": message})
+    rows = expiring_of(user_id=request.user.pk, point_type_id=chosen.pk if chosen else None)
+    return {
+        "expiring": [
+            {
+                "point_type": row.point_type.code,
+                "expires_on": row.day,
+                "expires_at": row.expires_at,
+                "points": row.points,
+                "due": row.due,
+            }
+            for row in rows
+        ]
     }

@@ -259,7 +259,12 @@ class Hold(models.Model):
             models.UniqueConstraint(fields=["service_key", "client_key"], name="hold_client_key_unique"),
             models.CheckConstraint(condition=Q(amount__gt=0), name="hold_amount_positive"),
         ]
-        indexes = [models.Index(fields=["expires_at"], condition=Q(status="held"), name="hold_due")]
+        indexes = [
+            models.Index(fields=["expires_at"], condition=Q(status="held"), name="hold_due"),
+            # The admin's list, newest first, and its status filter: a page without sorting the table.
+            models.Index(fields=["-created_at", "-id"], name="hold_recent"),
+            models.Index(fields=["status", "-created_at", "-id"], name="hold_status_recent"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.amount} of {self.user} ({self.status})"

@@ -85,10 +85,20 @@ class ServiceKeyAdmin(AuditHistoryMixin, SimpleHistoryAdmin):
     No page shows a secret after creation: it is in no field, list or history of this admin.
     """
 
-    list_display = ("name", "key_id", "status_column", "task_types", "created_by", "created_at", "last_used_at", "revoked_at")
+    list_display = (
+        "name",
+        "key_id",
+        "status_column",
+        "task_types",
+        "may_hold",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
     list_filter = (KeyStatusFilter,)
     search_fields = ("name", "key_id")
-    fields = ("name", "key_id", "task_types", "created_by", "created_at", "last_used_at", "revoked_at", "revoked_by")
+    fields = ("name", "key_id", "task_types", "may_hold", "created_by", "created_at", "last_used_at", "revoked_at", "revoked_by")
     readonly_fields = fields
     actions = ["revoke_selected"]
     history_list_display = ("revoked_at",)
@@ -112,7 +122,10 @@ class ServiceKeyAdmin(AuditHistoryMixin, SimpleHistoryAdmin):
         context = {**self.admin_site.each_context(request), "opts": self.opts, "form": form}
         if request.method == "POST" and form.is_valid():
             key, secret = service_keys.service_key_create(
-                name=form.cleaned_data["name"], task_types=form.cleaned_data["task_types"], created_by=request.user
+                name=form.cleaned_data["name"],
+                task_types=form.cleaned_data["task_types"],
+                may_hold=form.cleaned_data["may_hold"],
+                created_by=request.user,
             )
             self.log_addition(request, key, [{"added": {}}])
             # The secret is in this response only: not in a message (a cookie), not in the database's history.

@@ -19,6 +19,11 @@ class ServiceKeyCreateForm(forms.Form):
         max_length=ServiceKey._meta.get_field("task_types").max_length,
         help_text=ServiceKey._meta.get_field("task_types").help_text,
     )
+    may_hold = forms.BooleanField(
+        label=_("May hold points"),
+        required=False,
+        help_text=ServiceKey._meta.get_field("may_hold").help_text,
+    )
 
     def clean_task_types(self) -> str:
         names = [item.strip() for item in self.cleaned_data["task_types"].split(",") if item.strip()]

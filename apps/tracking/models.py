@@ -60,7 +60,9 @@ class Heartbeat(models.Model):
 
 
 class ServiceKey(models.Model):
-    """Another business system's key for `POST /api/events`: it signs each request with `secret` (HMAC-SHA256).
+    """Another business system's key for `POST /api/events` (and the holds API if `may_hold`).
+
+    The system signs each request with `secret` (HMAC-SHA256).
 
     The secret is shown once, when the key is created, and never again: not in the admin, not in
     history. Revoking is immediate in every process, since each request reads its key from here.
@@ -74,6 +76,14 @@ class ServiceKey(models.Model):
         max_length=1000,
         blank=True,
         help_text=_("Comma-separated task types this key may post; empty means any."),
+    )
+    may_hold = models.BooleanField(
+        _("may hold points"),
+        default=False,
+        help_text=_(
+            "Whether the system may place, capture and release holds on users' points (a checkout paying with points, "
+            "POST /api/holds). Fixed when the key is created."
+        ),
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

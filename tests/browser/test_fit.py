@@ -24,6 +24,7 @@ from apps.ledger.models import Level, PointType
 from apps.ledger.services.adjustments import adjustment_request
 from apps.ledger.services.entries import account_lock, ledger_post_entry
 from apps.rewards.models import Redemption, RewardItem
+from apps.rewards.services.holds import hold_place
 from apps.rewards.services.redemptions import redemption_cancel, redemption_create
 from apps.rules.models import ScoreRule, ScoreRuleObjectPoints
 from apps.tasks.models import UserTaskRecord
@@ -229,6 +230,16 @@ def world(superuser):
     adjustment_request(user_id=alice.pk, amount=25, reason=LONG_TEXT[:200], request_token=uuid.uuid4(), actor=superuser)
     event_park(payload={"event_id": str(uuid.uuid4()), "task_type": "react", "path": LONG_PATH}, error=LONG_TEXT, attempts=5)
     service_key_create(name="partner-forum-" + "x" * 40, task_types="sign-in react", created_by=superuser)
+    # Points that expire (some due already, some ahead) and a checkout's hold on them.
+    stars = PointType.objects.create(code="stars", name="Stars of the year-end campaign", expiry=PointType.Expiry.YEAR_END)
+    with transaction.atomic():
+        account = account_lock(user_id=alice.pk, point_type_id=stars.pk)
+        for n, earned in enumerate((now - timedelta(days=800), now - timedelta(days=300), now)):
+            ledger_post_entry(
+                account=account, amount=900_000 + n, kind="adjustment", idempotency_key=f"stars-{n}", earned_at=earned
+            )
+    shop = service_key_create(name="checkout-of-the-partner-shop-" + "y" * 40, may_hold=True, created_by=superuser)[0]
+    hold_place(service_key=shop, user=alice, point_type=stars, amount=123_456, client_key="order-" + "7" * 100, expires_in_s=600)
     post = Post.objects.create(author=alice, title="Hello from a long title " + "that goes on " * 6, body=LONG_TEXT * 2)
     Comment.objects.create(author=alice, post=post, body=LONG_TEXT)
     # Alice's redemptions in the shop: one pending, one cancelled.

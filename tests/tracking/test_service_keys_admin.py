@@ -73,6 +73,16 @@ def test_creating_a_key_shows_its_secret_once(client, operator):
     assert post_event(client, key.key_id, key.secret).status_code == 202
 
 
+def test_a_key_holds_points_only_when_created_to(client, operator):
+    client.post(reverse("admin:tracking_servicekey_add"), {"name": "crm"})
+    response = client.post(reverse("admin:tracking_servicekey_add"), {"name": "shop", "may_hold": "on"})
+    assert 'id="key-may-hold"' in response.content.decode()
+    assert dict(ServiceKey.objects.values_list("name", "may_hold")) == {"crm": False, "shop": True}
+    key = ServiceKey.objects.get(name="shop")
+    page = client.get(reverse("admin:tracking_servicekey_change", args=[key.pk])).content.decode()
+    assert "may hold points" in page.lower() and 'name="may_hold"' not in page  # shown, never changed
+
+
 def test_a_bad_form_creates_nothing(client, operator):
     response = client.post(reverse("admin:tracking_servicekey_add"), {"name": "", "task_types": "not a slug!"})
     assert response.status_code == 200

@@ -5,4 +5,5 @@
 - lots: every credit a lot with its expiry, debits oldest first, refunds giving the same lots back (SPEC §11).
 - leaderboard: the leaderboard totals kept with the entries that change them, and their rebuild.
 - lots: the lots every credit makes and every debit takes from (expiry, invariant 6).
+- expiry: the daily expiry job, lots that reached their end leaving their accounts once (G14).
 """

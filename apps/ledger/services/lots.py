@@ -9,7 +9,9 @@ its users' account locks, for every entry posted:
 - a refund gives back the lots its debit (`reverses`) took, with their own expiry, as far as the
   balance above zero allows; a lot that expired meanwhile goes at the next expiry run;
 - a debit takes from the account's live lots, soonest to expire first (never-expiring last), and a
-  reversal takes its own award's lot first. What each debit took is recorded (`LotTake`).
+  reversal takes its own award's lot first. What each debit took is recorded (`LotTake`), so that
+  a refund gives it back; except an expiry's, which nothing gives back (apps.ledger.services.expiry
+  writes a million of them in a year-end run, and P9 counts every row).
 
 So, whenever an account's balance is not below zero, its lots' remainders sum to it, and below
 zero they are all 0 (invariant 6): a debit that goes below zero (only a reversal may) empties
@@ -73,13 +75,17 @@ class _Lot:
 
 
 def _stored_lots(account_ids: set[int], entry_ids: set[int]) -> dict[int, dict[int, _Lot]]:
-    """{account_id: {lot_id: lot}}: the live lots of the accounts, and the lots of `entry_ids` even when spent."""
+    """{account_id: {lot_id: lot}}: the live lots of the accounts (those of `entry_ids` among them).
+
+    A reversal takes its own award's lot first only while it has points left, so only live lots are
+    read, on the partial indexes `pointlot_live` and `pointlot_entry`.
+    """
     if not account_ids:
         return {}
     table = PointLot._meta.db_table
     where = f"remaining > 0 AND account_id IN ({int_list(account_ids)})"
     if entry_ids:
-        where = f"({where}) OR entry_id IN ({int_list(entry_ids)})"
+        where = f"remaining > 0 AND (account_id IN ({int_list(account_ids)}) OR entry_id IN ({int_list(entry_ids)}))"
     lots: dict[int, dict[int, _Lot]] = defaultdict(dict)
     for pk, account_id, entry_id, earned, expires, amount, remaining in fetch(
         f"SELECT id, account_id, entry_id, earned_at, expires_at, amount, remaining FROM {table} WHERE {where}"  # noqa: S608 - integers only
@@ -172,7 +178,8 @@ def lots_book(*, postings: Sequence[tuple[Account, object, int, int]], now: date
             take = min(need, lot.remaining)
             lot.remaining -= take
             need -= take
-            takes.append((entry_id, lot.id, take))
+            if entry.kind != ScoreRecord.Kind.EXPIRY:  # an expiry is never given back: nothing reads its takes
+                takes.append((entry_id, lot.id, take))
             if lot.stored:
                 changed[lot.id] = lot
     ids = rows_insert(

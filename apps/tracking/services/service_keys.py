@@ -4,7 +4,7 @@ import logging
 import secrets
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from apps.tracking.events import Event
@@ -30,7 +30,7 @@ def _normalized_task_types(task_types: str) -> str:
     return ",".join(sorted({item.strip() for item in task_types.split(",") if item.strip()}))
 
 
-def service_key_create(*, name: str, task_types: str = "", created_by=None) -> tuple[ServiceKey, str]:
+def service_key_create(*, name: str, task_types: str = "", may_hold: bool = False, created_by=None) -> tuple[ServiceKey, str]:
     """A new active key; returns it with its secret, which is not shown anywhere again."""
     secret = secrets.token_urlsafe(32)
     key = ServiceKey.objects.create(
@@ -38,6 +38,7 @@ def service_key_create(*, name: str, task_types: str = "", created_by=None) -> t
         key_id=f"jk_{secrets.token_hex(8)}",
         secret=secret,
         task_types=_normalized_task_types(task_types),
+        may_hold=may_hold,
         created_by=created_by,
     )
     return key, secret
@@ -68,6 +69,29 @@ def seen_signatures_prune() -> int:
     """Forget signatures whose timestamps are stale now (a replay of one is refused as stale); return how many."""
     deleted, _ = SeenSignature.objects.filter(expires_at__lt=timezone.now()).delete()
     return deleted
+
+
+def signature_use(*, signed: SignedRequest) -> None:
+    """Mark the request's signature used, in the caller's transaction, so that a replay is refused.
+
+    For requests that write in the same transaction (the holds API): if the write fails, the
+    signature stays unused. The key's row is read FOR SHARE: requests of one key do not wait for
+    each other, and a revocation (FOR UPDATE) waits for them, or they see it. Raises KeyRevoked or
+    SignatureReplayed.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 1 FROM {ServiceKey._meta.db_table} WHERE id = %s AND revoked_at IS NULL"  # noqa: S608 - the model's table
+            + (" FOR SHARE" if connection.vendor == "postgresql" else ""),
+            [signed.key.pk],
+        )
+        if cursor.fetchone() is None:
+            raise KeyRevoked
+    try:
+        with transaction.atomic():
+            SeenSignature.objects.create(signature=signed.signature, key=signed.key, expires_at=signed.expires_at)
+    except IntegrityError:
+        raise SignatureReplayed from None
 
 
 def events_accept(*, signed: SignedRequest, events: list[Event]) -> str:
