@@ -377,3 +377,20 @@ def review_steps(*, submit: Callable, send_back: Callable, keyword: str, draft: 
             done=gettext_lazy("%(object)s went back to its editor with your comment."),
         ),
     )
+
+
+class ReadOnlyAdminMixin:
+    """An admin that shows rows and changes none: no add, change or delete, for anyone (superusers too).
+
+    For what only services write (the ledger, completions, progress, the outbox, redemptions,
+    holds): the admin lists and shows them, and its own actions and pages call the services.
+    """
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -23,7 +23,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from apps.core.points import signed_points
 from apps.core.sheets import LabelledExportForm, LocalDateExportFilenameMixin
-from apps.core.workflow_admin import AuditHistoryMixin, confirm_first, confirmation_page
+from apps.core.workflow_admin import AuditHistoryMixin, ReadOnlyAdminMixin, confirm_first, confirmation_page
 from apps.ledger.changelists import (
     BalanceFilter,
     BigTableAdminMixin,
@@ -74,19 +74,10 @@ class AdjustmentPointTypeFilter(PointTypeFilter):
         return super().queryset(request, queryset)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Balances and entries change only through the ledger service, never by hand."""
 
     show_full_result_count = False
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Account)

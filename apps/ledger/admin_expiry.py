@@ -15,6 +15,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
 
+from apps.core.workflow_admin import ReadOnlyAdminMixin
 from apps.ledger.models import PointLot
 from apps.ledger.selectors.expiring import expiring_by_month
 
@@ -41,7 +42,7 @@ def expiring_context(*, months: int = MONTHS_AHEAD) -> dict:
 
 
 @admin.register(PointLot)
-class ExpiringPointsAdmin(admin.ModelAdmin):
+class ExpiringPointsAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The lots' summary page: what expires when. Lots change only through the ledger's posting and expiry."""
 
     def has_module_permission(self, request) -> bool:
@@ -49,15 +50,6 @@ class ExpiringPointsAdmin(admin.ModelAdmin):
 
     def has_view_permission(self, request, obj=None) -> bool:
         return request.user.has_perm("ledger.view_account")
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def changelist_view(self, request: HttpRequest, extra_context=None) -> HttpResponse:
         if not self.has_view_permission(request):

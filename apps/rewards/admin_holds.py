@@ -11,12 +11,13 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy
 
 from apps.core.clock import local_text
+from apps.core.workflow_admin import ReadOnlyAdminMixin
 from apps.ledger.changelists import CappedCountPaginator, UserListMixin
 from apps.rewards.models import Hold
 
 
 @admin.register(Hold)
-class HoldAdmin(UserListMixin, admin.ModelAdmin):
+class HoldAdmin(ReadOnlyAdminMixin, UserListMixin, admin.ModelAdmin):
     # Times as the site's compact local date and time, so that every column fits at 1280 px.
     list_display = (
         "id",
@@ -84,12 +85,3 @@ class HoldAdmin(UserListMixin, admin.ModelAdmin):
             if entry is not None
         ]
         return links[0] if len(links) == 1 else format_html("{}<br>{}", *links)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

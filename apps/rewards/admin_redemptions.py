@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from simple_history.admin import SimpleHistoryAdmin
 
 from apps.core.points import signed_points
-from apps.core.workflow_admin import AuditHistoryMixin, action_confirmation_page, confirmation_page
+from apps.core.workflow_admin import AuditHistoryMixin, ReadOnlyAdminMixin, action_confirmation_page, confirmation_page
 from apps.ledger.changelists import CappedCountPaginator, UserListMixin
 from apps.rewards.models import Redemption
 from apps.rewards.services import redemptions as service
@@ -36,7 +36,7 @@ def _note_field() -> dict:
 
 
 @admin.register(Redemption)
-class RedemptionAdmin(AuditHistoryMixin, UserListMixin, SimpleHistoryAdmin):
+class RedemptionAdmin(ReadOnlyAdminMixin, AuditHistoryMixin, UserListMixin, SimpleHistoryAdmin):
     """The queue: pending redemptions first to mind; each one's page with Fulfil and Cancel for operators."""
 
     list_display = (
@@ -102,15 +102,6 @@ class RedemptionAdmin(AuditHistoryMixin, UserListMixin, SimpleHistoryAdmin):
         return format_html('<a href="{}">{}</a> ({})', url, entry.serial_number, signed_points(entry.trade_amount))
 
     # --- Permissions: users make redemptions; operators only move their status.
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_fulfil_permission(self, request, obj=None) -> bool:
         return request.user.has_perm(service.FULFIL_PERMISSION)

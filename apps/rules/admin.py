@@ -6,7 +6,7 @@ from django.utils.translation import gettext, gettext_lazy
 from simple_history.admin import SimpleHistoryAdmin
 
 from apps.core.clock import period_start_text
-from apps.core.workflow_admin import FrozenFieldsMixin, WorkflowAdminMixin, WorkflowStep, review_steps
+from apps.core.workflow_admin import FrozenFieldsMixin, ReadOnlyAdminMixin, WorkflowAdminMixin, WorkflowStep, review_steps
 from apps.ledger.changelists import BigTableAdminMixin
 from apps.rules.admin_dry_run import RuleDryRunAdminMixin
 from apps.rules.admin_review import ReviewQueueAdminMixin
@@ -216,7 +216,7 @@ class ScoreRuleObjectPointsAdmin(RuleSheetAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(UserScoreInfo)
-class UserScoreInfoAdmin(BigTableAdminMixin, admin.ModelAdmin):
+class UserScoreInfoAdmin(ReadOnlyAdminMixin, BigTableAdminMixin, admin.ModelAdmin):
     """Progress rows (one per user, rule and period): read-only, a big table like the ledger."""
 
     # What an operator looks for, fitting the page beside the filters: the period's start, and a
@@ -244,12 +244,3 @@ class UserScoreInfoAdmin(BigTableAdminMixin, admin.ModelAdmin):
     @admin.display(description=gettext_lazy("period start"), ordering="period_start")
     def period_column(self, obj: UserScoreInfo) -> str:
         return period_start_text(obj.period_start)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

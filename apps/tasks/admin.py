@@ -11,7 +11,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
-from apps.core.workflow_admin import FrozenFieldsMixin, WorkflowAdminMixin, WorkflowStep, review_steps
+from apps.core.workflow_admin import FrozenFieldsMixin, ReadOnlyAdminMixin, WorkflowAdminMixin, WorkflowStep, review_steps
 from apps.ledger.changelists import BigTableAdminMixin
 from apps.ledger.user_page import decision_outcome, decision_reason
 from apps.rules.admin_sheets import RuleSheetAdminMixin
@@ -245,7 +245,7 @@ class TaskConfigAdmin(WorkflowAdminMixin, FrozenFieldsMixin, RuleSheetAdminMixin
 
 
 @admin.register(UserTaskRecord)
-class UserTaskRecordAdmin(BigTableAdminMixin, admin.ModelAdmin):
+class UserTaskRecordAdmin(ReadOnlyAdminMixin, BigTableAdminMixin, admin.ModelAdmin):
     """Completions, one per tracked event: read-only and, like the ledger, a table of millions of rows."""
 
     list_display = ("occurred_at", "user_column", "task", "business_id", "reversed_at")
@@ -301,12 +301,3 @@ class UserTaskRecordAdmin(BigTableAdminMixin, admin.ModelAdmin):
         except ValueError:
             return super().get_search_results(request, queryset, search_term)
         return queryset.filter(event_id=event_id), False
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
