@@ -508,4 +508,4 @@ class SiteUserAdmin(UserAdmin):
 
 
 # Point types and levels: their own module, registered with the rest of the ledger.
-from apps.ledger import admin_economy  # noqa: E402, F401
+from apps.ledger import admin_economy, admin_expiry  # noqa: E402, F401

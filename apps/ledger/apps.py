@@ -6,7 +6,3 @@ class LedgerConfig(AppConfig):
     name = "apps.ledger"
     label = "ledger"
     verbose_name = _("Ledger")
-
-    def ready(self) -> None:
-        # The expiry report's admin lives in its own module, beside the ledger's (admin.py).
-        from apps.ledger import admin_expiry  # noqa: F401

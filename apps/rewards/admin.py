@@ -1,6 +1,7 @@
 """The shop in the admin: reward items with the rules' workflow, review, history and sheets.
 
-The redemption queue lives in its own module (`admin_redemptions`), imported here to register it.
+The redemption queue and the holds list live in their own modules (`admin_redemptions`,
+`admin_holds`), imported here to register them.
 
 Built from the same pieces as the score rules' admin (apps/rules/admin.py): workflow steps as list
 actions and change-page buttons with confirmation pages (apps.core.workflow_admin), frozen fields
@@ -17,7 +18,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from apps.core.workflow_admin import FrozenFieldsMixin, WorkflowAdminMixin, WorkflowStep, review_steps
 from apps.ledger.models import Level, PointType
-from apps.rewards import admin_redemptions  # noqa: F401 - registers RedemptionAdmin
+from apps.rewards import admin_holds, admin_redemptions  # noqa: F401 - registers HoldAdmin, RedemptionAdmin
 from apps.rewards.item_text import level_text, price_text, stock_text, terms, window_text
 from apps.rewards.models import RewardItem
 from apps.rewards.resources import RewardItemResource
