@@ -39,7 +39,7 @@ def test_dry_run_then_activate_and_award_past_completions(page, live_server, adm
     page.click("a.jifen-dry-run-link")
     page.fill("input[name=since]", (now - timedelta(days=30)).date().isoformat())
     page.click("input[type=submit][value=Run]")
-    assert page.locator("#dry-run-points").inner_text() == "12"
+    assert page.locator("#dry-run-points").inner_text() == "12 Points"  # the figure names its point type
     screenshot(page, "dry-run")
 
     page.goto(f"{live_server.url}/admin/rules/scorerule/{rule.pk}/change/")

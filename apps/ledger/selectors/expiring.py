@@ -14,7 +14,7 @@ from django.db.models import Count, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
-from apps.core.clock import local, local_date
+from apps.core.clock import local_date
 from apps.core.periods import site_timezone
 from apps.ledger.models import Account, PointLot, PointType
 
@@ -82,7 +82,7 @@ def expiring_by_month(*, months: int = 12) -> tuple[list[date], list[MonthAhead]
     """
     tz = site_timezone()
     now = timezone.now()
-    first = local(now).date().replace(day=1)
+    first = local_date(now).replace(day=1)
     month_starts = [_add_months(first, n) for n in range(months)]
     end = datetime.combine(_add_months(first, months), datetime.min.time(), tzinfo=tz)
     types = {t.pk: t for t in PointType.objects.all()}
@@ -107,7 +107,7 @@ def expiring_by_month(*, months: int = 12) -> tuple[list[date], list[MonthAhead]
     by_month: dict[tuple[int, date], tuple[int, int]] = defaultdict(lambda: (0, 0))
     for row in ahead:
         month = row["month"]
-        day = local(month).date() if isinstance(month, datetime) else month
+        day = local_date(month) if isinstance(month, datetime) else month
         by_month[(row["account__point_type"], day)] = (row["points"], row["accounts"])
     for (point_type_id, month), (points, accounts) in by_month.items():
         rows.append(MonthAhead(types[point_type_id], month, points, accounts))

@@ -33,7 +33,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -85,7 +85,9 @@ def idempotency_key(account_id: int, at: datetime) -> str:
 
 
 def key_prefix(at: datetime) -> str:
-    return f"expiry:{at.astimezone(UTC).strftime('%Y%m%dT%H%M%S.%fZ')}:"
+    # The run's moment in microseconds since the epoch: the same instant gives the same key in any zone.
+    micros = (at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    return f"expiry:{micros}:"
 
 
 def _table(model) -> str:
