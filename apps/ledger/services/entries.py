@@ -62,8 +62,15 @@ def accounts_ensure(*, user_ids: Iterable[int]) -> None:
     Account.objects.bulk_create([Account(user_id=user_id, point_type_id=default) for user_id in user_ids], ignore_conflicts=True)
 
 
-# In the model's field order: Model.from_db fills deferred models by that order.
-_ACCOUNT_COLUMNS = ("id", "user_id", "point_type_id", "earned_total", "balance", "last_seq")
+# Model.from_db fills a model read with some columns by matching them to its fields *in the
+# model's field order*: listed in another order, values land in the wrong fields (balance in
+# earned_total…). So the list is put in that order here, whatever order it is written in.
+_ACCOUNT_COLUMNS = tuple(
+    sorted(
+        ("id", "user_id", "point_type_id", "balance", "last_seq", "earned_total"),
+        key=[field.attname for field in Account._meta.concrete_fields].index,
+    )
+)
 _COLUMNS_WITH_POLICY = (
     ", ".join(f"a.{column}" for column in _ACCOUNT_COLUMNS)
     + f", t.expiry, t.expiry_months FROM {Account._meta.db_table} a JOIN {PointType._meta.db_table} t ON t.id = a.point_type_id"
