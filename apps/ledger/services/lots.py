@@ -82,16 +82,24 @@ def _stored_lots(account_ids: set[int], entry_ids: set[int]) -> dict[int, dict[i
     """
     if not account_ids:
         return {}
-    table = PointLot._meta.db_table
     where = f"remaining > 0 AND account_id IN ({int_list(account_ids)})"
     if entry_ids:
         where = f"remaining > 0 AND (account_id IN ({int_list(account_ids)}) OR entry_id IN ({int_list(entry_ids)}))"
     lots: dict[int, dict[int, _Lot]] = defaultdict(dict)
-    for pk, account_id, entry_id, earned, expires, amount, remaining in fetch(
-        f"SELECT id, account_id, entry_id, earned_at, expires_at, amount, remaining FROM {table} WHERE {where}"  # noqa: S608 - integers only
-    ):
-        lots[account_id][pk] = _Lot(pk, entry_id, read_time(earned), read_time(expires), amount, remaining, True)
+    for account_id, lot in _lots_where(where):
+        lots[account_id][lot.id] = lot
     return lots
+
+
+def _lots_where(where: str) -> list[tuple[int, _Lot]]:
+    """(account id, lot) for each stored lot matching the SQL condition `where` (integers only)."""
+    rows = fetch(
+        f"SELECT id, account_id, entry_id, earned_at, expires_at, amount, remaining FROM {PointLot._meta.db_table} WHERE {where}"  # noqa: S608
+    )
+    return [
+        (account_id, _Lot(pk, entry_id, read_time(earned), read_time(expires), amount, remaining, True))
+        for pk, account_id, entry_id, earned, expires, amount, remaining in rows
+    ]
 
 
 def _takes_of(entry_ids: set[int]) -> dict[int, list[tuple[int, int]]]:
@@ -109,11 +117,7 @@ def _takes_of(entry_ids: set[int]) -> dict[int, list[tuple[int, int]]]:
 def _lots_by_id(lot_ids: set[int]) -> dict[int, _Lot]:
     if not lot_ids:
         return {}
-    rows = fetch(
-        f"SELECT id, account_id, entry_id, earned_at, expires_at, amount, remaining FROM {PointLot._meta.db_table} "  # noqa: S608
-        f"WHERE id IN ({int_list(lot_ids)})"
-    )
-    return {pk: _Lot(pk, entry_id, read_time(e), read_time(x), a, r, True) for pk, _acc, entry_id, e, x, a, r in rows}
+    return {lot.id: lot for _, lot in _lots_where(f"id IN ({int_list(lot_ids)})")}
 
 
 def lots_book(*, postings: Sequence[tuple[Account, object, int, int]], now: datetime) -> None:
