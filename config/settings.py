@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "apps.ledger",
     "apps.tracking",
     "apps.rewards",
+    "apps.notifications",
     "apps.community",
 ]
 
@@ -296,6 +297,10 @@ JIFEN_HOLD_SWEEP_S = env_float("JIFEN_HOLD_SWEEP_S", 30.0, minimum=1.0)
 # and how many accounts each of its transactions takes (their users' locks are held that long).
 JIFEN_EXPIRY_RUN_AT = env_str("JIFEN_EXPIRY_RUN_AT", "00:05")
 JIFEN_EXPIRY_CHUNK = env_int("JIFEN_EXPIRY_CHUNK", 1000, minimum=1)
+# Notifications (SPEC §12): how many days ahead users are told of points about to expire.
+JIFEN_EXPIRY_NOTICE_DAYS = env_int("JIFEN_EXPIRY_NOTICE_DAYS", 7, minimum=0)
+# Webhooks: how often each process rereads which active endpoints want which events.
+JIFEN_WEBHOOK_ENDPOINTS_REFRESH_S = env_float("JIFEN_WEBHOOK_ENDPOINTS_REFRESH_S", 1.0, minimum=0.0)
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {

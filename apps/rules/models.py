@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import FileExtensionValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
@@ -16,6 +17,10 @@ from apps.core.review import ReviewableModel
 from apps.core.soft_delete import SoftDeleteModel
 from apps.ledger.point_types import default_point_type_id
 from apps.tasks.models import TaskConfig
+
+BADGE_IMAGE_EXTENSIONS = ["png", "jpg", "jpeg", "gif", "webp"]
+
+POINTS_POSITIVE_OR_BADGE = _("Points must be a positive whole number (0 only for a rule that grants a badge).")
 
 # A cooldown below a second is no protection; one above a year is almost surely a typo (days for seconds).
 MIN_COOLDOWN = timedelta(seconds=1)
@@ -59,6 +64,7 @@ class ScoreRule(ReviewableModel, SoftDeleteModel):
         "cooldown",
         "cooldown_scope",
         "point_type",
+        "badge",
     )
     STATUS_ORDER = (Status.EDITING, Status.ACTIVE, Status.RETIRED)
     # Who may give a rule each status past the draft (SPEC §7 roles); checked by every path that sets one.
@@ -68,7 +74,13 @@ class ScoreRule(ReviewableModel, SoftDeleteModel):
     score_type = models.SlugField(_("rule code"), max_length=64)
     score_desc = models.CharField(_("description"), max_length=255, blank=True)
     kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices, default=Kind.COUNT)
-    points = WholeNumberField(_("points"), least=1, message=POINTS_POSITIVE, validators=[points_at_most_max])
+    # At least 1, or 0 for a rule that only grants its badge (checked in clean() and by a constraint).
+    points = WholeNumberField(
+        _("points"),
+        message=POINTS_POSITIVE_OR_BADGE,
+        validators=[points_at_most_max],
+        help_text=_("0 only for a rule that grants a badge and no points."),
+    )
     point_type = models.ForeignKey(
         "ledger.PointType",
         on_delete=models.PROTECT,
@@ -76,6 +88,15 @@ class ScoreRule(ReviewableModel, SoftDeleteModel):
         verbose_name=_("point type"),
         default=default_point_type_id,
         help_text=_("Which points the rule awards."),
+    )
+    badge = models.ForeignKey(
+        "rules.Badge",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="rules",
+        verbose_name=_("badge"),
+        help_text=_("Granted with the rule's award, once per user; taken back with the award. Empty: none."),
     )
     statistical_period = models.CharField(_("period"), max_length=8, choices=Period.choices, default=Period.DAY)
     required_number_of_times = WholeNumberField(
@@ -133,7 +154,9 @@ class ScoreRule(ReviewableModel, SoftDeleteModel):
             models.UniqueConstraint(
                 fields=["score_type"], condition=Q(deleted_at__isnull=True), name="scorerule_code_unique_live"
             ),
-            models.CheckConstraint(condition=Q(points__gt=0), name="scorerule_points_positive"),
+            models.CheckConstraint(
+                condition=Q(points__gt=0) | Q(badge__isnull=False), name="scorerule_points_positive_or_badge"
+            ),
             models.CheckConstraint(condition=Q(points__lte=POINTS_MAX), name="scorerule_points_bounded"),
             models.CheckConstraint(condition=Q(required_number_of_times__gte=1), name="scorerule_n_at_least_one"),
             models.CheckConstraint(condition=~Q(kind="streak", statistical_period="none"), name="scorerule_streak_needs_period"),
@@ -157,8 +180,10 @@ class ScoreRule(ReviewableModel, SoftDeleteModel):
 
     def clean(self) -> None:
         errors: dict[str, str] = {}
-        # Points and N below their least are refused by their fields (WholeNumberField), with the
-        # same message in the admin form and the sheets.
+        # N below its least is refused by its field (WholeNumberField), with the same message in
+        # the admin form and the sheets; points may be 0 only with a badge.
+        if self.points == 0 and self.badge_id is None:
+            errors["points"] = POINTS_POSITIVE_OR_BADGE
         if self.kind == self.Kind.STREAK and self.statistical_period == self.Period.NONE:
             errors["statistical_period"] = _("A streak needs a period (day, week, month or year).")
         if self.start_time and self.end_time and self.end_time <= self.start_time:
@@ -173,6 +198,70 @@ class ScoreRule(ReviewableModel, SoftDeleteModel):
             errors["status"] = status_error
         if errors:
             raise ValidationError(errors)
+
+
+def _badge_image_path(instance, filename: str) -> str:
+    return f"badges/{filename}"
+
+
+class Badge(models.Model):
+    """A mark of achievement a rule grants (SPEC §12): earned once per user, taken back with the award that granted it."""
+
+    code = models.SlugField(_("badge code"), max_length=64, unique=True)
+    name = models.CharField(_("name"), max_length=120)
+    description = models.TextField(_("description"), max_length=1000, blank=True)
+    image = models.FileField(
+        _("image"),
+        upload_to=_badge_image_path,
+        blank=True,
+        validators=[FileExtensionValidator(BADGE_IMAGE_EXTENSIONS)],
+        help_text=_("PNG, JPEG, GIF or WebP, shown square (128 × 128 pixels or more)."),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("badge")
+        verbose_name_plural = _("badges")
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BadgeAward(models.Model):
+    """One award of a badge-granting rule: the user holds the badge while one of these is live.
+
+    One row per awarded completion, like the ledger's award entries: a reversal or a re-score
+    (SPEC §6) that takes an award back revokes its row, and the user keeps the badge only if another
+    live row remains. So the badge follows the replay of the live completions, whatever the order
+    in which they arrived. Written by scoring and the re-score under the user's account lock.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", verbose_name=_("user"))
+    badge = models.ForeignKey(Badge, on_delete=models.PROTECT, related_name="awards", verbose_name=_("badge"))
+    rule = models.ForeignKey("rules.ScoreRule", on_delete=models.PROTECT, related_name="+", verbose_name=_("rule"))
+    completion = models.ForeignKey(
+        "tasks.UserTaskRecord", on_delete=models.PROTECT, related_name="+", db_constraint=False, verbose_name=_("completion")
+    )
+    earned_at = models.DateTimeField(_("earned at"), help_text=_("When the completion that earned it happened."))
+    created_at = models.DateTimeField(_("created at"))
+    revoked_at = models.DateTimeField(_("taken back at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("badge award")
+        verbose_name_plural = _("badge awards")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule", "completion"], condition=Q(revoked_at__isnull=True), name="badgeaward_once_per_award"
+            ),
+        ]
+        indexes = [models.Index(fields=["user", "badge"], condition=Q(revoked_at__isnull=True), name="badgeaward_held")]
+
+    def __str__(self) -> str:
+        return f"{self.badge_id} → {self.user_id}"
 
 
 class ScoreRuleObjectPoints(models.Model):

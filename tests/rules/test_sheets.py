@@ -374,11 +374,14 @@ class TestColumnsAreTheAdminsLabels:
             call_command("import_rules", write(tmp_path, "rules.csv", "points\n5\n"), stdout=io.StringIO(), stderr=errors)
 
 
+MESSAGE = "Points must be a positive whole number (0 only for a rule that grants a badge)."
+
+
 @pytest.mark.parametrize("value", ["-5", "0"])
 def test_points_below_one_get_one_message_in_the_admin_form_and_in_a_sheet(tmp_path, post_task, client, op, value):
     """The same cell, the same words, once: not "≥ 0" in one place and "a positive whole number" in another."""
     errors = refused(write(tmp_path, "rules.csv", RULE_HEADER + f"r,post,x,count,{value},day,1,,,,,true,editing\n"))
-    assert errors.strip() == "row 2, column Points: Points must be a positive whole number."
+    assert errors.strip() == "row 2, column Points: " + MESSAGE
 
     from django.urls import reverse
 
@@ -388,4 +391,4 @@ def test_points_below_one_get_one_message_in_the_admin_form_and_in_a_sheet(tmp_p
         {"task_type": "post", "score_type": "r", "kind": "count", "points": value, "statistical_period": "day"},
     )
     form_errors = response.context["adminform"].form.errors
-    assert form_errors["points"] == ["Points must be a positive whole number."]
+    assert form_errors["points"] == [MESSAGE]
