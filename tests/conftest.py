@@ -3,6 +3,7 @@ import os
 import pytest
 from django.db import connection
 
+from apps.notifications.services.announce import subscriptions
 from apps.rules.selectors.rules import active_rules_clear
 from apps.tracking.routing import route_table_clear
 
@@ -21,9 +22,11 @@ def operator(client, django_user_model):
 def _fresh_caches():
     route_table_clear()
     active_rules_clear()
+    subscriptions.clear()
     yield
     route_table_clear()
     active_rules_clear()
+    subscriptions.clear()
 
 
 def pytest_collection_modifyitems(config, items):
