@@ -76,6 +76,7 @@ class RuleSpec:
     cooldown: timedelta | None = None  # least time between two counted completions of one user
     cooldown_per_object: bool = False  # the cooldown is per user and business id, not per user
     point_type_id: int | None = None  # which points it awards (None: the default type)
+    badge_id: int | None = None  # the badge its awards grant (None: none)
 
     def amount_for(self, business_id: str) -> int:
         return self.object_points.get(business_id, self.points)

@@ -11,6 +11,7 @@ from apps.core.clock import serial_stamp
 from apps.core.multirow import fetch, int_list, rows_insert, rows_update
 from apps.ledger.models import Account, PointType, ScoreRecord
 from apps.ledger.point_types import default_point_type_id
+from apps.ledger.services.announcements import Earned, Posted, entries_announce
 from apps.ledger.services.leaderboard import COUNTED_KINDS, Contribution, leaderboard_totals_add
 from apps.ledger.services.lots import lots_book
 
@@ -243,10 +244,11 @@ def ledger_post_batch(*, postings: Sequence[tuple[Account, Sequence[EntrySpec]]]
     `accounts_lock`), and each user appear once. Entries naming another point type go to the
     same user's account of that type. Every credit becomes a lot and every debit takes from lots
     (apps.ledger.services.lots), and awards and reversals move the leaderboard totals, one
-    statement per table for the whole batch. Returns the number of entries written.
+    statement per table for the whole batch; what the entries mean to their users is announced
+    (apps.ledger.services.announcements) in the same transaction. Returns the number of entries written.
     """
     now = timezone.now()
-    rows, moved, contributions, booked = [], [], [], []
+    rows, moved, contributions, booked, earnings = [], [], [], [], []
     for account, entries in _by_account(postings):
         last = None
         earned = account.earned_total
@@ -283,6 +285,10 @@ def ledger_post_batch(*, postings: Sequence[tuple[Account, Sequence[EntrySpec]]]
             last = (seq, before + entry.amount)
         if last is not None:
             account.last_seq, account.balance, account.last_activity_at, account.updated_at = *last, now, now
+            if earned != account.earned_total:
+                earnings.append(
+                    Earned(account.pk, account.user_id, account.point_type_id, account.earned_total, earned, account.last_seq)
+                )
             account.earned_total = earned
             moved.append((account.pk, account.balance, account.last_seq, earned, now, now))
     ids = rows_insert(ScoreRecord, ENTRY_COLUMNS, rows, returning=("id",))
@@ -292,6 +298,25 @@ def ledger_post_batch(*, postings: Sequence[tuple[Account, Sequence[EntrySpec]]]
         now=now,
     )
     leaderboard_totals_add(contributions=contributions)
+    entries_announce(
+        posted=[
+            Posted(
+                entry_id,
+                account.user_id,
+                account.point_type_id,
+                entry.kind,
+                entry.amount,
+                before + entry.amount,
+                entry.idempotency_key,
+                entry.business_type,
+                entry.completion_id,
+                entry.earned_at,
+            )
+            for (account, entry, before), (entry_id,) in zip(booked, ids, strict=True)
+        ],
+        earned=earnings,
+        now=now,
+    )
     return len(rows)
 
 

@@ -42,6 +42,7 @@ from django.utils import timezone
 from apps.core.clock import serial_stamp
 from apps.core.multirow import db_time, fetch, int_list
 from apps.ledger.models import Account, PointLot, PointType, ScoreRecord
+from apps.ledger.services.announcements import Posted, entries_announce
 from apps.ledger.services.entries import EntrySpec, accounts_ensure, accounts_lock, ledger_post_batch
 
 logger = logging.getLogger(__name__)
@@ -160,6 +161,7 @@ entries AS (
     SELECT id, user_id, point_type_id, %(stamp)s::text || '-' || id || '-' || seq, seq, -total, balance, balance - total,
         %(business)s::text, 'expiry', '', '', '', %(key)s::text || id, %(now)s
     FROM moved ORDER BY id
+    RETURNING id, account_id, user_id, point_type_id, trade_amount, amount_after_trade, idempotency_key
 ),
 accounts AS (
     UPDATE {accounts} a SET balance = a.balance - m.total, last_seq = m.seq, last_activity_at = %(now)s, updated_at = %(now)s
@@ -170,9 +172,10 @@ emptied AS (
     FROM due d
     WHERE l.ctid = d.tid AND d.account_id IN (SELECT id FROM moved)
 )
-SELECT point_type_id, COUNT(*), SUM(lots), SUM(total), NULL::bigint[] FROM moved GROUP BY point_type_id
+SELECT m.lots, NULL::bigint[], e.id, e.user_id, e.point_type_id, e.trade_amount, e.amount_after_trade, e.idempotency_key
+FROM moved m JOIN entries e ON e.account_id = m.id
 UNION ALL
-SELECT NULL, 0, 0, 0, ARRAY_AGG(id) FROM chunk WHERE balance < total HAVING COUNT(*) > 0
+SELECT 0, ARRAY_AGG(id), NULL, NULL, NULL, NULL, NULL, NULL FROM chunk WHERE balance < total HAVING COUNT(*) > 0
 """
 
 
@@ -186,11 +189,16 @@ def _chunk_set_based(account_ids: list[int], *, at: datetime, now: datetime, rep
         "key": key_prefix(at),
         "business": BUSINESS_TYPE,
     }
-    for point_type_id, accounts, lots, points, short in fetch(sql, params):
-        if point_type_id is not None:
-            found = report.by_type[point_type_id]
-            found.accounts, found.lots, found.points = found.accounts + accounts, found.lots + lots, found.points + int(points)
-        report.disagreeing.extend(short or [])
+    posted = []
+    for lots, short, entry_id, user_id, point_type_id, amount, balance, key in fetch(sql, params):
+        if entry_id is None:
+            report.disagreeing.extend(short or [])
+            continue
+        found = report.by_type[point_type_id]
+        found.accounts, found.lots, found.points = found.accounts + 1, found.lots + lots, found.points - amount
+        posted.append(Posted(entry_id, user_id, point_type_id, ScoreRecord.Kind.EXPIRY, amount, balance, key, BUSINESS_TYPE))
+    # What `ledger_post_batch` would announce for the same entries (no earning: no level).
+    entries_announce(posted=posted, now=now)
 
 
 def _due_sums(account_ids: list[int], at: datetime) -> list[tuple[int, int, int, int, int]]:

@@ -104,6 +104,7 @@ def rule_spec(rule: ScoreRule, *, object_points: dict[str, int] | None = None) -
         cooldown=rule.cooldown,
         cooldown_per_object=rule.cooldown_scope == ScoreRule.CooldownScope.OBJECT,
         point_type_id=rule.point_type_id,
+        badge_id=rule.badge_id,
     )
 
 

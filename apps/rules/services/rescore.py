@@ -36,6 +36,7 @@ from apps.rules.engine import STREAK, Decision, Reason
 from apps.rules.models import CountedCompletion, RuleRecipient, ScoreRule, ScoreRuleObjectPoints, UserScoreInfo
 from apps.rules.replay import Replay
 from apps.rules.selectors.rules import rule_spec
+from apps.rules.services.badges import badges_settle
 from apps.rules.services.scoring import COUNTED_COLUMNS, PROGRESS_COLUMNS, PROGRESS_UPDATE_COLUMNS, recipient_place_take
 from apps.tasks.models import UserTaskRecord
 
@@ -137,6 +138,13 @@ def completions_rescore(*, account: Account, rule: ScoreRule, job: Rescore) -> R
     rows = _rows_write(rule, user_id, start, live, decisions)
     _counted_write(rule, user_id, records, live, decisions, rows)
     _entries_write(account, rule, job, records, decisions, rows, result)
+    badges_settle(
+        user_id=user_id,
+        rule=rule,
+        completion_ids=[r[0] for r in records],
+        awarded={r[0]: r[2] for r in live if decisions[r[0]].awarded},
+        now=timezone.now(),
+    )
     _decisions_write(rule, job, records, decisions, result)
     logger.info(
         "user %s rule %s re-scored from %s (%s of %s): %d completions, %d awards, %d reversals, %+d points",

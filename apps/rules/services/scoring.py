@@ -25,6 +25,7 @@ from apps.ledger.services.entries import EntryMeta, EntrySpec, ledger_post_batch
 from apps.rules.engine import STREAK, Completion, Decision, Progress, RuleSpec, evaluate
 from apps.rules.models import CountedCompletion, RuleRecipient, ScoreRule, UserScoreInfo
 from apps.rules.selectors.rules import active_rules_for, object_points_for_many, rule_spec
+from apps.rules.services.badges import Granted, badges_grant
 
 logger = logging.getLogger(__name__)
 
@@ -494,8 +495,13 @@ def scoring_plan_write(*, plan: ScoringPlan, completion_ids: list[int], accounts
             ],
         )
     postings: dict[int, list[EntrySpec]] = {}
+    granted: list[Granted] = []
     for index, spec, row, decision in plan.awards:
         item = plan.items[index]
+        if spec.badge_id is not None:
+            granted.append(Granted(item.user_id, spec.badge_id, spec.id, completion_ids[index], item.occurred_at))
+        if not decision.points:  # a rule that grants only its badge
+            continue
         postings.setdefault(item.user_id, []).append(
             EntrySpec(
                 amount=decision.points,
@@ -511,3 +517,4 @@ def scoring_plan_write(*, plan: ScoringPlan, completion_ids: list[int], accounts
             )
         )
     ledger_post_batch(postings=[(accounts[user_id], entries) for user_id, entries in sorted(postings.items())])
+    badges_grant(granted=granted, now=now)

@@ -1,0 +1,132 @@
+"""What a batch of ledger entries announces (SPEC §12): awards, reversals, adjustments, expiry, levels reached.
+
+Called by the posting itself (`ledger_post_batch`) and by the expiry job's set-based path, in
+their transaction, so every entry that commits is announced once and none that rolls back is.
+Spends and refunds are announced by what caused them (a redemption, a hold), which knows more.
+
+Webhooks get one delivery per entry, with the entry's id and the balance after it. Users get one
+notification per completion for its awards (a sign-in that earns coins and exp reads as one line),
+and one per completion for what a reversal or re-score took back.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from apps.core.multirow import fetch
+from apps.ledger.models import Level, PointType
+from apps.notifications import events
+from apps.notifications.services.announce import Announcement, announce
+
+_ENTRY_EVENTS = {
+    "award": events.POINTS_AWARDED,
+    "reversal": events.POINTS_REVERSED,
+    "adjustment": events.POINTS_ADJUSTED,
+    "expiry": events.POINTS_EXPIRED,
+}
+# Kinds whose user notification is one per (user, completion) rather than one per entry.
+_PER_COMPLETION = frozenset({"award", "reversal"})
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """One entry as the posting wrote it."""
+
+    entry_id: int
+    user_id: int
+    point_type_id: int
+    kind: str
+    amount: int
+    balance: int  # after the entry
+    key: str  # the entry's idempotency key
+    business_type: str = ""
+    completion_id: int | None = None
+    earned_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Earned:
+    """An account whose lifetime earned points moved in the batch: levels between the two may have been reached."""
+
+    account_id: int
+    user_id: int
+    point_type_id: int
+    before: int
+    after: int
+    seq: int  # the account's last entry after the batch: keys a level reached again after a reversal apart
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat() if moment is not None else None
+
+
+def _codes() -> dict[int, str]:
+    return dict(fetch(f"SELECT id, code FROM {PointType._meta.db_table}"))  # noqa: S608 - the model's table
+
+
+def entries_announce(*, posted: Sequence[Posted], earned: Iterable[Earned] = (), now: datetime) -> None:
+    """Announce `posted` entries and the levels `earned` crossed upwards; in the caller's transaction."""
+    wanted = [p for p in posted if p.kind in _ENTRY_EVENTS]
+    rising = [e for e in earned if e.after > e.before]
+    if not wanted and not rising:
+        return
+    codes = _codes()
+    out: list[Announcement] = []
+    grouped: dict[tuple[int, int, str], list[Posted]] = {}
+    for p in wanted:
+        event = _ENTRY_EVENTS[p.kind]
+        data = {
+            "entry_id": p.entry_id,
+            "user_id": p.user_id,
+            "point_type": codes.get(p.point_type_id, ""),
+            "amount": p.amount,
+            "balance": p.balance,
+        }
+        if p.kind in _PER_COMPLETION:
+            data.update(rule=p.business_type, completion_id=p.completion_id, earned_at=_iso(p.earned_at))
+            grouped.setdefault((p.user_id, p.completion_id or 0, event), []).append(p)
+        elif p.kind == "adjustment":
+            data["reason"] = p.business_type
+        out.append(Announcement(event, p.user_id, p.key, data, notify=p.kind not in _PER_COMPLETION))
+    for (user_id, completion_id, event), entries in grouped.items():
+        first = entries[0]
+        rules = list(dict.fromkeys(p.business_type for p in entries))
+        amounts: dict[str, int] = {}
+        for p in entries:
+            code = codes.get(p.point_type_id, "")
+            amounts[code] = amounts.get(code, 0) + p.amount
+        data = {
+            "completion_id": completion_id or None,
+            "earned_at": _iso(first.earned_at),
+            "rules": rules,
+            "amounts": [{"point_type": code, "amount": amount} for code, amount in amounts.items() if amount],
+        }
+        if data["amounts"]:  # a re-score that took back and gave again the same is no news
+            out.append(Announcement(event, user_id, f"notice:{first.key}", data, webhook=False))
+    out.extend(_levels_reached(rising, codes))
+    announce(out, now=now)
+
+
+def _levels_reached(rising: list[Earned], codes: dict[int, str]) -> list[Announcement]:
+    if not rising:
+        return []
+    levels: dict[int, list[tuple[int, str, int]]] = {}
+    for point_type_id, pk, name, threshold in fetch(
+        f"SELECT point_type_id, id, name, threshold FROM {Level._meta.db_table} "  # noqa: S608 - the model's table
+        f"WHERE point_type_id IN ({', '.join(str(int(e.point_type_id)) for e in rising)}) ORDER BY threshold"
+    ):
+        levels.setdefault(point_type_id, []).append((pk, name, threshold))
+    out = []
+    for e in rising:
+        for pk, name, threshold in levels.get(e.point_type_id, ()):
+            if e.before < threshold <= e.after:
+                data = {
+                    "user_id": e.user_id,
+                    "point_type": codes.get(e.point_type_id, ""),
+                    "level": name,
+                    "level_id": pk,
+                    "threshold": threshold,
+                    "earned": e.after,
+                }
+                out.append(Announcement(events.LEVEL_REACHED, e.user_id, f"level:{e.account_id}:{pk}:{e.seq}", data))
+    return out
