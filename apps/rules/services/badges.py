@@ -59,7 +59,8 @@ def _announcement(event: str, row_id: int, granted: Granted, badges: dict[int, t
 
 
 def _names(badge_ids: Iterable[int], rule_ids: Iterable[int]) -> tuple[dict[int, tuple[str, str]], dict[int, str]]:
-    badges = {pk: (code, name) for pk, code, name in Badge.objects.filter(pk__in=set(badge_ids)).values_list("pk", "code", "name")}
+    found = Badge.objects.filter(pk__in=set(badge_ids)).values_list("pk", "code", "name")
+    badges = {pk: (code, name) for pk, code, name in found}
     rules = dict(ScoreRule.all_objects.filter(pk__in=set(rule_ids)).values_list("pk", "score_type"))
     return badges, rules
 
