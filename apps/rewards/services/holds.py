@@ -33,6 +33,7 @@ from apps.core.points import POINTS_MAX
 from apps.ledger.models import PointType, ScoreRecord
 from apps.ledger.services.entries import EntrySpec, InsufficientBalanceError, account_lock, ledger_post_entries
 from apps.rewards.models import Hold
+from apps.rewards.services.announcements import hold_announce
 
 # The shortest hold a system may place: less is surely a unit mix-up (milliseconds for seconds).
 HOLD_MIN_S = 10
@@ -145,6 +146,7 @@ def hold_place(
                     expires_at=now + timedelta(seconds=expires_in_s),
                     spend_entry=entry,
                 )
+                hold_announce(hold=hold)
         except InsufficientBalanceError:
             raise HoldRefused(
                 409,
@@ -187,6 +189,7 @@ def _release(hold: Hold, *, status: str, now: datetime) -> None:
     )
     hold.status, hold.refund_entry, hold.decided_at = status, refund, now
     hold.save(update_fields=["status", "refund_entry", "decided_at"])
+    hold_announce(hold=hold)
 
 
 def _conflict(hold: Hold) -> HoldRefused:
@@ -225,6 +228,7 @@ def hold_capture(*, service_key, hold_id: int) -> HoldAnswer:
             )
         hold.status, hold.decided_at = Hold.Status.CAPTURED, now
         hold.save(update_fields=["status", "decided_at"])
+        hold_announce(hold=hold)
     return HoldAnswer(hold, _balance_after(hold), changed=True)
 
 

@@ -24,6 +24,7 @@ from apps.ledger.services.entries import InsufficientBalanceError, account_lock,
 from apps.rewards import eligibility
 from apps.rewards.eligibility import RedemptionRefused
 from apps.rewards.models import Redemption, RewardItem
+from apps.rewards.services.announcements import redemption_announce
 
 FULFIL_PERMISSION = "rewards.fulfil_redemption"
 KEY_MAX_LENGTH = Redemption._meta.get_field("client_key").max_length
@@ -125,6 +126,7 @@ def _redeem(user, item: RewardItem, key: str, account: Account) -> Redeemed:
     redemption._history_user = user
     redemption._change_reason = "redeemed"
     redemption.save()
+    redemption_announce(redemption=redemption)
     return Redeemed(redemption, created=True, balance=account.balance)
 
 
@@ -222,6 +224,7 @@ def redemption_fulfil(*, redemption: Redemption, actor) -> Redemption:
         locked.decided_by, locked.decided_at = actor, timezone.now()
         locked._history_user, locked._change_reason = actor, "fulfilled"
         locked.save(update_fields=["status", "decided_by", "decided_at"])
+        redemption_announce(redemption=locked)
     return locked
 
 
@@ -259,6 +262,7 @@ def redemption_cancel(*, redemption: Redemption, actor, note: str) -> Redemption
         locked.decided_by, locked.decided_at = actor, timezone.now()
         locked._history_user, locked._change_reason = actor, "cancelled"
         locked.save(update_fields=["status", "refund_entry", "note", "decided_by", "decided_at"])
+        redemption_announce(redemption=locked)
     return locked
 
 
