@@ -337,6 +337,8 @@ CELERY_BEAT_SCHEDULE = {
     "release-expired-holds": {"task": "apps.rewards.tasks.release_expired_holds", "schedule": JIFEN_HOLD_SWEEP_S},
     # The daily expiry of points whose lots reached their end (CELERY_TIMEZONE is the site's TIME_ZONE).
     "expire-points": {"task": "apps.ledger.tasks.expire_points", "schedule": _daily_at(JIFEN_EXPIRY_RUN_AT)},
+    # Users told ahead of time of points about to expire (JIFEN_EXPIRY_NOTICE_DAYS), once per account and day.
+    "send-expiry-notices": {"task": "apps.ledger.tasks.send_expiry_notices", "schedule": _daily_at(JIFEN_EXPIRY_RUN_AT)},
 }
 CELERY_TASK_STORE_ERRORS_EVEN_IF_IGNORED = True
 # The queue the tracking tasks use; separate deployments (or test runs) sharing a Redis use their own.

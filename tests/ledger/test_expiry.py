@@ -16,6 +16,7 @@ from apps.ledger.selectors.ledger import ledger_problems
 from apps.ledger.services.entries import account_lock, ledger_post_entry
 from apps.ledger.services.expiry import points_expire
 from apps.ledger.services.lots import lots_check
+from apps.notifications.models import Notification
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -191,7 +192,13 @@ def _state() -> list[tuple]:
     lots = list(PointLot.objects.order_by("id").values_list("id", "remaining"))
     accounts = list(Account.objects.order_by("id").values_list("id", "balance", "last_seq", "earned_total"))
     boards = sorted(LeaderboardTotal.objects.values_list("user_id", "board", "period", "period_start", "points"))
-    return [entries, takes, lots, accounts, boards]
+    # What users are told: the same notices (the entries' ids differ between the two runs, nothing else).
+    notices = sorted(
+        (n.user_id, n.kind, sorted((k, v) for k, v in n.data.items() if k != "entry_id"))
+        for n in Notification.objects.filter(kind="points.expired")
+    )
+    assert notices
+    return [entries, takes, lots, accounts, boards, notices]
 
 
 @pytest.mark.postgres

@@ -110,9 +110,9 @@ def announce(announcements: Sequence[Announcement], *, now: datetime | None = No
             continue
         body, msg = webhook_body(event_type=a.type, data=a.data, at=now), message_id(a.key)
         pending = WebhookDelivery.Status.PENDING
-        deliveries.extend((endpoint_id, msg, a.type, body, pending, 0, now, now) for endpoint_id in endpoints)
+        deliveries.extend((endpoint_id, msg, a.type, body, pending, 0, "", now, now) for endpoint_id in endpoints)
     rows_insert(
         WebhookDelivery,
-        ("endpoint_id", "message_id", "event_type", "payload", "status", "attempts", "next_attempt_at", "created_at"),
+        ("endpoint_id", "message_id", "event_type", "payload", "status", "attempts", "last_error", "next_attempt_at", "created_at"),
         deliveries,
     )
