@@ -89,6 +89,18 @@ class _Subscriptions:
 
 subscriptions = _Subscriptions()
 
+_DELIVERY_COLUMNS = (
+    "endpoint_id",
+    "message_id",
+    "event_type",
+    "payload",
+    "status",
+    "attempts",
+    "last_error",
+    "next_attempt_at",
+    "created_at",
+)
+
 
 def announce(announcements: Sequence[Announcement], *, now: datetime | None = None) -> None:
     """Write the notifications and webhook deliveries of `announcements`, in the caller's transaction."""
@@ -113,6 +125,6 @@ def announce(announcements: Sequence[Announcement], *, now: datetime | None = No
         deliveries.extend((endpoint_id, msg, a.type, body, pending, 0, "", now, now) for endpoint_id in endpoints)
     rows_insert(
         WebhookDelivery,
-        ("endpoint_id", "message_id", "event_type", "payload", "status", "attempts", "last_error", "next_attempt_at", "created_at"),
+        _DELIVERY_COLUMNS,
         deliveries,
     )
