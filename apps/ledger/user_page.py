@@ -60,6 +60,8 @@ def _cooldown_text(decision: dict) -> str:
 
 def _awarded_text(decision: dict) -> str:
     points = decision.get("points", 0)
+    if not points:  # only a rule with a badge awards 0 points
+        return _("awarded its badge")
     return ngettext("awarded %(points)s point", "awarded %(points)s points", points) % {"points": points}
 
 
