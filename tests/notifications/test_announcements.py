@@ -164,3 +164,21 @@ class TestExpiryNotices:
         self.earn(alice, 10, now - timedelta(days=28), "a")
         assert expiry_notices_send(now=now, days=0) == 0
         assert notices(alice, "points.expiring") == []
+
+
+def test_a_backfill_tells_each_user_once_per_batch_and_endpoints_once_per_entry(alice):
+    from apps.rules.models import ScoreRule
+    from apps.rules.services.backfill import score_rule_backfill
+    from apps.rules.services.workflow import score_rule_activate
+
+    TaskConfigFactory(task_type="post")
+    for day in range(2, 7):
+        post(alice, at(day), f"p{day}")  # no rule yet: nothing earned, nothing said
+    assert notices(alice) == []
+    hook = endpoint("points.awarded")
+    rule = ScoreRuleFactory(score_type="post-late", task_type="post", points=3, status=ScoreRule.Status.EDITING)
+    score_rule_activate(rule=rule)
+    score_rule_backfill(rule=rule, wait=lambda _s: None)
+    (notice,) = notices(alice, "points.awarded")
+    assert (notice.data["completions"], notice.data["amounts"]) == (5, [{"point_type": "points", "amount": 15}])
+    assert WebhookDelivery.objects.filter(endpoint=hook).count() == 5

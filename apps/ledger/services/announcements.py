@@ -9,7 +9,9 @@ notification per completion for its awards (a sign-in that earns coins and exp r
 and one per completion for what a reversal or re-score took back.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -26,6 +28,22 @@ _ENTRY_EVENTS = {
 }
 # Kinds whose user notification is one per (user, completion) rather than one per entry.
 _PER_COMPLETION = frozenset({"award", "reversal"})
+_per_user: ContextVar[bool] = ContextVar("notices_per_user", default=False)
+
+
+@contextmanager
+def notices_per_user() -> Iterator[None]:
+    """Within: a posting's awards make one notification per user, not one per completion.
+
+    For the backfill, which awards a rule's past completions at once: a user with a hundred past
+    sign-ins reads one line ("+500 points for 100 completions"), not a hundred. Webhooks still get
+    one delivery per entry.
+    """
+    token = _per_user.set(True)
+    try:
+        yield
+    finally:
+        _per_user.reset(token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +91,7 @@ def entries_announce(*, posted: Sequence[Posted], earned: Iterable[Earned] = (),
     codes = _codes()
     out: list[Announcement] = []
     grouped: dict[tuple[int, int, str], list[Posted]] = {}
+    per_user = _per_user.get()
     for p in wanted:
         event = _ENTRY_EVENTS[p.kind]
         data = {
@@ -84,7 +103,7 @@ def entries_announce(*, posted: Sequence[Posted], earned: Iterable[Earned] = (),
         }
         if p.kind in _PER_COMPLETION:
             data.update(rule=p.business_type, completion_id=p.completion_id, earned_at=_iso(p.earned_at))
-            grouped.setdefault((p.user_id, p.completion_id or 0, event), []).append(p)
+            grouped.setdefault((p.user_id, 0 if per_user else p.completion_id or 0, event), []).append(p)
         elif p.kind == "adjustment":
             data["reason"] = p.business_type
         out.append(Announcement(event, p.user_id, p.key, data, notify=p.kind not in _PER_COMPLETION))
@@ -97,6 +116,7 @@ def entries_announce(*, posted: Sequence[Posted], earned: Iterable[Earned] = (),
             amounts[code] = amounts.get(code, 0) + p.amount
         data = {
             "completion_id": completion_id or None,
+            "completions": len({p.completion_id for p in entries}),
             "earned_at": _iso(first.earned_at),
             "rules": rules,
             "amounts": [{"point_type": code, "amount": amount} for code, amount in amounts.items() if amount],

@@ -40,6 +40,7 @@ from django.utils.translation import gettext as _
 
 from apps.core.lifecycle import WorkflowForbidden
 from apps.core.multirow import rows_update
+from apps.ledger.services.announcements import notices_per_user
 from apps.ledger.services.entries import EntryMeta, accounts_ensure, accounts_lock
 from apps.rules.engine import STREAK, Completion, Decision, Reason, RuleSpec, evaluate, in_cooldown
 from apps.rules.models import BackfillRun, ScoreRule
@@ -285,7 +286,8 @@ class _Run:
                 plan.decisions.append([decision])
                 self.tally.add(item.user_id, decision)
             if items:
-                scoring_plan_write(plan=plan, completion_ids=ids, accounts=accounts)
+                with notices_per_user():  # a user's past completions read as one notification per batch
+                    scoring_plan_write(plan=plan, completion_ids=ids, accounts=accounts)
                 now = timezone.now()
                 rows_update(
                     UserTaskRecord,
