@@ -147,3 +147,23 @@ def test_zero_points_need_a_badge(tasks):
     assert "points" in refused.value.message_dict
     rule.badge = Badge.objects.create(code="b", name="B")
     rule.full_clean()
+
+
+def test_verify_ledger_checks_that_badges_follow_their_awards(alice, streak_badge, first_post_badge):
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    feed(*(event(alice, "sign-in", at(day)) for day in (2, 3, 4)), event(alice, "post", at(4), "p1"))
+    feed(event(alice, "post-delete", at(4, 13), "p1"))
+    out = io.StringIO()
+    call_command("verify_ledger", stdout=out)
+    assert "badges agree" in out.getvalue()
+
+    BadgeAward.objects.filter(badge=streak_badge).update(revoked_at=at(5))  # a badge lost behind the ledger's back
+    BadgeAward.objects.filter(badge=first_post_badge).update(revoked_at=None)  # and one kept that was taken back
+    errors = io.StringIO()
+    with pytest.raises(CommandError, match="2 badge award"):
+        call_command("verify_ledger", stdout=io.StringIO(), stderr=errors)
+    assert "awarded without its badge" in errors.getvalue()
+    assert "holds a badge its award no longer grants" in errors.getvalue()
