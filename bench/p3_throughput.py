@@ -41,8 +41,11 @@ state:
                                        from the policy accounts_lock read with the account); INSERT
                                        ledger_leaderboardtotal … ON CONFLICT DO UPDATE, 500 rows
                                        (5 periods × overall and post-each × 50 users)
+    entries_announce:                  SELECT ledger_pointtype ⟕ ledger_level (the types' codes and the
+                                       levels earned points may cross); INSERT notifications_notification,
+                                       50 rows (one per completion with awards)
     COMMIT
-    = 15 round trips per batch; the writes are `… FROM UNNEST(<one array literal per column>)`
+    = 17 round trips per batch; the writes are `… FROM UNNEST(<one array literal per column>)`
 
 The script's reads are the captured statements themselves, with pgbench's users and event ids
 written in; its writes come from the pipeline's own statement builders (apps/core/multirow.py),
@@ -111,6 +114,8 @@ def _single_kind(text: str) -> str | None:
         return "RELEASE SAVEPOINT"
     if "MAX(" in text.upper():
         return None  # the rules cache's change stamp: time-based, not per event
+    if "notifications_webhookendpoint" in text:
+        return None  # which endpoints want what: read at most once a second per process, not per batch
     inner = re.match(r"WITH \w+ AS \((.*)", text, re.IGNORECASE)
     if inner:  # pgbench's wrapper that turns a statement's rows into one row for \gset
         return _single_kind(inner.group(1))
@@ -266,6 +271,7 @@ def pgbench_script(ctx: ScriptContext, *, captured: list[str], payloads: list[di
     from apps.ledger.models import Account, LeaderboardTotal, PointLot, ScoreRecord
     from apps.ledger.services.entries import ENTRY_COLUMNS
     from apps.ledger.services.leaderboard import KEY_COLUMNS, OVERALL, period_starts
+    from apps.notifications.models import Notification
     from apps.rules.models import CountedCompletion, UserScoreInfo
     from apps.rules.services.scoring import COUNTED_COLUMNS, PROGRESS_UPDATE_COLUMNS
     from apps.tasks.models import UserTaskRecord
@@ -376,6 +382,26 @@ def pgbench_script(ctx: ScriptContext, *, captured: list[str], payloads: list[di
     )
     boards = [(ctx.point_type_id, board, period, start, f":u{i}", each.points, now) for board, period, start, i in totals]
     lines.append(_rendered(*unnest_accumulate_sql(LeaderboardTotal, KEY_COLUMNS, ("points",), ("reached_at",), boards)) + ";")
+    # Notifications: one per completion with awards, as the posting announces them (no endpoint
+    # is registered, so no webhook delivery is written).
+    earned_at = now.isoformat()
+    notices = [
+        (
+            f":u{i}",
+            "points.awarded",
+            {
+                "completion_id": f":r{i}",
+                "completions": 1,
+                "earned_at": earned_at,
+                "rules": [each.score_type],
+                "amounts": [{"point_type": "points", "amount": each.points}],
+            },
+            "",
+            now,
+        )
+        for i in range(n)
+    ]
+    lines.append(_rendered(*unnest_insert_sql(Notification, ("user_id", "kind", "data", "key", "created_at"), notices)) + ";")
     lines.append("COMMIT;")
     return "\n".join(lines) + "\n"
 

@@ -78,8 +78,18 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat() if moment is not None else None
 
 
-def _codes() -> dict[int, str]:
-    return dict(fetch(f"SELECT id, code FROM {PointType._meta.db_table}"))  # noqa: S608 - the model's table
+def _types_and_levels() -> tuple[dict[int, str], dict[int, list[tuple[int, str, int]]]]:
+    """({point type id: code}, {point type id: [(level id, name, threshold)] by threshold}): one small read, always fresh."""
+    codes: dict[int, str] = {}
+    levels: dict[int, list[tuple[int, str, int]]] = {}
+    for type_id, code, level_id, name, threshold in fetch(
+        f"SELECT t.id, t.code, l.id, l.name, l.threshold FROM {PointType._meta.db_table} t "  # noqa: S608 - the models' tables
+        f"LEFT JOIN {Level._meta.db_table} l ON l.point_type_id = t.id ORDER BY t.id, l.threshold"
+    ):
+        codes[type_id] = code
+        if level_id is not None:
+            levels.setdefault(type_id, []).append((level_id, name, threshold))
+    return codes, levels
 
 
 def entries_announce(*, posted: Sequence[Posted], earned: Iterable[Earned] = (), now: datetime) -> None:
@@ -88,7 +98,7 @@ def entries_announce(*, posted: Sequence[Posted], earned: Iterable[Earned] = (),
     rising = [e for e in earned if e.after > e.before]
     if not wanted and not rising:
         return
-    codes = _codes()
+    codes, levels = _types_and_levels()
     out: list[Announcement] = []
     grouped: dict[tuple[int, int, str], list[Posted]] = {}
     per_user = _per_user.get()
@@ -123,19 +133,11 @@ def entries_announce(*, posted: Sequence[Posted], earned: Iterable[Earned] = (),
         }
         if data["amounts"]:  # a re-score that took back and gave again the same is no news
             out.append(Announcement(event, user_id, f"notice:{first.key}", data, webhook=False))
-    out.extend(_levels_reached(rising, codes))
+    out.extend(_levels_reached(rising, codes, levels))
     announce(out, now=now)
 
 
-def _levels_reached(rising: list[Earned], codes: dict[int, str]) -> list[Announcement]:
-    if not rising:
-        return []
-    levels: dict[int, list[tuple[int, str, int]]] = {}
-    for point_type_id, pk, name, threshold in fetch(
-        f"SELECT point_type_id, id, name, threshold FROM {Level._meta.db_table} "  # noqa: S608 - the model's table
-        f"WHERE point_type_id IN ({', '.join(str(int(e.point_type_id)) for e in rising)}) ORDER BY threshold"
-    ):
-        levels.setdefault(point_type_id, []).append((pk, name, threshold))
+def _levels_reached(rising: list[Earned], codes: dict[int, str], levels: dict) -> list[Announcement]:
     out = []
     for e in rising:
         for pk, name, threshold in levels.get(e.point_type_id, ()):
