@@ -50,6 +50,8 @@ class TestGroupsAfterMigrate:
             # A rule names the point type it awards.
             "ledger.view_pointtype",
             "ledger.view_level",
+            # Badges are authored with the rules that grant them.
+            *(f"rules.{action}_badge" for action in ("add", "change", "delete", "view")),
         }
 
     def test_rule_approvers(self):
@@ -62,6 +64,7 @@ class TestGroupsAfterMigrate:
             "rules.retire_scorerule",
             "rules.view_scoreruleobjectpoints",
             "rules.view_backfillrun",
+            "rules.view_badge",
             "rewards.view_rewarditem",
             "rewards.activate_rewarditem",
             "rewards.retire_rewarditem",
@@ -81,6 +84,8 @@ class TestGroupsAfterMigrate:
             "ledger.view_level",
             "rules.view_scorerule",
             "rules.view_userscoreinfo",
+            "rules.view_badge",
+            "rules.view_badgeaward",
             "tasks.view_usertaskrecord",
             "rewards.view_redemption",
             "rewards.fulfil_redemption",

@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from apps.core.clock import local_text
 from apps.notifications.events import EVENT_TYPES
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the prefix Standard Webhooks secrets carry, not a secret
@@ -142,4 +143,4 @@ class WebhookAttempt(models.Model):
         ordering = ["delivery_id", "id"]
 
     def __str__(self) -> str:
-        return f"{self.delivery_id} @ {self.at:%Y-%m-%d %H:%M:%S}"
+        return f"{self.delivery_id} @ {local_text(self.at)}"

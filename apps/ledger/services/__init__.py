@@ -6,4 +6,6 @@
 - leaderboard: the leaderboard totals kept with the entries that change them, and their rebuild.
 - lots: the lots every credit makes and every debit takes from (expiry, invariant 6).
 - expiry: the daily expiry job, lots that reached their end leaving their accounts once (G14).
+- announcements: what a batch of entries announces (awards, reversals, adjustments, expiry, levels reached; SPEC §12).
+- expiry_notices: telling users ahead of time of points about to expire, once per account and day.
 """
