@@ -182,3 +182,19 @@ def test_a_backfill_tells_each_user_once_per_batch_and_endpoints_once_per_entry(
     (notice,) = notices(alice, "points.awarded")
     assert (notice.data["completions"], notice.data["amounts"]) == (5, [{"point_type": "points", "amount": 15}])
     assert WebhookDelivery.objects.filter(endpoint=hook).count() == 5
+
+
+def test_the_notices_command_sends_once_and_refuses_a_bad_window(alice, settings):
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    PointType.objects.filter(pk=default_point_type_id()).update(expiry=PointType.Expiry.ROLLING, expiry_months=1)
+    TestExpiryNotices().earn(alice, 10, timezone.now() - timedelta(days=28), "a")
+    out = io.StringIO()
+    call_command("send_expiry_notices", "--days", "7", stdout=out)
+    assert "1 expiry notice(s) sent" in out.getvalue()
+    call_command("send_expiry_notices", "--days", "7", stdout=out)
+    assert len(notices(alice, "points.expiring")) == 1
+    with pytest.raises(CommandError, match="--days"):
+        call_command("send_expiry_notices", "--days", "0")
