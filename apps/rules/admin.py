@@ -8,6 +8,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from apps.core.clock import period_start_text
 from apps.core.workflow_admin import FrozenFieldsMixin, ReadOnlyAdminMixin, WorkflowAdminMixin, WorkflowStep, review_steps
 from apps.ledger.changelists import BigTableAdminMixin
+from apps.rules import admin_badges  # noqa: F401 - registers the badges' admin
 from apps.rules.admin_dry_run import RuleDryRunAdminMixin
 from apps.rules.admin_review import ReviewQueueAdminMixin
 from apps.rules.admin_sheets import RuleSheetAdminMixin
@@ -25,6 +26,11 @@ def activate_consequences(rule: ScoreRule) -> list[str]:
         gettext("From now on, completions of %(task)s earn points under %(rule)s: %(points)s points when it awards.")
         % {"task": rule.task_type, "rule": rule.score_type, "points": rule.points},
         gettext("Its points are %(type)s (the point type %(code)s).") % {"type": rule.point_type, "code": rule.point_type.code},
+        *(
+            [gettext("It grants the badge %(badge)s with its award, once per user.") % {"badge": rule.badge}]
+            if rule.badge_id
+            else []
+        ),
         gettext(
             "What decides its awards (points, period, N, limits, start, cooldown) is frozen from then on; to change it, "
             "retire it and activate a copy."
@@ -89,6 +95,7 @@ class ScoreRuleAdmin(
     list_filter = (
         "status",
         "point_type",
+        ("badge", admin.RelatedOnlyFieldListFilter),
         "task_type",
         "statistical_period",
         "kind",
@@ -96,14 +103,24 @@ class ScoreRuleAdmin(
         "cooldown_scope",
     )
     search_fields = ("score_type", "score_desc", "task_type")
-    list_select_related = ("point_type",)
+    list_select_related = ("point_type", "badge")
     readonly_fields = ("recipients_count",)
     # Fixed order, so fields keep their place when they turn read-only; the status shows as a badge.
     fieldsets = (
         (None, {"fields": ("score_type", "task_type", "score_desc")}),
         (
             gettext_lazy("What it awards"),
-            {"fields": ("kind", "points", "point_type", "statistical_period", "required_number_of_times", "can_repeat")},
+            {
+                "fields": (
+                    "kind",
+                    "points",
+                    "point_type",
+                    "badge",
+                    "statistical_period",
+                    "required_number_of_times",
+                    "can_repeat",
+                )
+            },
         ),
         (
             gettext_lazy("Limits and window"),
@@ -161,7 +178,14 @@ class ScoreRuleAdmin(
     @admin.display(description=gettext_lazy("points"), ordering="points")
     def points_column(self, rule: ScoreRule) -> str:
         # The amount and, under it, which points: one column, so the list keeps every column at 1280 px.
-        return format_html('{}<br><span class="jifen-point-type">{}</span>', rule.points, rule.point_type)
+        if rule.badge_id is None:
+            return format_html('{}<br><span class="jifen-point-type">{}</span>', rule.points, rule.point_type)
+        return format_html(
+            '{}<br><span class="jifen-point-type">{}</span><br><span class="jifen-badge">★ {}</span>',
+            rule.points,
+            rule.point_type,
+            rule.badge,
+        )
 
     # Roles (SPEC §7): activating and retiring are the rule approvers' own permissions, not "change".
     def has_activate_permission(self, request, obj=None) -> bool:
