@@ -99,9 +99,7 @@ class WebhookDelivery(models.Model):
         DELIVERED = "delivered", _("delivered")
         FAILED = "failed", _("failed (gave up)")
 
-    endpoint = models.ForeignKey(
-        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries", verbose_name=_("endpoint")
-    )
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries", verbose_name=_("endpoint"))
     message_id = models.CharField(_("message id"), max_length=64)
     event_type = models.CharField(_("event type"), max_length=32)
     payload = models.TextField(_("body"))

@@ -154,9 +154,7 @@ class ScoreRule(ReviewableModel, SoftDeleteModel):
             models.UniqueConstraint(
                 fields=["score_type"], condition=Q(deleted_at__isnull=True), name="scorerule_code_unique_live"
             ),
-            models.CheckConstraint(
-                condition=Q(points__gt=0) | Q(badge__isnull=False), name="scorerule_points_positive_or_badge"
-            ),
+            models.CheckConstraint(condition=Q(points__gt=0) | Q(badge__isnull=False), name="scorerule_points_positive_or_badge"),
             models.CheckConstraint(condition=Q(points__lte=POINTS_MAX), name="scorerule_points_bounded"),
             models.CheckConstraint(condition=Q(required_number_of_times__gte=1), name="scorerule_n_at_least_one"),
             models.CheckConstraint(condition=~Q(kind="streak", statistical_period="none"), name="scorerule_streak_needs_period"),
