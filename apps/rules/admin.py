@@ -95,7 +95,6 @@ class ScoreRuleAdmin(
     list_filter = (
         "status",
         "point_type",
-        ("badge", admin.RelatedOnlyFieldListFilter),
         "task_type",
         "statistical_period",
         "kind",
@@ -103,7 +102,7 @@ class ScoreRuleAdmin(
         "cooldown_scope",
     )
     search_fields = ("score_type", "score_desc", "task_type")
-    list_select_related = ("point_type", "badge")
+    list_select_related = ("point_type",)
     readonly_fields = ("recipients_count",)
     # Fixed order, so fields keep their place when they turn read-only; the status shows as a badge.
     fieldsets = (
@@ -178,14 +177,7 @@ class ScoreRuleAdmin(
     @admin.display(description=gettext_lazy("points"), ordering="points")
     def points_column(self, rule: ScoreRule) -> str:
         # The amount and, under it, which points: one column, so the list keeps every column at 1280 px.
-        if rule.badge_id is None:
-            return format_html('{}<br><span class="jifen-point-type">{}</span>', rule.points, rule.point_type)
-        return format_html(
-            '{}<br><span class="jifen-point-type">{}</span><br><span class="jifen-badge">★ {}</span>',
-            rule.points,
-            rule.point_type,
-            rule.badge,
-        )
+        return format_html('{}<br><span class="jifen-point-type">{}</span>', rule.points, rule.point_type)
 
     # Roles (SPEC §7): activating and retiring are the rule approvers' own permissions, not "change".
     def has_activate_permission(self, request, obj=None) -> bool:
