@@ -71,7 +71,8 @@ def demo_rules_and_users(users: int) -> list[int]:
 
     Only the demo's rules of the default point type are kept: the benches' workloads (and their
     pgbench scripts) are the rules they were written for, so figures compare across versions;
-    the demo's `exp` rules would add a rule per task.
+    the demo's `exp` rules would add a rule per task, and its badge rules (0 points) one more
+    per task besides.
     """
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
@@ -82,6 +83,7 @@ def demo_rules_and_users(users: int) -> list[int]:
 
     call_command("loaddata", str(ROOT / "fixtures" / "demo.json"), verbosity=0)
     ScoreRule.all_objects.exclude(point_type_id=default_point_type_id()).delete()
+    ScoreRule.all_objects.filter(badge__isnull=False).delete()
     user_model = get_user_model()
     user_model.objects.bulk_create(
         [user_model(username=f"bench{i:06d}", password="!") for i in range(users)],  # noqa: S106 - unusable password

@@ -76,7 +76,7 @@ SECTIONS: tuple[Section, ...] = (
     Section(
         "authoring",
         _("Authoring"),
-        ("tasks.taskconfig", "rules.scorerule", "rules.scoreruleobjectpoints"),
+        ("tasks.taskconfig", "rules.scorerule", "rules.badge", "rules.scoreruleobjectpoints"),
         [
             SectionLink(
                 "review",

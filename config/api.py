@@ -7,9 +7,11 @@ them. A new group of endpoints is one import and one `add_router` line below.
 from ninja import NinjaAPI, Swagger
 
 from apps.ledger.api import leaderboards_router, me_router
+from apps.notifications.api import router as notifications_router
 from apps.rewards.api import router as redemptions_router
 from apps.rewards.api_holds import router as holds_router
 from apps.rules.api import router as progress_router
+from apps.rules.api_badges import router as badges_router
 from apps.tracking.api import router as events_router
 from config.api_errors import install_error_handlers
 
@@ -33,5 +35,7 @@ api.add_router("/events", events_router)
 api.add_router("/me", me_router)
 api.add_router("/me/progress", progress_router)
 api.add_router("/me/redemptions", redemptions_router)
+api.add_router("/me/notifications", notifications_router)
+api.add_router("/me/badges", badges_router)
 api.add_router("/leaderboards", leaderboards_router)
 api.add_router("/holds", holds_router)

@@ -12,7 +12,16 @@ pytestmark = pytest.mark.django_db
 
 ORDER = ["authoring", "points", "shop", "users-ledger", "pipeline", "access", "system"]
 POINTS = ["pointtype", "level"]
-AUTHORING = ["taskconfig", "scorerule", "scoreruleobjectpoints", "review", "test-request", "sheet-import", "sheet-export"]
+AUTHORING = [
+    "taskconfig",
+    "scorerule",
+    "badge",
+    "scoreruleobjectpoints",
+    "review",
+    "test-request",
+    "sheet-import",
+    "sheet-export",
+]
 SHOP = ["rewarditem", "redemption", "item-sheet-import", "item-sheet-export"]
 ITEMS = ["rewarditem", "item-sheet-import", "item-sheet-export"]
 LEDGER = [

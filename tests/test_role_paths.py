@@ -514,6 +514,29 @@ def _add_level(client, user):
     return Level.objects.filter(point_type=kind).exists()
 
 
+def a_badge():
+    from apps.rules.models import Badge
+
+    return Badge.objects.create(code=f"badge-{uuid.uuid4().hex[:8]}", name="Badge")
+
+
+def _badge_named(name: str) -> bool:
+    from apps.rules.models import Badge
+
+    return Badge.objects.filter(name=name).exists()
+
+
+def _add_badge(client, user):
+    client.post(reverse("admin:rules_badge_add"), {"code": "streak-7", "name": "Streak", "description": ""})
+    return _badge_named("Streak")
+
+
+def _rename_badge(client, user):
+    badge = a_badge()
+    client.post(reverse("admin:rules_badge_change", args=[badge.pk]), {"name": "Renamed", "description": ""})
+    return _badge_named("Renamed")
+
+
 DOORS = [
     # The admin's list actions.
     action("tasks.taskconfig", "put_in_use", draft_config, became(_TaskS.IN_USE), APPROVERS),
@@ -584,6 +607,12 @@ DOORS = [
     Door("url admin:ledger_level_add", "add a level", APPROVERS, _add_level),
     button("ledger_level_delete", a_level, is_gone, APPROVERS, data={"post": "yes"}, label="delete a level"),
     action("ledger.level", "delete_selected", a_level, is_gone, APPROVERS),
+    # Badges (SPEC §12) decide nothing themselves (the granting rule does, frozen once active):
+    # rule editors make and change them; deleting one is the superuser's alone.
+    Door("url admin:rules_badge_add", "add a badge", EDITORS, _add_badge),
+    Door("url admin:rules_badge_change", "change a badge", EDITORS, _rename_badge),
+    button("rules_badge_delete", a_badge, is_gone, SUPERUSER, data={"post": "yes"}, label="delete a badge"),
+    action("rules.badge", "delete_selected", a_badge, is_gone, SUPERUSER),
     change_form("rules_scorerule_change", draft_rule, _rule_form, _saved_as_draft),
     # From a shell, --user names the operator and their rights apply (without it: see tests/rules/test_sheets.py).
     command("import_rules", draft_rule, lambda r: [_sheet_file(r)], became(_RuleS.ACTIVE), SUPERUSER),

@@ -50,8 +50,9 @@ class TestGroupsAfterMigrate:
             # A rule names the point type it awards.
             "ledger.view_pointtype",
             "ledger.view_level",
-            # Badges are authored with the rules that grant them.
-            *(f"rules.{action}_badge" for action in ("add", "change", "delete", "view")),
+            # Badges are authored with the rules that grant them (deleted by a superuser only).
+            *(f"rules.{action}_badge" for action in ("add", "change", "view")),
+            "rules.view_badgeaward",
         }
 
     def test_rule_approvers(self):
@@ -65,6 +66,7 @@ class TestGroupsAfterMigrate:
             "rules.view_scoreruleobjectpoints",
             "rules.view_backfillrun",
             "rules.view_badge",
+            "rules.view_badgeaward",
             "rewards.view_rewarditem",
             "rewards.activate_rewarditem",
             "rewards.retire_rewarditem",

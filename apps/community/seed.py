@@ -13,7 +13,7 @@ pipeline would have written:
   once per period; progress rows count exactly the completions counted in them;
 - adjustments never take a balance below zero (5).
 
-Only active count rules with N = 1 and no recipient cap are used, so every completion awards
+Only active count rules with N = 1, no recipient cap and no badge are used, so every completion awards
 exactly once. Each user's history is planned first (its chain needs it whole); then the rows are
 written in time order across all users, as the pipeline writes them, so ids and the tables'
 physical order follow `created_at` and "the last two weeks" is a compact range of pages, as on a
@@ -124,6 +124,7 @@ def _seedable_rules(*, since: datetime) -> list[_Rule]:
         number_limit_all__isnull=True,
         task_type__in=list(configs),
         point_type_id=default_point_type_id(),  # one account per user: the main one
+        badge__isnull=True,  # a badge's award is a BadgeAward row too, which the seed does not write
     ).order_by("id")
     amounts = defaultdict(dict)
     for row in ScoreRuleObjectPoints.objects.filter(rule__in=rules):

@@ -12,6 +12,9 @@ urlpatterns = [
     path("posts/<int:post_id>/share/", views.post_share, name="post-share"),
     path("posts/<int:post_id>/delete/", views.post_delete, name="post-delete"),
     path("me/points/", views.my_points, name="my-points"),
+    path("me/notifications/", views.notifications, name="notifications"),
+    path("me/notifications/read/", views.notifications_read, name="notifications-read"),
+    path("users/<str:username>/", views.profile, name="profile"),
     path("shop/", views.shop, name="shop"),
     path("shop/redeem/", views.shop_redeem, name="shop-redeem"),
 ]

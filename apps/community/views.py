@@ -1,10 +1,10 @@
-"""The demo community site: sign-in, posts, comments, shares, the user's points page and the shop."""
+"""The demo community site: sign-in, posts, comments, shares, the user's points page, the shop, notifications and profiles."""
 
 import uuid
 from functools import wraps
 
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
@@ -19,14 +19,19 @@ from apps.community.models import Post
 from apps.ledger.selectors.expiring import expiring_of
 from apps.ledger.selectors.ledger import balance_of, recent_entries
 from apps.ledger.selectors.levels import standings_of
+from apps.notifications.selectors import notifications_page
+from apps.notifications.services.reading import notifications_mark_read
+from apps.notifications.texts import notification_texts
 from apps.rewards.eligibility import RedemptionRefused
 from apps.rewards.selectors import redemptions_of, shop_offers
 from apps.rewards.services.redemptions import redemption_create
+from apps.rules.selectors.badges import badges_of
 from apps.rules.selectors.rules import current_progress_for
 
 SESSION_BACKEND = "django.contrib.auth.backends.ModelBackend"
 # My points lists the next expiry dates, at most this many.
 EXPIRING_SHOWN = 12
+NOTIFICATIONS_PER_PAGE = 20
 
 
 @require_GET
@@ -143,7 +148,47 @@ def my_points(request: HttpRequest) -> HttpResponse:
     }
     # What expires when, soonest first (community/_expiring.html).
     context["expiring"] = expiring_of(user_id=request.user.pk, limit=EXPIRING_SHOWN)
+    context["badges"] = badges_of(user_id=request.user.pk)
     return render(request, "community/my_points.html", context)
+
+
+@login_required
+@require_GET
+def notifications(request: HttpRequest) -> HttpResponse:
+    """The user's notifications, newest first, a page at a time (?before=<id>).
+
+    Seeing them is reading them: the unread ones of the page shown are marked read as it is
+    served, and highlighted as new in it; the header's count, drawn after, counts the rest.
+    """
+    before = request.GET.get("before", "")
+    page = notifications_page(
+        user_id=request.user.pk, before=int(before) if before.isdigit() else None, limit=NOTIFICATIONS_PER_PAGE
+    )
+    items = notification_texts(page.notifications)
+    unseen = [n.pk for n in page.notifications if n.read_at is None]
+    if unseen:
+        notifications_mark_read(user=request.user, ids=unseen)
+    context = {"items": items, "new": set(unseen), "next_before": page.next_before, "paged": bool(before)}
+    return render(request, "community/notifications.html", context)
+
+
+@login_required
+@require_POST
+def notifications_read(request: HttpRequest) -> HttpResponse:
+    """POST: mark every notification of the user read (those on later pages too), then back to the list."""
+    marked = notifications_mark_read(user=request.user, everything=True)
+    if marked:
+        messages.success(request, _("All notifications marked read."))
+    return redirect("notifications")
+
+
+@require_GET
+def profile(request: HttpRequest, username: str) -> HttpResponse:
+    """A user's public page: their level in each point type they hold, and their badges."""
+    subject = get_object_or_404(get_user_model(), username=username, is_active=True)
+    standings = [s for s in standings_of(user_id=subject.pk) if s.held or s.point_type.is_default]
+    context = {"subject": subject, "standings": standings, "badges": badges_of(user_id=subject.pk)}
+    return render(request, "community/profile.html", context)
 
 
 SHOP_REDEMPTIONS_SHOWN = 20

@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from apps.core.clock import local_date
 from apps.ledger.models import PointType
 from apps.ledger.selectors.ledger import user_ledger
+from apps.rules.selectors.badges import badges_of
 from apps.tasks.selectors import pending_reversals
 
 # The engine's reasons (apps.rules.engine.Reason), as an operator asking "why no points?" reads them.
@@ -167,11 +168,13 @@ def user_page_context(request: HttpRequest, *, user_id: int, admin_site) -> dict
             for record in ledger.completions
         ],
         "pending_reversals": pending_reversals(user_id=user_id),
+        "badges": badges_of(user_id=user_id),
         "links": {
             "entries": _changelist(request, "ledger_scorerecord_changelist", "ledger.view_scorerecord", by_user),
             "completions": _changelist(request, "tasks_usertaskrecord_changelist", "tasks.view_usertaskrecord", by_user),
             "progress": _changelist(request, "rules_userscoreinfo_changelist", "rules.view_userscoreinfo", by_user),
             "adjustments": _changelist(request, "ledger_adjustment_changelist", "ledger.view_adjustment", by_user),
+            "badges": _changelist(request, "rules_badge_changelist", "rules.view_badge", ""),
             "new_adjustment": _changelist(request, "ledger_adjustment_add", "ledger.add_adjustment", f"user={user_id}"),
             "user": _user_admin_page(request, user_id),
             "why": _changelist(

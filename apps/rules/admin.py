@@ -8,6 +8,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from apps.core.clock import period_start_text
 from apps.core.workflow_admin import FrozenFieldsMixin, ReadOnlyAdminMixin, WorkflowAdminMixin, WorkflowStep, review_steps
 from apps.ledger.changelists import BigTableAdminMixin
+from apps.rules import admin_badges  # noqa: F401 - registers the badges' admin
 from apps.rules.admin_dry_run import RuleDryRunAdminMixin
 from apps.rules.admin_review import ReviewQueueAdminMixin
 from apps.rules.admin_sheets import RuleSheetAdminMixin
@@ -25,6 +26,11 @@ def activate_consequences(rule: ScoreRule) -> list[str]:
         gettext("From now on, completions of %(task)s earn points under %(rule)s: %(points)s points when it awards.")
         % {"task": rule.task_type, "rule": rule.score_type, "points": rule.points},
         gettext("Its points are %(type)s (the point type %(code)s).") % {"type": rule.point_type, "code": rule.point_type.code},
+        *(
+            [gettext("It grants the badge %(badge)s with its award, once per user.") % {"badge": rule.badge}]
+            if rule.badge_id
+            else []
+        ),
         gettext(
             "What decides its awards (points, period, N, limits, start, cooldown) is frozen from then on; to change it, "
             "retire it and activate a copy."
@@ -103,7 +109,17 @@ class ScoreRuleAdmin(
         (None, {"fields": ("score_type", "task_type", "score_desc")}),
         (
             gettext_lazy("What it awards"),
-            {"fields": ("kind", "points", "point_type", "statistical_period", "required_number_of_times", "can_repeat")},
+            {
+                "fields": (
+                    "kind",
+                    "points",
+                    "point_type",
+                    "badge",
+                    "statistical_period",
+                    "required_number_of_times",
+                    "can_repeat",
+                )
+            },
         ),
         (
             gettext_lazy("Limits and window"),

@@ -14,7 +14,7 @@ from apps.core.sheets import (
 )
 from apps.ledger.models import PointType
 from apps.ledger.point_types import point_type_by_code
-from apps.rules.models import ScoreRule, ScoreRuleObjectPoints
+from apps.rules.models import Badge, ScoreRule, ScoreRuleObjectPoints
 
 
 class PointTypeCodeWidget(TextWidget):
@@ -35,6 +35,26 @@ class PointTypeCodeWidget(TextWidget):
         return "" if value is None else super().render(value.code, obj, **kwargs)
 
 
+class BadgeCodeWidget(TextWidget):
+    """A badge by its code; an empty cell is no badge, an unknown code is refused."""
+
+    def clean(self, value, row=None, **kwargs):
+        code = super().clean(value, row, **kwargs)
+        if not code:
+            return None
+        badge = Badge.objects.filter(code=code).first()
+        if badge is None:
+            codes = ", ".join(Badge.objects.order_by("code").values_list("code", flat=True)) or "-"
+            raise ValueError(
+                _("No badge has the code %(code)r; use one of: %(codes)s (or leave it empty for none).")
+                % {"code": code, "codes": codes}
+            )
+        return badge
+
+    def render(self, value, obj=None, **kwargs):
+        return "" if value is None else super().render(value.code, obj, **kwargs)
+
+
 class ScoreRuleResource(SheetResourceMixin, resources.ModelResource):
     score_type = fields.Field(attribute="score_type", column_name="score_type", widget=TextWidget())
     task_type = fields.Field(attribute="task_type", column_name="task_type", widget=TextWidget())
@@ -42,6 +62,7 @@ class ScoreRuleResource(SheetResourceMixin, resources.ModelResource):
     kind = fields.Field(attribute="kind", column_name="kind", widget=ChoiceWidget(ScoreRule.Kind.choices, default="count"))
     points = fields.Field(attribute="points", column_name="points", widget=WholeNumberWidget())
     point_type = fields.Field(attribute="point_type", column_name="point_type", widget=PointTypeCodeWidget())
+    badge = fields.Field(attribute="badge", column_name="badge", widget=BadgeCodeWidget())
     statistical_period = fields.Field(
         attribute="statistical_period", column_name="statistical_period", widget=ChoiceWidget(ScoreRule.Period.choices)
     )
@@ -74,6 +95,7 @@ class ScoreRuleResource(SheetResourceMixin, resources.ModelResource):
             "kind",
             "points",
             "point_type",
+            "badge",
             "statistical_period",
             "required_number_of_times",
             "award_limit_per_period",

@@ -23,10 +23,11 @@ from apps.community.models import Comment, Post
 from apps.ledger.models import Level, PointType
 from apps.ledger.services.adjustments import adjustment_request
 from apps.ledger.services.entries import account_lock, ledger_post_entry
+from apps.notifications.events import EVENT_TYPES
 from apps.rewards.models import Redemption, RewardItem
 from apps.rewards.services.holds import hold_place
 from apps.rewards.services.redemptions import redemption_cancel, redemption_create
-from apps.rules.models import ScoreRule, ScoreRuleObjectPoints
+from apps.rules.models import Badge, BadgeAward, ScoreRule, ScoreRuleObjectPoints
 from apps.tasks.models import UserTaskRecord
 from apps.tracking.events import Event
 from apps.tracking.services.parking import event_park
@@ -34,6 +35,7 @@ from apps.tracking.services.pipeline import event_process
 from apps.tracking.services.service_keys import service_key_create
 from tests.browser.conftest import PASSWORD
 from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
+from tests.notifications.conftest import notify
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -250,6 +252,29 @@ def world(superuser):
     redemption_create(user=alice, item_code="shop-" + LONG_CODE[5:], client_key="fit-1")
     cancelled = redemption_create(user=alice, item_code="shop-" + LONG_CODE[5:], client_key="fit-2").redemption
     redemption_cancel(redemption=cancelled, actor=superuser, note=LONG_TEXT[:500])
+    # A badge with a long name, held by alice, and notifications of every kind with long names in them.
+    badge = Badge.objects.create(code="badge-" + LONG_CODE[6:], name="Badge " + LONG_TEXT[:110], description=LONG_TEXT[:500])
+    badge_rule = ScoreRuleFactory(score_type="badge-rule", points=0, badge=badge, statistical_period="none")
+    BadgeAward.objects.create(
+        user=alice, badge=badge, rule=badge_rule, completion_id=1, earned_at=timezone.now(), created_at=timezone.now()
+    )
+    long_data = {
+        "rules": [LONG_CODE, "daily"],
+        "amounts": [{"point_type": exp.code, "amount": 123_456}, {"point_type": "coins", "amount": 7}],
+        "point_type": exp.code,
+        "amount": 123_456,
+        "reason": LONG_TEXT[:255],
+        "expires_at": "2027-12-31T16:00:00+00:00",
+        "level": "Grandmaster of the community forums",
+        "badge": badge.code,
+        "item_name": LONG_TEXT[:120],
+        "cost": 500,
+        "note": LONG_TEXT[:500],
+        "service": "checkout-of-the-partner-shop-" + "y" * 40,
+        "description": LONG_TEXT[:255],
+    }
+    for kind in EVENT_TYPES:
+        notify(alice, kind, long_data)
     return {"alice": alice, "past_rule": past, "post": post, "long_item": long_item, "exp": exp}
 
 
@@ -316,6 +341,8 @@ def test_every_page_fits_its_screen(browser_context, live_server, admin_login, s
     site.visit("site-home", "/")
     site.visit("site-post", f"/posts/{post.pk}/")
     site.visit("site-my-points", "/me/points/")
+    site.visit("site-notifications", "/me/notifications/")
+    site.visit("site-profile", "/users/alice/")
     site.visit("site-shop", "/shop/")
     site.visit("site-leaderboard", "/leaderboard/")
     site.visit("site-leaderboard-type", f"/leaderboard/?period=all&point_type={world['exp'].code}")

@@ -86,7 +86,8 @@ def test_the_demo_has_coins_to_spend_and_experience_with_five_levels(setup):
     assert coins.history.exists() and exp.levels.first().history.exists()
     exp_rules = ScoreRule.objects.filter(point_type=exp, status="active")
     assert set(exp_rules.values_list("task_type", flat=True)) == {"sign-in", "post", "comment"}
-    assert ScoreRule.objects.filter(point_type=coins).count() == 6
+    assert ScoreRule.objects.filter(point_type=coins, badge__isnull=True).count() == 6
+    assert ScoreRule.objects.filter(point_type=coins, badge__isnull=False, points=0).count() == 3  # the badges' rules
 
 
 def test_signing_in_earns_coins_and_experience(setup):
@@ -103,3 +104,28 @@ def test_signing_in_earns_coins_and_experience(setup):
     assert (standings["coins"].balance, standings["exp"].balance) == (1, 10)
     assert str(standings["exp"].level) == "Newcomer" and standings["exp"].to_next == 90
     call_command("verify_ledger", stdout=io.StringIO())
+
+
+def test_the_demo_has_three_badges_with_their_images_and_rules(setup, settings, tmp_path):
+    from apps.community.demo_texts import DEMO_BADGES
+    from apps.rules.models import Badge
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    out = setup()
+    assert "Copied the demo badges' images" in out
+    badges = {badge.code: badge for badge in Badge.objects.all()}
+    assert set(badges) == {"streak-7", "first-post", "commenter"}
+    for badge in badges.values():
+        image = settings.MEDIA_ROOT / badge.image.name
+        assert image.read_bytes().startswith(b"<svg") and badge.image.url == f"/media/badges/{image.name}"
+        assert badge.name in DEMO_BADGES and badge.description in DEMO_BADGES
+        rule = ScoreRule.objects.get(badge=badge)
+        assert rule.status == "active" and rule.points == 0
+    assert ScoreRule.objects.get(badge=badges["streak-7"]).kind == "streak"
+    with translation.override("zh-hans"):
+        assert [translation.gettext(badges[c].name) for c in ("streak-7", "first-post", "commenter")] == [
+            "签到达人",
+            "首帖",
+            "评论之星",
+        ]
+    assert "Copied" not in setup()  # run again: the images are there already

@@ -200,8 +200,8 @@ class TestUserPage:
             give_points(alice, 1)
         url = reverse("admin:ledger_account_user", args=[alice.pk])
         # Whatever the history: the user, their standing in each point type (types, accounts,
-        # levels), the slices of each list, the progress on active rules.
-        with django_assert_max_num_queries(15):
+        # levels), the slices of each list, the progress on active rules, the badges held.
+        with django_assert_max_num_queries(16):
             html = page(client, url)
         assert html.count('class="entry"') == 50
         # Every type's entries together, newest first: the next slice starts below the 50th shown.

@@ -392,3 +392,37 @@ def test_points_below_one_get_one_message_in_the_admin_form_and_in_a_sheet(tmp_p
     )
     form_errors = response.context["adminform"].form.errors
     assert form_errors["points"] == [MESSAGE]
+
+
+# --- The badge column (SPEC §12): by the badge's code; empty is none ------------------------------
+
+BADGE_HEADER = "score_type,task_type,kind,points,badge,statistical_period,status\n"
+
+
+def test_the_badge_column_grants_a_badge_by_code_and_empty_is_none(tmp_path, post_task):
+    from apps.rules.models import Badge
+
+    first = Badge.objects.create(code="first-post", name="First post")
+    rows = "first,post,count,0,first-post,none,editing\neach,post,count,5,,day,editing\n"
+    import_rules(write(tmp_path, "rules.csv", BADGE_HEADER + rows))
+    assert ScoreRule.objects.get(score_type="first").badge == first
+    assert ScoreRule.objects.get(score_type="each").badge is None
+    exported = str(tmp_path / "out.json")
+    call_command("export_rules", exported, stdout=io.StringIO())
+    rows = json.loads(Path(exported).read_text(encoding="utf-8"))
+    assert {row["Rule code"]: row["Badge"] for row in rows} == {"first": "first-post", "each": ""}
+
+
+def test_an_unknown_badge_code_is_a_row_error_naming_the_codes(tmp_path, post_task):
+    from apps.rules.models import Badge
+
+    Badge.objects.create(code="first-post", name="First post")
+    errors = refused(write(tmp_path, "rules.csv", BADGE_HEADER + "first,post,count,0,fist-post,none,editing\n"))
+    assert "row 2, column Badge: No badge has the code 'fist-post'; use one of: first-post" in errors
+    assert not ScoreRule.objects.exists()
+
+
+def test_zero_points_without_a_badge_is_refused_by_the_sheet(tmp_path, post_task):
+    errors = refused(write(tmp_path, "rules.csv", BADGE_HEADER + "first,post,count,0,,none,editing\n"))
+    assert "0 only for a rule that grants a badge" in errors
+    assert not ScoreRule.objects.exists()

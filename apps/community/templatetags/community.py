@@ -7,12 +7,16 @@ does. Any other text shows as written.
 
 `{% user_levels user as levels %}`: the (point type, level) pairs the user has reached, for the
 header beside their name (SPEC §11).
+
+`{% unread_notifications user as unread %}`: the user's unread notifications, for the header's
+count (one COUNT on a partial index; static/js/notifications.js keeps it fresh on an open page).
 """
 
 from django import template
 from django.utils.translation import gettext
 
 from apps.ledger.selectors.levels import user_levels as levels_of
+from apps.notifications.selectors import unread_count
 
 register = template.Library()
 
@@ -27,3 +31,10 @@ def user_levels(user) -> list:
     if not getattr(user, "is_authenticated", False):
         return []
     return levels_of(user_id=user.pk)
+
+
+@register.simple_tag
+def unread_notifications(user) -> int:
+    if not getattr(user, "is_authenticated", False):
+        return 0
+    return unread_count(user_id=user.pk)

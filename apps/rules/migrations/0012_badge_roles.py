@@ -1,11 +1,13 @@
-"""Who may do what with badges (SPEC §7 roles, §12):
+"""Badges are authored by the rules' roles (SPEC §7, §12):
 
-- rule editors author badges (add, change, delete one no rule or award uses) as they author rules;
-- rule approvers see them (a badge is frozen into a rule once it is active);
-- ledger operators see badges and who holds them (the per-user page);
-- auditors see every model of ours, these three included.
+- rule editors add and change badges (a badge decides nothing: the rule that grants it does, and
+  freezes it once active), and see the awards;
+- rule approvers see them, to judge a rule that grants one;
+- ledger operators see them and who holds them (the per-user page shows a user's badges);
+- auditors see every model of ours: badges, their awards and the badges' history.
 
-Permissions are created first (post_migrate would create them only after the whole migrate run).
+Nobody but a superuser deletes a badge (one granted by a rule or held by a user cannot be deleted
+at all). Permissions are created first (post_migrate would create them only after the whole run).
 The groups are found or created by name and only ever given permissions.
 """
 
@@ -13,8 +15,8 @@ from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
 GRANTS = {
-    "rule editors": ["add_badge", "change_badge", "delete_badge", "view_badge"],
-    "rule approvers": ["view_badge"],
+    "rule editors": ["add_badge", "change_badge", "view_badge", "view_badgeaward"],
+    "rule approvers": ["view_badge", "view_badgeaward"],
     "ledger operators": ["view_badge", "view_badgeaward"],
     "auditors": ["view_badge", "view_badgeaward", "view_historicalbadge"],
 }

@@ -1,12 +1,24 @@
-"""Reads about badges: who holds what, and whether the badge awards agree with the awards that grant them."""
+"""Reads about badges (SPEC §12): the badges a user holds (the site, the admin's user page, `GET /api/me/badges`),
+and whether the badge awards agree with the awards that grant them (verify_ledger)."""
 
 from dataclasses import dataclass
 
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, Min, OuterRef, Q
 
 from apps.ledger.models import ScoreRecord
-from apps.rules.models import BadgeAward, ScoreRule
+from apps.rules.models import Badge, BadgeAward, ScoreRule
 from apps.tasks.models import UserTaskRecord
+
+
+def badges_of(*, user_id: int) -> list[Badge]:
+    """The badges the user holds, first earned first, each with `earned_at`: one query.
+
+    A user holds a badge while one of its awards is live (not taken back); `earned_at` is when
+    the earliest live award's completion happened, so a badge taken back and earned again shows
+    the new date.
+    """
+    live = Q(awards__user_id=user_id, awards__revoked_at__isnull=True)
+    return list(Badge.objects.filter(live).annotate(earned_at=Min("awards__earned_at")).order_by("earned_at", "id"))
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,18 @@ coins (signing in, posting and commenting earn both).
 groups, so that every two-person step can be tried: a rule admin submits is activated by the
 approver, an adjustment above the approval threshold that admin requests is approved by them.
 
+Three rules grant the demo's badges (签到达人 for signing in seven days in a row, 首帖 for a
+first post, 评论之星 for ten comments), with 0 points. Their images, drawn for the project, ship
+as SVG files in fixtures/badges/ and are copied into the media directory (JIFEN_MEDIA_DIR) under
+badges/, where the fixture's Badge rows point; an operator's own uploads are raster images
+(Badge.image's validator), the shipped SVGs are the demo's own, served as files like uploads.
+
 Safe to run again: fixtures load only into an empty configuration (so an operator's changes are
 never overwritten), and existing accounts are left as they are.
 """
 
 import secrets
+import shutil
 from collections.abc import Callable
 
 from django.conf import settings
@@ -25,7 +32,20 @@ from apps.tasks.models import TaskConfig
 
 DEMO_PASSWORD = "demo12345"  # noqa: S105 - the demo users' published password
 FIXTURE = settings.BASE_DIR / "fixtures" / "demo.json"
+BADGE_IMAGES = settings.BASE_DIR / "fixtures" / "badges"
 APPROVER_GROUPS = ("rule approvers", "ledger operators")
+
+
+def badge_images_install() -> int:
+    """Copy the demo badges' images into the media directory where missing; return how many were copied."""
+    target = settings.MEDIA_ROOT / "badges"
+    target.mkdir(parents=True, exist_ok=True)
+    copied = 0
+    for image in sorted(BADGE_IMAGES.glob("*.svg")):
+        if not (target / image.name).exists():
+            shutil.copyfile(image, target / image.name)
+            copied += 1
+    return copied
 
 
 def _create_admin(username: str, password: str) -> None:
@@ -46,9 +66,19 @@ class Command(BaseCommand):
         else:
             call_command("loaddata", str(FIXTURE), verbosity=0)
             call_command(
-                "populate_history", "ledger.PointType", "ledger.Level", "tasks.TaskConfig", "rules.ScoreRule", verbosity=0
+                "populate_history",
+                "ledger.PointType",
+                "ledger.Level",
+                "tasks.TaskConfig",
+                "rules.Badge",
+                "rules.ScoreRule",
+                verbosity=0,
             )
-            self.stdout.write(self.style.SUCCESS(f"Loaded demo point types, levels, task configs and rules from {FIXTURE.name}."))
+            self.stdout.write(
+                self.style.SUCCESS(f"Loaded demo point types, levels, task configs, badges and rules from {FIXTURE.name}.")
+            )
+        if badge_images_install():
+            self.stdout.write(self.style.SUCCESS(f"Copied the demo badges' images to {settings.MEDIA_ROOT / 'badges'}."))
 
         admin_note = self._operator("admin", _create_admin)
         approver_note = self._operator("approver", _create_approver)
