@@ -100,7 +100,7 @@ def test_the_sidebar_of_a_model_page_has_the_same_sections(client, operator):
         (
             "ledger operators",
             {
-                "authoring": ["scorerule", "review", "sheet-export"],
+                "authoring": ["scorerule", "badge", "review", "sheet-export"],
                 "points": POINTS,
                 "shop": ["redemption"],
                 "users-ledger": LEDGER,

@@ -904,6 +904,10 @@ NOT_DOORS = {
         "the daily expiry job that beat runs (SPEC §11): posts what the point types' expiry policies say, "
         "never early (--at may not be in the future); no operator's decision, so no role applies"
     ),
+    "command send_expiry_notices": (
+        "the daily notice job that beat runs (SPEC §12): tells users of their own points expiring, once per "
+        "account and day; no operator's decision, so no role applies"
+    ),
     "service apps.rewards.services.holds.hold_place": (
         "another system's door (POST /api/holds), signed with a service key that may hold points, not an operator's; "
         "tests/rewards/test_holds.py tries it with every kind of key"

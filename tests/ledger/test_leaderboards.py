@@ -244,7 +244,7 @@ class TestRebuildAndCheck:
 
     def test_verify_ledger_names_a_tampered_total_and_rebuild_repairs_it(self, workload, capsys):
         call_command("verify_ledger")
-        assert "leaderboard totals agree" in capsys.readouterr().out
+        assert "leaderboard totals and badges agree" in capsys.readouterr().out
         total = LeaderboardTotal.objects.filter(board=0, period="all").first()
         LeaderboardTotal.objects.filter(pk=total.pk).update(points=total.points + 1)
         with pytest.raises(CommandError, match="1 leaderboard total"):

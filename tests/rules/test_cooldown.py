@@ -271,7 +271,7 @@ class TestSheets:
             path = tmp_path / f"rules.{extension}"
             call_command("export_rules", str(path), "--resource", "rules", stdout=io.StringIO())
             assert "skip 3" in import_rules(path), extension
-        assert "a,share,,count,1,points,day,1,,,,,true,00:10:00,user,active" in (tmp_path / "rules.csv").read_text()
+        assert "a,share,,count,1,points,,day,1,,,,,true,00:10:00,user,active" in (tmp_path / "rules.csv").read_text()
         stored = ScoreRule.objects.order_by("score_type").values_list("cooldown", "cooldown_scope")
         assert list(stored) == [(TEN_MINUTES, "user"), (long, "object"), (None, "user")]
 
