@@ -198,3 +198,14 @@ def test_the_notices_command_sends_once_and_refuses_a_bad_window(alice, settings
     assert len(notices(alice, "points.expiring")) == 1
     with pytest.raises(CommandError, match="--days"):
         call_command("send_expiry_notices", "--days", "0")
+
+
+def test_an_endpoint_saved_in_this_process_receives_the_very_next_event(alice, rules):
+    post(alice, at(2), "p1")  # the process has read the (empty) subscriptions
+    hook = endpoint("points.awarded")
+    post(alice, at(3), "p2")
+    assert WebhookDelivery.objects.filter(endpoint=hook).count() == 2
+    hook.active = False
+    hook.save()
+    post(alice, at(4), "p3")
+    assert WebhookDelivery.objects.filter(endpoint=hook).count() == 2

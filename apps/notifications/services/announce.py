@@ -89,6 +89,12 @@ class _Subscriptions:
 
 subscriptions = _Subscriptions()
 
+
+def subscriptions_changed(**_signal) -> None:
+    """An endpoint was saved or deleted in this process: read the subscriptions again at the next announcement."""
+    subscriptions.clear()
+
+
 _DELIVERY_COLUMNS = (
     "endpoint_id",
     "message_id",
