@@ -301,6 +301,39 @@ JIFEN_EXPIRY_CHUNK = env_int("JIFEN_EXPIRY_CHUNK", 1000, minimum=1)
 JIFEN_EXPIRY_NOTICE_DAYS = env_int("JIFEN_EXPIRY_NOTICE_DAYS", 7, minimum=0)
 # Webhooks: how often each process rereads which active endpoints want which events.
 JIFEN_WEBHOOK_ENDPOINTS_REFRESH_S = env_float("JIFEN_WEBHOOK_ENDPOINTS_REFRESH_S", 1.0, minimum=0.0)
+# Sending them (apps.notifications.services.deliveries): how often beat runs the sender, how long one
+# POST may wait (to connect, and then for each read of the answer), how many go in flight at once.
+JIFEN_WEBHOOK_SEND_S = env_float("JIFEN_WEBHOOK_SEND_S", 5.0, minimum=0.5)
+JIFEN_WEBHOOK_TIMEOUT_S = env_float("JIFEN_WEBHOOK_TIMEOUT_S", 5.0, minimum=0.1)
+JIFEN_WEBHOOK_CONCURRENCY = env_int("JIFEN_WEBHOOK_CONCURRENCY", 8, minimum=1)
+
+
+def _seconds_list(name: str, default: list[str]) -> list[float]:
+    """A comma list of seconds (e.g. "5,60,300"): at least one, none negative, or the process stops."""
+    items = env_list(name, default)
+    try:
+        values = [float(item) for item in items]
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={','.join(items)!r} is not a comma list of seconds") from None
+    if not values or min(values) < 0:
+        raise ImproperlyConfigured(f"{name} needs at least one number of seconds, none negative")
+    return values
+
+
+# After the n-th failed attempt the next waits the n-th of these seconds (the last one repeats),
+# until the first attempt is JIFEN_WEBHOOK_GIVE_UP_S old: then the delivery is failed.
+# A receiver down for an hour is tried at 5 s, 1 min, 6 min, 21 min, 51 min and 1 h 51 min after the
+# first attempt: it has everything within an hour of coming back (sooner if a new event finds it up).
+JIFEN_WEBHOOK_BACKOFF_S = _seconds_list("JIFEN_WEBHOOK_BACKOFF_S", ["5", "60", "300", "900", "1800", "3600", "7200", "14400"])
+JIFEN_WEBHOOK_GIVE_UP_S = env_int("JIFEN_WEBHOOK_GIVE_UP_S", 86_400, minimum=0)
+# An endpoint whose every attempt has failed for this long is disabled (the dashboard says so).
+JIFEN_WEBHOOK_DISABLE_AFTER_S = env_int("JIFEN_WEBHOOK_DISABLE_AFTER_S", 86_400, minimum=0)
+# Whether endpoints may be on loopback, private, link-local or otherwise internal addresses. Off in
+# production, so the admin cannot be used to make this server POST into its own network; on with
+# DEBUG (a receiver on localhost while developing). Turn it on for a receiver on the internal network.
+JIFEN_WEBHOOK_ALLOW_PRIVATE = env_bool("JIFEN_WEBHOOK_ALLOW_PRIVATE", DEBUG)
+# Delivered and failed deliveries (and their attempts) are deleted this many days after they were written.
+JIFEN_WEBHOOK_KEEP_DAYS = env_int("JIFEN_WEBHOOK_KEEP_DAYS", 30, minimum=1)
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {
@@ -339,6 +372,9 @@ CELERY_BEAT_SCHEDULE = {
     "expire-points": {"task": "apps.ledger.tasks.expire_points", "schedule": _daily_at(JIFEN_EXPIRY_RUN_AT)},
     # Users told ahead of time of points about to expire (JIFEN_EXPIRY_NOTICE_DAYS), once per account and day.
     "send-expiry-notices": {"task": "apps.ledger.tasks.send_expiry_notices", "schedule": _daily_at(JIFEN_EXPIRY_RUN_AT)},
+    # The webhook outbox: send what is due, and forget deliveries older than JIFEN_WEBHOOK_KEEP_DAYS.
+    "send-webhooks": {"task": "apps.notifications.tasks.send_webhooks", "schedule": JIFEN_WEBHOOK_SEND_S},
+    "prune-webhook-deliveries": {"task": "apps.notifications.tasks.prune_webhook_deliveries", "schedule": 3600.0},
 }
 CELERY_TASK_STORE_ERRORS_EVEN_IF_IGNORED = True
 # The queue the tracking tasks use; separate deployments (or test runs) sharing a Redis use their own.
