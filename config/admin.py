@@ -16,6 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.translation import gettext_lazy as _
 
+from apps.notifications.selectors.webhooks import webhooks_dashboard
 from apps.rewards.selectors import pending_redemptions_count
 from apps.rules.selectors.review import review_waiting_count
 from apps.tracking.charts import bar_chart
@@ -166,6 +167,8 @@ SECTIONS: tuple[Section, ...] = (
             ),
         ],
     ),
+    # Outgoing webhooks: the endpoints (their secrets shown once) and every delivery with its attempts.
+    Section("webhooks", _("Webhooks"), ("notifications.webhookendpoint", "notifications.webhookdelivery")),
     Section(
         "access",
         _("Access"),
@@ -212,6 +215,7 @@ class JifenAdminSite(admin.AdminSite):
             "dashboard_charts": charts,
             "review_waiting": review_waiting_count() if may_review else None,
             "redemptions_waiting": pending_redemptions_count() if request.user.has_perm("rewards.view_redemption") else None,
+            "webhooks": webhooks_dashboard() if request.user.has_perm("notifications.view_webhookendpoint") else None,
             **(extra_context or {}),
         }
         return super().index(request, extra_context=context)

@@ -10,7 +10,7 @@ from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
-ORDER = ["authoring", "points", "shop", "users-ledger", "pipeline", "access", "system"]
+ORDER = ["authoring", "points", "shop", "users-ledger", "pipeline", "webhooks", "access", "system"]
 POINTS = ["pointtype", "level"]
 AUTHORING = [
     "taskconfig",
@@ -68,6 +68,7 @@ def test_a_superuser_sees_every_section_in_job_order_with_system_last(client, op
     assert rows(main, "shop") == SHOP
     assert rows(main, "users-ledger") == LEDGER
     assert rows(main, "pipeline") == ["failedevent", "outboxevent", "servicekey", "health"]
+    assert rows(main, "webhooks") == ["webhookendpoint", "webhookdelivery"]
     assert rows(main, "access") == ["user", "group", "accessattempt", "accessfailurelog", "accesslog"]
     # Celery first; models no section names (the demo site's own) land here too.
     system = rows(main, "system")
@@ -117,7 +118,7 @@ def test_each_role_sees_only_its_sections_and_pages(client, group, expected):
 
 def test_auditors_see_every_section_but_access(client):
     main = index_main(client, member("auditors"))
-    assert sections(main) == ["authoring", "points", "shop", "users-ledger", "pipeline", "system"]
+    assert sections(main) == ["authoring", "points", "shop", "users-ledger", "pipeline", "webhooks", "system"]
     # View only: no add links, no import.
     assert "sheet-import" not in rows(main, "authoring")
     assert rows(main, "shop") == ["rewarditem", "redemption", "item-sheet-export"]

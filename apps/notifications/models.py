@@ -120,6 +120,8 @@ class WebhookDelivery(models.Model):
         indexes = [
             models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="delivery_due"),
             models.Index(fields=["endpoint", "-id"], name="delivery_endpoint_recent"),
+            # The admin's and the dashboard's counts of given-up deliveries, without reading the delivered ones.
+            models.Index(fields=["endpoint"], condition=Q(status="failed"), name="delivery_failed"),
         ]
 
     def __str__(self) -> str:

@@ -4,7 +4,7 @@ import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-SECTIONS = ["Authoring", "Point types & levels", "Shop", "Users & ledger", "Pipeline", "Access", "System"]
+SECTIONS = ["Authoring", "Point types & levels", "Shop", "Users & ledger", "Pipeline", "Webhooks", "Access", "System"]
 
 
 def captions(page, scope: str) -> list[str]:
