@@ -11,7 +11,10 @@ from tests.factories import ScoreRuleFactory, TaskConfigFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
-AUDITED_APPS = {"tasks", "rules", "ledger", "tracking", "community", "rewards", "notifications", "django_celery_results", "django_celery_beat"}
+AUDITED_APPS = {
+    *("tasks", "rules", "ledger", "tracking", "community", "rewards", "notifications"),
+    *("django_celery_results", "django_celery_beat"),
+}
 
 
 def perms(group_name: str) -> set[str]:
