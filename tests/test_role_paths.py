@@ -44,6 +44,9 @@ from apps.ledger.models import Adjustment, Level, PointType, ScoreRecord
 from apps.ledger.point_types import default_point_type_id
 from apps.ledger.services import adjustments
 from apps.ledger.services.entries import account_lock, ledger_post_entry
+from apps.notifications.events import POINTS_AWARDED
+from apps.notifications.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from apps.notifications.services.deliveries import webhook_endpoint_create, webhook_endpoint_send_test
 from apps.rewards.models import Redemption, RewardItem
 from apps.rewards.services import items as item_services
 from apps.rewards.services import redemptions
@@ -72,7 +75,7 @@ EDITORS = frozenset({"editor", "superuser"})
 SUPERUSER = frozenset({"superuser"})
 NOBODY = frozenset()
 
-APPS = ("core", "tasks", "rules", "ledger", "tracking", "community", "rewards")
+APPS = ("core", "tasks", "rules", "ledger", "tracking", "community", "rewards", "notifications")
 # Django's own ModelAdmin views: every form shows the status read-only (WorkflowAdminMixin) and
 # save_model goes through save_with_history, which checks STATUS_PERMISSIONS.
 STANDARD_VIEWS = ("changelist", "add", "history", "delete", "change", "autocomplete")
@@ -211,6 +214,41 @@ def pending_redemption() -> Redemption:
         ledger_post_entry(account=account, amount=100, kind="award", idempotency_key=f"shop:{uuid.uuid4()}")
     RewardItem.objects.get_or_create(code="mug", defaults={"name": "Mug", "cost": 10, "status": RewardItem.Status.ACTIVE})
     return redemptions.redemption_create(user=shopper, item_code="mug", client_key=str(uuid.uuid4())).redemption
+
+
+# Webhook endpoints carry secrets: managed by superusers only, as service keys are. The URL is
+# refused before any connection (an internal address, JIFEN_WEBHOOK_ALLOW_PRIVATE off), so
+# "send again" records its attempt without the network.
+def webhook_endpoint() -> WebhookEndpoint:
+    return webhook_endpoint_create(name="crm", url="http://127.0.0.1:9/hook", event_types=[POINTS_AWARDED])[0]
+
+
+def disabled_endpoint() -> WebhookEndpoint:
+    endpoint = webhook_endpoint()
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(active=False, disabled_at=timezone.now(), disabled_reason="failing")
+    return endpoint
+
+
+def failed_delivery() -> WebhookDelivery:
+    delivery = webhook_endpoint_send_test(endpoint=webhook_endpoint())
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(status="failed", next_attempt_at=None)
+    return delivery
+
+
+def _sent_again(delivery) -> bool:
+    return WebhookAttempt.objects.filter(delivery_id=delivery.pk, manual=True).exists()
+
+
+def _enabled(endpoint) -> bool:
+    return WebhookEndpoint.objects.get(pk=endpoint.pk).active
+
+
+def _rotated(endpoint) -> bool:
+    return WebhookEndpoint.objects.get(pk=endpoint.pk).secret != endpoint.secret
+
+
+def _tested(endpoint) -> bool:
+    return WebhookDelivery.objects.filter(endpoint_id=endpoint.pk).exists()
 
 
 def is_gone(obj) -> bool:
@@ -557,6 +595,10 @@ DOORS = [
     action(
         "tracking.servicekey", "revoke_selected", service_key, lambda k: not ServiceKey.objects.get(pk=k.pk).is_active, SUPERUSER
     ),
+    action("notifications.webhookendpoint", "rotate_secret", webhook_endpoint, _rotated, SUPERUSER),
+    action("notifications.webhookendpoint", "send_test", webhook_endpoint, _tested, SUPERUSER),
+    action("notifications.webhookendpoint", "enable", disabled_endpoint, _enabled, SUPERUSER),
+    action("notifications.webhookdelivery", "send_again", failed_delivery, _sent_again, SUPERUSER),
     # The change pages' buttons.
     button("tasks_taskconfig_workflow", draft_config, became(_TaskS.IN_USE), APPROVERS, args=("put_in_use",)),
     button("tasks_taskconfig_workflow", live_config, became(_TaskS.DEPRECATED), APPROVERS, args=("deprecate",)),
@@ -599,6 +641,10 @@ DOORS = [
     button("rewards_redemption_fulfil", pending_redemption, became(_RedS.FULFILLED), OPERATORS),
     button("rewards_redemption_cancel", pending_redemption, became(_RedS.CANCELLED), OPERATORS, data=_NOTE),
     button("tracking_servicekey_revoke", service_key, lambda k: not ServiceKey.objects.get(pk=k.pk).is_active, SUPERUSER),
+    button("notifications_webhookendpoint_rotate", webhook_endpoint, _rotated, SUPERUSER),
+    button("notifications_webhookendpoint_send_test", webhook_endpoint, _tested, SUPERUSER),
+    button("notifications_webhookendpoint_enable", disabled_endpoint, _enabled, SUPERUSER),
+    button("notifications_webhookdelivery_send_again", failed_delivery, _sent_again, SUPERUSER),
     Door("url admin:ledger_adjustment_add", "adjustment request form", OPERATORS, _adjustment_form),
     Door("url admin:ledger_pointtype_add", "add a point type", APPROVERS, _add_type),
     Door("url admin:ledger_pointtype_change", "change a point type's expiry", APPROVERS, _change_expiry),
@@ -940,6 +986,7 @@ NOT_DOORS = {
             "django_celery_results.groupresult",
             "django_celery_results.taskresult",
             "tracking.outboxevent",
+            "notifications.webhookendpoint",
         )
     },
 }

@@ -89,12 +89,12 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     @admin.display(description=gettext_lazy("waiting"), ordering="waiting")
     def waiting_column(self, endpoint: WebhookEndpoint) -> str:
         url = reverse("admin:notifications_webhookdelivery_changelist")
-        return format_html('<a href="{}?endpoint__id__exact={}&status__exact=pending">{}</a>', url, endpoint.pk, endpoint.waiting)
+        return format_html('<a href="{}">{}</a>', f"{url}?endpoint__id__exact={endpoint.pk}&status__exact=pending", endpoint.waiting)
 
     @admin.display(description=gettext_lazy("failed"), ordering="given_up")
     def failed_column(self, endpoint: WebhookEndpoint) -> str:
         url = reverse("admin:notifications_webhookdelivery_changelist")
-        return format_html('<a href="{}?endpoint__id__exact={}&status__exact=failed">{}</a>', url, endpoint.pk, endpoint.given_up)
+        return format_html('<a href="{}">{}</a>', f"{url}?endpoint__id__exact={endpoint.pk}&status__exact=failed", endpoint.given_up)
 
     # --- Adding: the secret is on the answer's page only -------------------------------------
 
