@@ -67,6 +67,11 @@ def _status_badge(endpoint: WebhookEndpoint) -> str:
     return format_html('<span class="jifen-badge jifen-badge-active">{}</span>', _("active"))
 
 
+def _deliveries_link(endpoint: WebhookEndpoint, status: str, count: int) -> str:
+    url = reverse("admin:notifications_webhookdelivery_changelist")
+    return format_html('<a href="{}">{}</a>', f"{url}?endpoint__id__exact={endpoint.pk}&status__exact={status}", count)
+
+
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
     form = WebhookEndpointForm
@@ -88,13 +93,11 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
 
     @admin.display(description=gettext_lazy("waiting"), ordering="waiting")
     def waiting_column(self, endpoint: WebhookEndpoint) -> str:
-        url = reverse("admin:notifications_webhookdelivery_changelist")
-        return format_html('<a href="{}">{}</a>', f"{url}?endpoint__id__exact={endpoint.pk}&status__exact=pending", endpoint.waiting)
+        return _deliveries_link(endpoint, _PENDING, endpoint.waiting)
 
     @admin.display(description=gettext_lazy("failed"), ordering="given_up")
     def failed_column(self, endpoint: WebhookEndpoint) -> str:
-        url = reverse("admin:notifications_webhookdelivery_changelist")
-        return format_html('<a href="{}">{}</a>', f"{url}?endpoint__id__exact={endpoint.pk}&status__exact=failed", endpoint.given_up)
+        return _deliveries_link(endpoint, _FAILED, endpoint.given_up)
 
     # --- Adding: the secret is on the answer's page only -------------------------------------
 
