@@ -75,7 +75,7 @@ def _deliveries_link(endpoint: WebhookEndpoint, status: str, count: int) -> str:
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
     form = WebhookEndpointForm
-    list_display = ("name", "url", "status_column", "waiting_column", "failed_column", "created_at")
+    list_display = ("name", "url", "status_column", "waiting_column", "failed_column")
     list_filter = ("active",)
     search_fields = ("name", "url")
     readonly_fields = ("failing_since", "disabled_at", "disabled_reason", "created_by", "created_at", "updated_at")
@@ -309,14 +309,14 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     """Every delivery, read-only, with each attempt and its answer; "send again" goes through the service."""
 
     list_display = (
-        "created_at",
+        "created_column",
         "endpoint",
         "event_type",
         "message_id",
         "status",
         "attempts",
         "last_status_code",
-        "next_attempt_at",
+        "next_column",
     )
     list_filter = ("status", "endpoint", EventTypeFilter)
     search_fields = ("message_id",)
@@ -351,6 +351,14 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # the record of what was sent; old ones are pruned (JIFEN_WEBHOOK_KEEP_DAYS)
+
+    @admin.display(description=gettext_lazy("created at"), ordering="id")
+    def created_column(self, delivery: WebhookDelivery) -> str:
+        return local_text(delivery.created_at)
+
+    @admin.display(description=gettext_lazy("next attempt"), ordering="next_attempt_at")
+    def next_column(self, delivery: WebhookDelivery) -> str:
+        return local_text(delivery.next_attempt_at) if delivery.next_attempt_at else "–"
 
     @admin.display(description=gettext_lazy("body"))
     def body(self, delivery: WebhookDelivery) -> str:

@@ -24,6 +24,8 @@ from apps.ledger.models import Level, PointType
 from apps.ledger.services.adjustments import adjustment_request
 from apps.ledger.services.entries import account_lock, ledger_post_entry
 from apps.notifications.events import EVENT_TYPES
+from apps.notifications.models import WebhookAttempt, WebhookEndpoint
+from apps.notifications.services.deliveries import webhook_endpoint_create, webhook_endpoint_send_test
 from apps.rewards.models import Redemption, RewardItem
 from apps.rewards.services.holds import hold_place
 from apps.rewards.services.redemptions import redemption_cancel, redemption_create
@@ -55,7 +57,7 @@ LONG_TEXT = (
 )
 
 # Jifen's own lists show every column at 1280 px; a third-party app's list may scroll inside its box.
-OWN_APPS = ("tasks_", "rules_", "ledger_", "tracking_", "community_", "rewards_")
+OWN_APPS = ("tasks_", "rules_", "ledger_", "tracking_", "community_", "rewards_", "notifications_")
 
 # The page's own width against the window's, the header's, a list's hidden width, and what sticks out.
 MEASURE = """() => {
@@ -275,7 +277,22 @@ def world(superuser):
     }
     for kind in EVENT_TYPES:
         notify(alice, kind, long_data)
-    return {"alice": alice, "past_rule": past, "post": post, "long_item": long_item, "exp": exp}
+    # Webhooks: an endpoint that wants everything, failing, its delivery with a long answer; one disabled.
+    hook = webhook_endpoint_create(
+        name="partner-crm-" + "x" * 60,
+        url="https://crm.partner-of-the-community.example.com/" + LONG_CODE + "/hooks/jifen?token=" + "t" * 40,
+        event_types=list(EVENT_TYPES),
+        created_by=superuser,
+    )[0]
+    delivery = webhook_endpoint_send_test(endpoint=hook, sent_by="op")
+    WebhookAttempt.objects.create(
+        delivery=delivery, at=now, status_code=500, response=(LONG_TEXT * 3)[:500], error=LONG_TEXT[:255], duration_ms=5000
+    )
+    WebhookEndpoint.objects.filter(pk=hook.pk).update(failing_since=now - timedelta(hours=3))
+    gone = webhook_endpoint_create(name="old-" + LONG_CODE, url="https://old.example.com/hook", event_types=["points.awarded"])[0]
+    WebhookEndpoint.objects.filter(pk=gone.pk).update(active=False, disabled_at=now, disabled_reason=LONG_TEXT[:255])
+    webhooks = {"hook": hook, "delivery": delivery}
+    return {"alice": alice, "past_rule": past, "post": post, "long_item": long_item, "exp": exp, **webhooks}
 
 
 def lock_out(page, url: str, username: str) -> None:
@@ -386,6 +403,10 @@ def test_every_page_fits_its_screen(browser_context, live_server, admin_login, s
         ("item-activate", f"/admin/rewards/rewarditem/{world['long_item'].pk}/workflow/activate/"),
         ("redemption-fulfil", f"/admin/rewards/redemption/{pending.pk}/fulfil/"),
         ("redemption-cancel", f"/admin/rewards/redemption/{pending.pk}/cancel/"),
+        ("webhook-rotate", f"/admin/notifications/webhookendpoint/{world['hook'].pk}/rotate-secret/"),
+        ("webhook-send-test", f"/admin/notifications/webhookendpoint/{world['hook'].pk}/send-test/"),
+        ("webhook-send-again", f"/admin/notifications/webhookdelivery/{world['delivery'].pk}/send-again/"),
+        ("webhooks-section", "/admin/jobs/webhooks/"),
     ]
     for label, url in custom:
         console.visit(label, url)
