@@ -497,3 +497,37 @@ def test_prune_forgets_old_delivered_and_failed_deliveries_only(fast, receiver):
     assert webhook_deliveries_prune() == 2
     assert list(WebhookDelivery.objects.values_list("pk", flat=True)) == [third.pk]
     assert not WebhookAttempt.objects.exclude(delivery_id=third.pk).exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_senders_share_the_work_and_send_each_delivery_once(fast, receiver):
+    """Four senders at once (SELECT … FOR UPDATE SKIP LOCKED): every delivery arrives, none twice."""
+    from django.db import connection
+
+    alice = UserFactory(username="alice")
+    endpoint_for(receiver)
+    for _ in range(4):
+        announce_some(alice, count=9)  # 40 deliveries
+    receiver.start()
+    errors = []
+
+    def sender():
+        try:
+            for _ in range(3):
+                webhook_deliveries_send(limit=5)
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=sender) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    webhook_deliveries_send()  # whatever the four left
+    ids = [request["headers"]["webhook-id"] for request in receiver.got]
+    assert len(ids) == 40 and len(set(ids)) == 40
+    assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"delivered"}
