@@ -11,12 +11,14 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import socket
 import threading
 import time
 import uuid
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from django.db import transaction
@@ -531,3 +533,35 @@ def test_concurrent_senders_share_the_work_and_send_each_delivery_once(fast, rec
     ids = [request["headers"]["webhook-id"] for request in receiver.got]
     assert len(ids) == 40 and len(set(ids)) == 40
     assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"delivered"}
+
+
+def test_the_example_request_in_docs_api_md_verifies_with_its_example_secret():
+    text = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text(encoding="utf-8")
+    section = text[text.index("## Webhooks") :]
+    secret = re.search(r"example secret `(whsec_[^`]+)`", section).group(1)
+    block = section[section.index("```http\n") + len("```http\n") :]
+    head, body = block[: block.index("```")].split("\n\n", 1)
+    headers = dict(line.split(": ", 1) for line in head.splitlines())
+    body = body.rstrip("\n")
+    assert verify_by_hand(secret, headers, body)
+    assert (
+        webhook_sign(secret=secret, message_id=headers["webhook-id"], timestamp=int(headers["webhook-timestamp"]), body=body)
+        == headers["webhook-signature"]
+    )
+
+
+def test_the_receiver_in_docs_api_md_accepts_our_deliveries_and_refuses_a_forgery():
+    text = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text(encoding="utf-8")
+    section = text[text.index("## Webhooks") :]
+    code = section[section.index("```python\n") + len("```python\n") :]
+    code = code[: code.index("@app.post")]  # the check itself, without the web framework around it
+    secret = WebhookEndpoint().secret
+    namespace: dict = {}
+    exec(code.replace('"whsec_..."', repr(secret)), namespace)  # noqa: S102 - our own documentation's code
+    body = '{"type":"webhook.test","data":{}}'
+    stamp = int(time.time())
+    headers = deliveries.webhook_headers(secret=secret, message_id="msg_1", body=body, timestamp=stamp)
+    assert namespace["verified"](body.encode(), headers)
+    assert not namespace["verified"](body.replace("test", "tost").encode(), headers)
+    old = deliveries.webhook_headers(secret=secret, message_id="msg_1", body=body, timestamp=stamp - 3600)
+    assert not namespace["verified"](body.encode(), old)
