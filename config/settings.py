@@ -373,7 +373,13 @@ CELERY_BEAT_SCHEDULE = {
     # Users told ahead of time of points about to expire (JIFEN_EXPIRY_NOTICE_DAYS), once per account and day.
     "send-expiry-notices": {"task": "apps.ledger.tasks.send_expiry_notices", "schedule": _daily_at(JIFEN_EXPIRY_RUN_AT)},
     # The webhook outbox: send what is due, and forget deliveries older than JIFEN_WEBHOOK_KEEP_DAYS.
-    "send-webhooks": {"task": "apps.notifications.tasks.send_webhooks", "schedule": JIFEN_WEBHOOK_SEND_S},
+    # A tick still queued when the next is due is dropped (expires): with the workers busy, runs
+    # never pile up behind the events; runs that do overlap take different deliveries (SKIP LOCKED).
+    "send-webhooks": {
+        "task": "apps.notifications.tasks.send_webhooks",
+        "schedule": JIFEN_WEBHOOK_SEND_S,
+        "options": {"expires": JIFEN_WEBHOOK_SEND_S},
+    },
     "prune-webhook-deliveries": {"task": "apps.notifications.tasks.prune_webhook_deliveries", "schedule": 3600.0},
 }
 CELERY_TASK_STORE_ERRORS_EVEN_IF_IGNORED = True
