@@ -167,7 +167,8 @@ def _post(job: _Job) -> _Result:
             with _opener.open(request, timeout=settings.JIFEN_WEBHOOK_TIMEOUT_S) as answer:
                 status_code, response = answer.status, _snippet(answer)
         except urllib.error.HTTPError as answer:  # an answer all the same (4xx, 5xx, a redirect)
-            status_code, response = answer.code, _snippet(answer)
+            with answer:
+                status_code, response = answer.code, _snippet(answer)
             if not 200 <= answer.code < 300:
                 error = f"HTTP {answer.code} {answer.reason}"
     except _Refused as exc:
