@@ -461,18 +461,36 @@ class TestAddresses:
         assert WebhookDelivery.objects.get().status == "pending"
 
 
-def test_nothing_is_sent_on_a_request_or_by_announcing(fast, receiver, client):
-    """Announcing writes rows only; HTTP to receivers happens in the beat sender alone."""
+def test_nothing_is_sent_on_a_request_or_by_the_worker_only_by_the_sender(fast, receiver, client):
+    """A tracked request and the worker's award write a delivery; HTTP to receivers happens in the beat sender alone."""
+    from apps.tracking.events import Event
+    from apps.tracking.services.pipeline import event_process
+    from tests.factories import ScoreRuleFactory, TaskConfigFactory
+
     alice = UserFactory(username="alice")
-    endpoint_for(receiver)
+    endpoint = endpoint_for(receiver)
     receiver.start()
+    TaskConfigFactory(task_type="sign-in", interface_name=r"^/checkin/$")
+    ScoreRuleFactory(task_type="sign-in", score_type="daily", points=2)
     client.force_login(alice)
-    client.get("/")  # a request of a signed-in user: the site's pages send nothing
-    announce_some(alice, count=2)
+    client.post("/checkin/")  # the tracked request: its event goes to the broker or the outbox
+    event_process(  # the worker's part: the award, announced in its transaction
+        event=Event(
+            event_id=uuid.uuid4(),
+            user_id=alice.pk,
+            task_type="sign-in",
+            occurred_at=timezone.now(),
+            method="POST",
+            path="/checkin/",
+        )
+    )
+    (delivery,) = WebhookDelivery.objects.filter(event_type=events.POINTS_AWARDED)
+    assert delivery.status == "pending" and json.loads(delivery.payload)["data"]["amount"] == 2
     assert receiver.got == []
-    assert WebhookDelivery.objects.filter(status="pending").count() == 3
-    assert webhook_deliveries_send().delivered == 3
-    assert len(receiver.got) == 3
+    assert webhook_deliveries_send().delivered == 1
+    (request,) = receiver.got
+    assert request["headers"]["webhook-id"] == delivery.message_id
+    assert verify_by_hand(endpoint.secret, request["headers"], request["body"])
 
 
 def test_claimed_deliveries_are_leased_and_come_back_if_the_sender_dies(fast, receiver, monkeypatch):
@@ -565,3 +583,15 @@ def test_the_receiver_in_docs_api_md_accepts_our_deliveries_and_refuses_a_forger
     assert not namespace["verified"](body.replace("test", "tost").encode(), headers)
     old = deliveries.webhook_headers(secret=secret, message_id="msg_1", body=body, timestamp=stamp - 3600)
     assert not namespace["verified"](body.encode(), old)
+
+
+def test_the_beat_tasks_call_the_sender_and_the_pruner(fast, receiver, settings):
+    from apps.notifications.tasks import prune_webhook_deliveries, send_webhooks
+
+    assert settings.CELERY_BEAT_SCHEDULE["send-webhooks"]["task"] == "apps.notifications.tasks.send_webhooks"
+    endpoint = endpoint_for(receiver)
+    receiver.start()
+    webhook_endpoint_send_test(endpoint=endpoint)
+    assert send_webhooks() == "1 delivered, 0 to retry, 0 given up"
+    WebhookDelivery.objects.update(created_at=timezone.now() - timedelta(days=31))
+    assert prune_webhook_deliveries() == "1 deliveries pruned"
