@@ -35,6 +35,7 @@ class WebhookEndpointForm(forms.ModelForm):
         label=gettext_lazy("URL"),
         max_length=WebhookEndpoint._meta.get_field("url").max_length,
         assume_scheme="https",
+        widget=forms.URLInput(attrs={"class": "vURLField"}),
         help_text=WebhookEndpoint._meta.get_field("url").help_text,
     )
     event_types = forms.MultipleChoiceField(
@@ -58,7 +59,7 @@ class WebhookEndpointForm(forms.ModelForm):
 def _status_badge(endpoint: WebhookEndpoint) -> str:
     if endpoint.disabled_at:
         text = _("disabled at %(time)s for failing") % {"time": local_text(endpoint.disabled_at)}
-        return format_html('<span class="jifen-badge jifen-badge-retired" title="{}">{}</span>', endpoint.disabled_reason, text)
+        return format_html('<span class="jifen-badge jifen-badge-disabled" title="{}">{}</span>', endpoint.disabled_reason, text)
     if not endpoint.active:
         return format_html('<span class="jifen-badge jifen-badge-retired">{}</span>', _("off"))
     if endpoint.failing_since:
