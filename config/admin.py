@@ -16,7 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.translation import gettext_lazy as _
 
-from apps.notifications.selectors.webhooks import webhooks_dashboard
+from apps.notifications.selectors import webhooks_dashboard
 from apps.rewards.selectors import pending_redemptions_count
 from apps.rules.selectors.review import review_waiting_count
 from apps.tracking.charts import bar_chart

@@ -22,7 +22,7 @@ from apps.core.workflow_admin import confirm_first, confirmation_page
 from apps.ledger.changelists import CappedCountPaginator
 from apps.notifications.events import ENDPOINT_TEST, EVENT_TYPES
 from apps.notifications.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from apps.notifications.selectors.webhooks import endpoints_with_counts
+from apps.notifications.selectors import endpoints_with_counts
 from apps.notifications.services import deliveries as services
 
 # "Send again" of many deliveries waits for their answers in the admin's request: at most this many.

@@ -413,8 +413,8 @@ def webhook_delivery_resend(*, delivery: WebhookDelivery) -> SendResult:
 
 def webhook_endpoint_create(*, name: str, url: str, event_types: Sequence[str], created_by=None) -> tuple[WebhookEndpoint, str]:
     """A new active endpoint; returns it and its secret (to be shown once)."""
+    # The post_save signal (NotificationsConfig.ready) has this process reread the subscriptions.
     endpoint = WebhookEndpoint.objects.create(name=name, url=url, event_types=list(event_types), created_by=created_by)
-    transaction.on_commit(subscriptions.clear)
     return endpoint, endpoint.secret
 
 
@@ -425,7 +425,6 @@ def webhook_endpoint_update(*, endpoint: WebhookEndpoint, name: str, url: str, e
         endpoint.refresh_from_db()
     endpoint.name, endpoint.url, endpoint.event_types, endpoint.active = name, url, list(event_types), active
     endpoint.save(update_fields=["name", "url", "event_types", "active", "updated_at"])
-    transaction.on_commit(subscriptions.clear)
 
 
 def webhook_endpoint_rotate_secret(*, endpoint: WebhookEndpoint) -> str:
@@ -452,6 +451,7 @@ def webhook_endpoint_enable(*, endpoint: WebhookEndpoint) -> bool:
         )
         if changed:
             WebhookDelivery.objects.filter(endpoint_id=endpoint.pk, status=_PENDING).update(next_attempt_at=now)
+            # An UPDATE sends no post_save: this process rereads the subscriptions itself.
             transaction.on_commit(subscriptions.clear)
     return bool(changed)
 
