@@ -78,7 +78,13 @@ def test_the_demo_has_coins_to_spend_and_experience_with_five_levels(setup):
     assert (coins.code, coins.spendable, coins.expiry) == ("coins", True, "year_end")
     exp = PointType.objects.get(code="exp")
     assert (exp.spendable, exp.expiry) == (False, "never")
-    assert list(exp.levels.order_by("threshold").values_list("threshold", flat=True)) == [0, 100, 500, 2000, 10000]
+    assert list(exp.levels.order_by("threshold").values_list("threshold", flat=True)) == [
+        0,
+        50,
+        500,
+        2000,
+        10000,
+    ]  # 入门 in a week of sign-ins
     with translation.override("zh-hans"):
         assert (str(coins), str(exp)) == ("积分", "经验")
         assert [str(level) for level in exp.levels.order_by("threshold")] == ["新手", "入门", "熟练", "高手", "大师"]
@@ -102,7 +108,7 @@ def test_signing_in_earns_coins_and_experience(setup):
     event_process(event=Event(event_id=uuid.uuid4(), user_id=alice.pk, task_type="sign-in", occurred_at=timezone.now()))
     standings = {s.point_type.code: s for s in standings_of(user_id=alice.pk)}
     assert (standings["coins"].balance, standings["exp"].balance) == (1, 10)
-    assert str(standings["exp"].level) == "Newcomer" and standings["exp"].to_next == 90
+    assert str(standings["exp"].level) == "Newcomer" and standings["exp"].to_next == 40
     call_command("verify_ledger", stdout=io.StringIO())
 
 
