@@ -2,4 +2,5 @@
 
 - reading: marking a user's notifications read (those seen, or all).
 - announce: notifications and webhook outbox rows, written in the transaction of what they announce.
+- deliveries: sending the outbox (Standard Webhooks signing, backoff for a day, endpoint health), endpoints' services.
 """
