@@ -299,6 +299,8 @@ JIFEN_EXPIRY_RUN_AT = env_str("JIFEN_EXPIRY_RUN_AT", "00:05")
 JIFEN_EXPIRY_CHUNK = env_int("JIFEN_EXPIRY_CHUNK", 1000, minimum=1)
 # Notifications (SPEC §12): how many days ahead users are told of points about to expire.
 JIFEN_EXPIRY_NOTICE_DAYS = env_int("JIFEN_EXPIRY_NOTICE_DAYS", 7, minimum=0)
+# How long users' notifications are kept, read or not (0: for ever); beat forgets older ones daily.
+JIFEN_NOTIFICATIONS_KEEP_DAYS = env_int("JIFEN_NOTIFICATIONS_KEEP_DAYS", 365, minimum=0)
 # Webhooks: how often each process rereads which active endpoints want which events.
 JIFEN_WEBHOOK_ENDPOINTS_REFRESH_S = env_float("JIFEN_WEBHOOK_ENDPOINTS_REFRESH_S", 1.0, minimum=0.0)
 # Sending them (apps.notifications.services.deliveries): how often beat runs the sender, how long one
@@ -381,6 +383,7 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": JIFEN_WEBHOOK_SEND_S},
     },
     "prune-webhook-deliveries": {"task": "apps.notifications.tasks.prune_webhook_deliveries", "schedule": 3600.0},
+    "prune-notifications": {"task": "apps.notifications.tasks.prune_notifications", "schedule": 86400.0},
 }
 CELERY_TASK_STORE_ERRORS_EVEN_IF_IGNORED = True
 # The queue the tracking tasks use; separate deployments (or test runs) sharing a Redis use their own.
