@@ -52,9 +52,11 @@ def mark_process_dead(pid: int) -> None:
         multiprocess.mark_process_dead(pid)
 
 
-def start_worker_exporter(port: int, address: str = "0.0.0.0") -> None:  # noqa: S104 - Prometheus scrapes it from elsewhere
-    """Serve this host's processes' metrics on `port` (a worker host without a web process)."""
+def start_worker_exporter(port: int, address: str = "0.0.0.0"):  # noqa: S104 - Prometheus scrapes it from elsewhere
+    """Serve this host's processes' metrics on `port` (a worker host without a web process), in a
+    daemon thread of the calling process; returns the server (its `shutdown()` stops it)."""
     from prometheus_client import start_http_server
 
-    start_http_server(port, addr=address, registry=process_registry())
-    logger.info("serving this host's worker metrics on port %s", port)
+    server, _ = start_http_server(port, addr=address, registry=process_registry())
+    logger.info("serving this host's processes' metrics on port %s", port)
+    return server
