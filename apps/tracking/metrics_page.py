@@ -56,7 +56,7 @@ class PipelineCollector(Collector):
         if "broker" in checks:
             yield _gauge("jifen_broker_up", "1 when the broker (Redis) answers, else 0.", 0 if "broker" in health.problems else 1)
         if "inbox_backlog" in checks:
-            yield _gauge("jifen_inbox_backlog", "Events waiting in the Redis inbox, claimed batches included.", checks["inbox_backlog"])
+            yield _gauge("jifen_inbox_backlog", "Events waiting in the Redis inbox, claimed batches in.", checks["inbox_backlog"])
         yield _gauge("jifen_outbox_backlog", "Events waiting in the outbox table for the broker.", checks["outbox_backlog"])
         oldest = checks.get("oldest_unprocessed_age_s")
         yield _gauge(
