@@ -4,6 +4,7 @@ import logging
 import os
 
 from celery import Celery
+from celery.signals import worker_process_shutdown, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -45,3 +46,23 @@ def _routine_tasks() -> set[str]:
 
 for _logger in ("celery.beat", "celery.worker.strategy", "celery.app.trace"):
     logging.getLogger(_logger).addFilter(RoutineTicksAtDebug())
+
+
+@worker_ready.connect
+def serve_worker_metrics(**kwargs) -> None:
+    """With JIFEN_WORKER_METRICS_PORT, the worker's main process serves this host's processes' metrics
+    (a worker host without a web process; docs/production.md, "Metrics")."""
+    from django.conf import settings
+
+    if settings.JIFEN_WORKER_METRICS_PORT:
+        from config.prometheus import start_worker_exporter
+
+        start_worker_exporter(settings.JIFEN_WORKER_METRICS_PORT)
+
+
+@worker_process_shutdown.connect
+def forget_live_gauges(pid=None, **kwargs) -> None:
+    """A pool process ends: prometheus_client's multiprocess bookkeeping (its counters stay counted)."""
+    from config.prometheus import mark_process_dead
+
+    mark_process_dead(pid or os.getpid())

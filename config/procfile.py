@@ -2,6 +2,8 @@
 
     PORT=8000 python -m config.procfile [Procfile]
 
+Before starting them it empties the processes' metrics directory (JIFEN_METRICS_DIR).
+
 Ctrl-C (or SIGTERM, or the terminal closing) stops them all, and a clean stop prints one line. Three things make it clean:
 
 - Each process runs in a session of its own, so Ctrl-C reaches only this runner, which sends one
@@ -145,8 +147,20 @@ class Runner:
         return killed
 
 
+def empty_metrics_dir() -> None:
+    """Start the processes' metrics from nothing (prometheus_client's multiprocess files; docs/production.md,
+    "Metrics"): the directory is the one config.settings gives every process this runner starts."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    from django.conf import settings
+
+    from config.prometheus import empty_metrics_dir
+
+    empty_metrics_dir(settings.JIFEN_METRICS_DIR)
+
+
 def main(argv: list[str]) -> int:
     procfile = Path(argv[1] if len(argv) > 1 else "Procfile")
+    empty_metrics_dir()
     stop_requested = threading.Event()
     # SIGHUP too: the processes have sessions of their own, so a closed terminal reaches only the runner.
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

@@ -6,6 +6,9 @@ Everything that differs between a laptop and production is read from the environ
 PostgreSQL and Redis. With DEBUG off the secure settings are on unless a variable says otherwise.
 """
 
+import ipaddress
+import os
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,6 +22,18 @@ from config.env import env_bool, env_float, env_int, env_list, env_str
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("JIFEN_VAR_DIR", str(BASE_DIR / "var"))).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+# Prometheus metrics (docs/production.md, "Metrics"): every process of this host (web processes,
+# Celery's pool processes) writes its counters and histograms to files in this directory, and
+# /metrics sums them (prometheus_client's multiprocess mode). prometheus_client reads
+# PROMETHEUS_MULTIPROC_DIR once, when it is first imported, so it is set here, before any app,
+# middleware or database backend imports it; a process that imported it earlier would keep its
+# figures to itself, which is refused rather than left to be found missing from the graphs.
+JIFEN_METRICS_DIR = Path(env_str("JIFEN_METRICS_DIR") or str(VAR_DIR / "metrics")).resolve()
+if "prometheus_client" in sys.modules and os.environ.get("PROMETHEUS_MULTIPROC_DIR") != str(JIFEN_METRICS_DIR):
+    raise ImproperlyConfigured("prometheus_client was imported before config.settings set PROMETHEUS_MULTIPROC_DIR")
+JIFEN_METRICS_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(JIFEN_METRICS_DIR)
 
 DEBUG = env_bool("DEBUG", False)
 
@@ -48,6 +63,8 @@ INSTALLED_APPS = [
     # The JSON API (config/api.py). Installed as an app so that its docs page takes Swagger UI from
     # the package's static files rather than from a CDN.
     "ninja",
+    # Request and database metrics on /metrics (the middlewares and database backends below).
+    "django_prometheus",
     "apps.core",
     "apps.tasks",
     "apps.rules",
@@ -59,6 +76,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that it times the whole stack: responses by status and view, and their latency, on
+    # /metrics (django-prometheus's metrics, two of its twelve: config/request_metrics.py says why).
+    "config.request_metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -124,6 +144,9 @@ if _default_db["ENGINE"] == "django.db.backends.sqlite3":
 else:
     _default_db["CONN_HEALTH_CHECKS"] = True
 
+# django-prometheus's wrappers of the same backends count connections, queries and errors and time
+# each query for /metrics; they subclass Django's, so `connection.vendor` is unchanged.
+_default_db["ENGINE"] = _default_db["ENGINE"].replace("django.db.backends.", "django_prometheus.db.backends.", 1)
 DATABASES = {"default": _default_db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -261,6 +284,20 @@ JIFEN_HEALTH_MAX_HEARTBEAT_AGE_S = env_float("JIFEN_HEALTH_MAX_HEARTBEAT_AGE_S",
 JIFEN_HEALTH_TOKEN = env_str("JIFEN_HEALTH_TOKEN")
 if JIFEN_HEALTH_TOKEN and len(JIFEN_HEALTH_TOKEN) < 16:
     raise ImproperlyConfigured("JIFEN_HEALTH_TOKEN must be at least 16 characters (or unset)")
+# /metrics, and /healthz's checks' values, for monitoring: staff, a caller with JIFEN_HEALTH_TOKEN (in
+# X-Jifen-Health-Token, or as `Authorization: Bearer`, which Prometheus sends), or a caller from one
+# of these networks (CIDR). Loopback by default only with DEBUG: behind a proxy on the same host
+# every request comes from loopback (unless JIFEN_TRUST_X_FORWARDED_FOR).
+JIFEN_MONITORING_NETWORKS = env_list("JIFEN_MONITORING_NETWORKS", ["127.0.0.0/8", "::1/128"] if DEBUG else [])
+for _network in JIFEN_MONITORING_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"JIFEN_MONITORING_NETWORKS: {_network!r} is not a network (e.g. 10.0.0.0/8)") from None
+# A worker host without a web process serves its processes' metrics on this port (unset: not served).
+JIFEN_WORKER_METRICS_PORT = env_int("JIFEN_WORKER_METRICS_PORT", 0, minimum=0)
+# django-prometheus's migrations gauge would query the migration table in every process at start-up.
+PROMETHEUS_EXPORT_MIGRATIONS = False
 # How often a worker checks whether the active score rules changed.
 JIFEN_RULES_REFRESH_S = env_float("JIFEN_RULES_REFRESH_S", 0.5, minimum=0.0)
 # The rule admin's dry run replays at most this many completions inside the web request; a bigger

@@ -1,3 +1,4 @@
+import contextlib
 import os
 
 import pytest
@@ -59,7 +60,14 @@ def _fresh_handoff():
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """Remove this run's Redis keys (its queue name is unique to the run)."""
+    """Remove this run's metrics files and Redis keys (its metrics directory and queue name are unique to the run)."""
+    from django.conf import settings
+
+    from config.prometheus import empty_metrics_dir
+
+    empty_metrics_dir(settings.JIFEN_METRICS_DIR)
+    with contextlib.suppress(OSError):
+        settings.JIFEN_METRICS_DIR.rmdir()  # gone when empty; one given by the environment may hold more
     broker = os.environ.get("CELERY_BROKER_URL", "")
     if not broker.startswith("redis://"):
         return

@@ -20,6 +20,9 @@ os.environ.setdefault("JIFEN_ROUTES_REFRESH_S", "0")
 os.environ.setdefault("JIFEN_RULES_REFRESH_S", "0")
 # A queue of this run's own, so a shared Redis never mixes two runs' messages.
 os.environ.setdefault("JIFEN_QUEUE", f"jifen-test-{uuid.uuid4().hex[:12]}")
+# Prometheus's multiprocess files of this run's processes (the test process and the workers it
+# starts), apart from other runs'; conftest.py removes the directory when the run ends.
+os.environ.setdefault("JIFEN_METRICS_DIR", str(Path(os.environ["JIFEN_VAR_DIR"]) / f"metrics-{uuid.uuid4().hex[:12]}"))
 
 from config.settings import *  # noqa: E402, F403
 

@@ -39,6 +39,8 @@ NOT_SETTINGS = {
     "CHROMIUM_PATH": "tests/browser/conftest.py",  # the browser the browser tests drive
     "JIFEN_BENCH_REDIS_URL": "bench/harness.py",  # the benchmarks' Redis database
     "HTTP_CF_IPCOUNTRY": "config/settings.py",  # a request.META key: JIFEN_COUNTRY_HEADER's default value
+    "REMOTE_ADDR": "apps/tracking/capture.py",  # a request.META key: the client's address
+    "PROMETHEUS_MULTIPROC_DIR": "config/settings.py",  # prometheus_client's variable, set from JIFEN_METRICS_DIR
 }
 # In code blocks only these look like settings (a shell example's own variables, like KEY_ID, do not).
 SETTING_PREFIXES = ("JIFEN_", "CELERY_", "DATABASE_", "DB_", "REDIS_", "SECURE_", "DJANGO_")

@@ -44,7 +44,12 @@ def read_until(fd: int, output: bytearray, needle: bytes, timeout_s: float) -> b
     return needle in output
 
 
-def ctrl_c_in_a_terminal(argv: list[str], *, ready: tuple[bytes, ...], cwd: Path) -> tuple[str, int]:
+def runner_env(tmp_path: Path) -> dict[str, str]:
+    """The test run's environment with a metrics directory of the runner's own: it empties the one it is given."""
+    return {**os.environ, "JIFEN_METRICS_DIR": str(tmp_path / "metrics")}
+
+
+def ctrl_c_in_a_terminal(argv: list[str], *, ready: tuple[bytes, ...], cwd: Path, env: dict[str, str]) -> tuple[str, int]:
     """Run argv on a pseudo-terminal, press Ctrl-C once each of `ready` shows; return what followed and the exit code."""
     pid, fd = pty.fork()
     if pid == 0:  # pragma: no cover - the child
@@ -52,6 +57,7 @@ def ctrl_c_in_a_terminal(argv: list[str], *, ready: tuple[bytes, ...], cwd: Path
         # As a developer types it, not as a sub-make of `make test` (which would say "make[1]: Leaving directory").
         for name in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES"):
             os.environ.pop(name, None)
+        os.environ.update(env)
         os.execvp(argv[0], argv)  # noqa: S606 - a fixed command of the test's
     output = bytearray()
     try:
@@ -73,7 +79,7 @@ def test_ctrl_c_under_make_stops_every_process_with_one_line_and_success(tmp_pat
     (tmp_path / "Procfile").write_text(PROCFILE)
     (tmp_path / "Makefile").write_text(f"run:\n\t@cd {ROOT} && {sys.executable} -m config.procfile {tmp_path / 'Procfile'}\n")
 
-    after, code = ctrl_c_in_a_terminal(["make", "run"], ready=(b"web up", b"slow up"), cwd=tmp_path)
+    after, code = ctrl_c_in_a_terminal(["make", "run"], ready=(b"web up", b"slow up"), cwd=tmp_path, env=runner_env(tmp_path))
 
     lines = [line for line in after.replace("^C", "").splitlines() if line.strip()]
     assert lines == ["Stopped web and slow."], after
@@ -84,7 +90,12 @@ def test_a_process_that_dies_stops_the_others_and_fails(tmp_path):
     procfile = tmp_path / "Procfile"
     procfile.write_text(PROCFILE.splitlines()[0] + f'\nbroken: {sys.executable} -c "import sys; sys.exit(3)"\n')
     result = subprocess.run(
-        [sys.executable, "-m", "config.procfile", str(procfile)], cwd=ROOT, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "config.procfile", str(procfile)],
+        cwd=ROOT,
+        env=runner_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 1
     assert "broken exited with code 3; stopped the others." in result.stdout
@@ -97,7 +108,7 @@ def test_sigterm_or_a_closed_terminal_stops_every_process(tmp_path, signum):
     procfile = tmp_path / "Procfile"
     procfile.write_text(f'web: {sys.executable} -c "{web}"\nslow: {sys.executable} -c "{SLOW_TO_STOP}"\n')
     command = [sys.executable, "-m", "config.procfile", str(procfile)]
-    runner = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    runner = subprocess.Popen(command, cwd=ROOT, env=runner_env(tmp_path), stdout=subprocess.PIPE, text=True)
     started = set()
     for line in runner.stdout:
         started |= {ready for ready in ("web up", "slow up") if ready in line}
@@ -108,6 +119,25 @@ def test_sigterm_or_a_closed_terminal_stops_every_process(tmp_path, signum):
     assert "Stopped web and slow." in runner.stdout.read()
     with pytest.raises(ProcessLookupError):  # the processes, in sessions of their own, were stopped too
         os.kill(int(pid_file.read_text()), 0)
+
+
+def test_the_runner_empties_the_metrics_directory_before_starting_the_processes(tmp_path):
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    (metrics / "counter_4242.db").write_bytes(b"an earlier run's counts")
+    (metrics / "notes.txt").write_text("not prometheus_client's: kept")
+    procfile = tmp_path / "Procfile"
+    listing = f"import os; print(sorted(os.listdir({str(metrics)!r})), flush=True)"
+    procfile.write_text(f'lister: {sys.executable} -c "{listing}"\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "config.procfile", str(procfile)],
+        cwd=ROOT,
+        env=runner_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "['notes.txt']" in result.stdout, result.stdout + result.stderr
 
 
 def routine_and_other_records(logger_name: str) -> list[logging.LogRecord]:
