@@ -6,7 +6,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 
 from django.conf import settings
@@ -15,7 +15,7 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from apps.core.log_context import log_context
+from apps.core.log_context import log_context, log_fields
 from apps.core.multirow import fetch, int_list, read_uuid, uuid_list
 from apps.ledger.models import Account
 from apps.ledger.services.entries import EntryMeta, accounts_ensure, accounts_lock
@@ -239,21 +239,29 @@ def _processed_trail(fresh: list[tuple[Event, TaskConfig]], plan: ScoringPlan) -
     for index, spec, _row, decision in plan.awards:
         if decision.points:  # the idempotency keys scoring_plan_write gives the entries
             keys.setdefault(index, []).append(f"award:{plan.items[index].event_id}:{spec.id}")
+    late = {item.event_id for item in plan.late.values()}
     trail = []
     for index, ((event, _config), decisions) in enumerate(zip(fresh, plan.decisions, strict=True)):
         rules = ", ".join(f"{d.rule_code} {d.reason}" + (f" {d.points:+d}" if d.points else "") for d in decisions)
+        rules = rules or ("late: its rules re-score the user" if event.event_id in late else "no active rule")
         entries = ", ".join(keys.get(index, ())) or "none"
-        trail.append((event, f"processed: {rules or 'no active rule'}; ledger entries: {entries}"))
+        trail.append((event, f"processed: {rules}; ledger entries: {entries}"))
     return trail
 
 
 def _trail_on_commit(trail: list[tuple[Event, str]]) -> None:
     """Log one INFO line per event of `trail` once the transaction commits (a rolled-back batch said nothing)."""
     if trail and logger.isEnabledFor(logging.INFO):
-        transaction.on_commit(lambda: _trail_log(trail))
+        fields = log_fields()  # the batch's, whenever the commit comes
+        transaction.on_commit(lambda: _trail_log(trail, fields))
 
 
-def _trail_log(trail: list[tuple[Event, str]]) -> None:
+def _trail_log(trail: list[tuple[Event, str]], fields: Mapping[str, object]) -> None:
+    with log_context(**fields):
+        _trail_lines(trail)
+
+
+def _trail_lines(trail: list[tuple[Event, str]]) -> None:
     for event, what in trail:
         fields = event_log_fields(event)
         logger.info("event %s for user %s (%s) %s", event.event_id, event.user_id, event.task_type, what, extra=fields)
