@@ -3,8 +3,7 @@
 import logging
 import os
 
-from celery import Celery
-from celery.signals import worker_process_shutdown, worker_ready
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -48,7 +47,7 @@ for _logger in ("celery.beat", "celery.worker.strategy", "celery.app.trace"):
     logging.getLogger(_logger).addFilter(RoutineTicksAtDebug())
 
 
-@worker_ready.connect
+@signals.worker_ready.connect
 def serve_worker_metrics(**kwargs) -> None:
     """With JIFEN_WORKER_METRICS_PORT, the worker's main process serves this host's processes' metrics
     (a worker host without a web process; docs/production.md, "Metrics")."""
@@ -60,9 +59,37 @@ def serve_worker_metrics(**kwargs) -> None:
         start_worker_exporter(settings.JIFEN_WORKER_METRICS_PORT)
 
 
-@worker_process_shutdown.connect
+@signals.worker_process_shutdown.connect
 def forget_live_gauges(pid=None, **kwargs) -> None:
     """A pool process ends: prometheus_client's multiprocess bookkeeping (its counters stay counted)."""
     from config.prometheus import mark_process_dead
 
     mark_process_dead(pid or os.getpid())
+
+
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _json_lines_when_asked(logger: logging.Logger, **kwargs) -> None:
+    """With LOG_FORMAT=json, Celery's own lines are JSON too.
+
+    A worker or beat takes over the root logger (`worker_hijack_root_logger`, on by default) with a
+    text handler of its own, and the task logger gets another: their lines (a worker ready, a task
+    received, a task failed with its traceback) would stay text among the JSON ones. Only the
+    handlers' formatter changes, so `--loglevel` and Celery's capture of stray prints still work.
+    What Celery prints rather than logs (its start-up banner, "Warm shutdown") stays text: run
+    `celery -A config -q worker` (or beat) to leave the banner out.
+    """
+    from django.conf import settings
+
+    if settings.LOG_FORMAT != "json":
+        return
+    from celery.utils.log import get_multiprocessing_logger
+
+    from apps.core.log_context import LogContextFilter
+    from apps.core.log_format import JsonFormatter
+
+    # The pool's own logger (a child process that died) is set up with the root logger, unannounced.
+    pool_logger = get_multiprocessing_logger() if logger is logging.getLogger() else None
+    for handler in [*logger.handlers, *(pool_logger.handlers if pool_logger else ())]:
+        handler.setFormatter(JsonFormatter())
+        handler.addFilter(LogContextFilter())

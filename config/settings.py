@@ -17,7 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
-from config.env import env_bool, env_float, env_int, env_list, env_str
+from config.env import env_bool, env_choice, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("JIFEN_VAR_DIR", str(BASE_DIR / "var"))).resolve()
@@ -375,14 +375,35 @@ JIFEN_WEBHOOK_ALLOW_PRIVATE = env_bool("JIFEN_WEBHOOK_ALLOW_PRIVATE", DEBUG)
 JIFEN_WEBHOOK_KEEP_DAYS = env_int("JIFEN_WEBHOOK_KEEP_DAYS", 30, minimum=1)
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+# "text" for a person at a terminal (`make run`); "json" for a log collector: one JSON object a
+# line, with the event, user, task type, rule, batch and source of the line where they apply
+# (apps.core.log_format, apps.core.log_context). Celery's own lines follow it too (config/celery.py).
+LOG_FORMAT = env_choice("LOG_FORMAT", "text", choices=("text", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"log_context": {"()": "apps.core.log_context.LogContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "apps.core.log_format.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["log_context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {"apps": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False}},
 }
+if LOG_FORMAT == "json":
+    # Django's own handlers (its DEBUG console, runserver's request lines) write text of their own
+    # format: with JSON, its loggers write through the one console handler instead.
+    LOGGING["loggers"] |= {
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    }
 
 
 def _daily_at(text: str):

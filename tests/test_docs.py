@@ -44,7 +44,7 @@ NOT_SETTINGS = {
 }
 # In code blocks only these look like settings (a shell example's own variables, like KEY_ID, do not).
 SETTING_PREFIXES = ("JIFEN_", "CELERY_", "DATABASE_", "DB_", "REDIS_", "SECURE_", "DJANGO_")
-ENV_READERS = {"env_str", "env_int", "env_bool", "env_float", "env_list"}
+ENV_READERS = {"env_str", "env_int", "env_bool", "env_float", "env_list", "env_choice"}
 PATH_ROOTS = ("apps", "config", "bench", "tests", "templates", "fixtures", "docs", "static", "locale")
 
 _INLINE_CODE = re.compile(r"`([^`\n]+)`")

@@ -1,5 +1,6 @@
 """`POST /api/events`: other business systems report completed tasks, signed with their service key."""
 
+import logging
 import re
 import time
 
@@ -11,12 +12,16 @@ from django.utils.translation import ngettext
 from ninja import Router, Schema, Status
 from ninja.security import APIKeyHeader
 
+from apps.core.log_context import log_context
 from apps.tasks.selectors import recorded_event_ids
 from apps.tracking.ingest import LineReader, read_batch
 from apps.tracking.routing import route_table
+from apps.tracking.services.pipeline import event_log_fields
 from apps.tracking.services.service_keys import KeyRevoked, SignatureReplayed, events_accept, service_key_touch
 from apps.tracking.signing import HEADER_KEY, Refused, SignedRequest, replayed_message, revoked_message, signed_request_verify
 from config.api_errors import ErrorOut
+
+logger = logging.getLogger(__name__)
 
 router = Router(tags=["events"])
 
@@ -170,14 +175,33 @@ def post_events(request: HttpRequest):
     fresh = [event for event in read.events if event.event_id not in recorded]
     try:
         # When neither the broker nor the database can keep them, a DatabaseError: 503 (config/api_errors).
-        events_accept(signed=signed, events=fresh)
+        where = events_accept(signed=signed, events=fresh)
     except SignatureReplayed:
         raise Refused(409, "replayed", replayed_message()) from None
     except KeyRevoked:
         raise Refused(401, "revoked_key", revoked_message()) from None
+    _log_accepted(read.events, recorded, where=where, key_id=signed.key.key_id)
     accepted = {
         "accepted": len({event.event_id for event in fresh}),
         "already_recorded": sorted(str(event_id) for event_id in recorded),
         "skipped": read.skipped,
     }
     return Status(202, accepted)
+
+
+def _log_accepted(events: list, recorded: set, *, where: str, key_id: str) -> None:
+    """One INFO line per event of the batch: where it went, or that it was recorded before."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    with log_context(source="api"):
+        for event in events:
+            what = "already recorded; not handed off" if event.event_id in recorded else f"handed to the {where}"
+            logger.info(
+                "event %s for user %s (%s) from key %s %s",
+                event.event_id,
+                event.user_id,
+                event.task_type,
+                key_id,
+                what,
+                extra=event_log_fields(event),
+            )

@@ -95,6 +95,11 @@ class Batch:
     key: str
     payloads: list[dict]
 
+    @property
+    def id(self) -> str:
+        """The batch's id (the end of its key), as its log lines carry it."""
+        return self.key.rpartition(":")[2]
+
 
 def _wake_message_template(queue: str, task_name: str) -> str:
     """The JSON that kombu's Redis transport would LPUSH for `task_name()` on `queue`, with a placeholder id."""

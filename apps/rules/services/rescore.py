@@ -157,6 +157,7 @@ def completions_rescore(*, account: Account, rule: ScoreRule, job: Rescore) -> R
         result.awarded,
         result.reversed,
         result.points,
+        extra={"user_id": user_id, "rule": rule.score_type},
     )
     return result
 

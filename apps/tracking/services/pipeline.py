@@ -6,7 +6,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 
 from django.conf import settings
@@ -15,18 +15,20 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from apps.core.log_context import log_context, log_fields
 from apps.core.multirow import fetch, int_list, read_uuid, uuid_list
 from apps.ledger.models import Account
 from apps.ledger.services.entries import EntryMeta, accounts_ensure, accounts_lock
 from apps.rules.models import ScoreRule
 from apps.rules.selectors.rules import active_rules_for
 from apps.rules.services.rescore import Cause, Rescore, completions_rescore
-from apps.rules.services.scoring import ScoringItem, capped_rules_lock, completions_plan, scoring_plan_write
+from apps.rules.services.scoring import ScoringItem, ScoringPlan, capped_rules_lock, completions_plan, scoring_plan_write
 from apps.tasks.models import TaskConfig, UserTaskRecord
 from apps.tasks.selectors import latest_reversals
 from apps.tasks.services import LiveChange, NewCompletion, completions_create, reversals_pair
 from apps.tracking.events import Event, EventError
 from apps.tracking.handoff import HandoffUnavailable, handoff, uses_inbox, worker_inbox
+from apps.tracking.inbox import Batch, RedisInbox
 from apps.tracking.models import FailedEvent, Heartbeat, OutboxEvent
 from apps.tracking.services.parking import event_park, failed_event_sendable
 
@@ -42,14 +44,43 @@ class Outcome(StrEnum):
     UNKNOWN_USER = "unknown_user"
 
 
-def event_dispatch(*, event: Event) -> None:
-    """Hand the event to the workers; if the broker cannot take it, keep it in the outbox instead."""
+def event_log_fields(event: Event, *, source: str | None = None) -> dict:
+    """An event's log fields, for one call's `extra=` (cheaper than a `log_context` block around it)."""
+    fields = {"event_id": event.event_id, "user_id": event.user_id, "task_type": event.task_type}
+    if source is not None:  # else the block's source, if any, stays
+        fields["source"] = source
+    return fields
+
+
+def event_dispatch(*, event: Event, source: str = "middleware") -> str:
+    """Hand the event to the workers; if the broker cannot take it, keep it in the outbox instead.
+
+    Returns where it went, "broker" or "outbox"; `source` (middleware, ingest) names the caller in the log lines.
+    """
     payload = event.to_payload()
     try:
         handoff().send([payload])
     except HandoffUnavailable as exc:
-        logger.warning("event %s for user %s kept in the outbox: %s", event.event_id, event.user_id, exc)
+        logger.warning(
+            "event %s for user %s kept in the outbox: %s",
+            event.event_id,
+            event.user_id,
+            exc,
+            extra=event_log_fields(event, source=source),
+        )
         OutboxEvent.objects.get_or_create(event_id=event.event_id, defaults={"payload": payload, "last_error": str(exc)[:2000]})
+        return "outbox"
+    # At DEBUG: this is the request path, where a line written costs ~10 us, 4-6 % of what a tracked
+    # request adds (P1, docs/production.md#logs); the worker's INFO line carries the event's id.
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(
+            "event %s for user %s (%s) handed to the broker",
+            event.event_id,
+            event.user_id,
+            event.task_type,
+            extra=event_log_fields(event, source=source),
+        )
+    return "broker"
 
 
 def outbox_flush(*, limit: int = OUTBOX_BATCH) -> int:
@@ -145,14 +176,17 @@ def _apply(events: list[tuple[Event, TaskConfig]], accounts: dict[int, Account],
     counts: Counter = Counter()
     seen = _recorded([event for event, _ in events])
     fresh: list[tuple[Event, TaskConfig]] = []
+    trail: list[tuple[Event, str]] = []
     for event, config in events:
         if event.event_id in seen:
             counts[str(Outcome.DUPLICATE)] += 1
+            trail.append((event, "already recorded; skipped"))
             continue
         seen.add(event.event_id)
         fresh.append((event, config))
         counts[str(Outcome.PROCESSED)] += 1
     if not fresh:
+        _trail_on_commit(trail)
         return counts
     latest = latest_reversals(keys=[(e.user_id, c.task_type, e.business_id) for e, c in fresh if c.task_type in reversible])
     undone = frozenset(
@@ -170,6 +204,7 @@ def _apply(events: list[tuple[Event, TaskConfig]], accounts: dict[int, Account],
         ]
     )
     scoring_plan_write(plan=plan, completion_ids=ids, accounts=accounts)
+    _trail_on_commit(trail + _processed_trail(fresh, plan) if logger.isEnabledFor(logging.INFO) else [])
 
     jobs: dict[tuple[int, int], Rescore] = {}
     by_event = {event.event_id: pk for (event, _), pk in zip(fresh, ids, strict=True)}
@@ -189,10 +224,47 @@ def _apply(events: list[tuple[Event, TaskConfig]], accounts: dict[int, Account],
                 _job_add(jobs, Rescore(user_id, rule_id, change.occurred_at, Cause.REVERSAL, event.occurred_at, pk))
     if jobs:
         rules = ScoreRule.objects.in_bulk(sorted({rule_id for _, rule_id in jobs}))
+        event_of = {pk: event_id for event_id, pk in by_event.items()}
         for (user_id, rule_id), job in sorted(jobs.items()):
             if rule_id in rules:
-                completions_rescore(account=accounts[user_id], rule=rules[rule_id], job=job)
+                # The re-score's own line names the user and rule; the event that caused it is known only here.
+                with log_context(event_id=event_of.get(job.completion_id)):
+                    completions_rescore(account=accounts[user_id], rule=rules[rule_id], job=job)
     return counts
+
+
+def _processed_trail(fresh: list[tuple[Event, TaskConfig]], plan: ScoringPlan) -> list[tuple[Event, str]]:
+    """What each recorded event earned: every rule's decision, and the keys of its ledger entries."""
+    keys: dict[int, list[str]] = {}
+    for index, spec, _row, decision in plan.awards:
+        if decision.points:  # the idempotency keys scoring_plan_write gives the entries
+            keys.setdefault(index, []).append(f"award:{plan.items[index].event_id}:{spec.id}")
+    late = {item.event_id for item in plan.late.values()}
+    trail = []
+    for index, ((event, _config), decisions) in enumerate(zip(fresh, plan.decisions, strict=True)):
+        rules = ", ".join(f"{d.rule_code} {d.reason}" + (f" {d.points:+d}" if d.points else "") for d in decisions)
+        rules = rules or ("late: its rules re-score the user" if event.event_id in late else "no active rule")
+        entries = ", ".join(keys.get(index, ())) or "none"
+        trail.append((event, f"processed: {rules}; ledger entries: {entries}"))
+    return trail
+
+
+def _trail_on_commit(trail: list[tuple[Event, str]]) -> None:
+    """Log one INFO line per event of `trail` once the transaction commits (a rolled-back batch said nothing)."""
+    if trail and logger.isEnabledFor(logging.INFO):
+        fields = log_fields()  # the batch's, whenever the commit comes
+        transaction.on_commit(lambda: _trail_log(trail, fields))
+
+
+def _trail_log(trail: list[tuple[Event, str]], fields: Mapping[str, object]) -> None:
+    with log_context(**fields):
+        _trail_lines(trail)
+
+
+def _trail_lines(trail: list[tuple[Event, str]]) -> None:
+    for event, what in trail:
+        fields = event_log_fields(event)
+        logger.info("event %s for user %s (%s) %s", event.event_id, event.user_id, event.task_type, what, extra=fields)
 
 
 def _screen(events: list[Event]) -> tuple[list[tuple[Event, TaskConfig]], Counter, set[str]]:
@@ -223,11 +295,16 @@ def _screen(events: list[Event]) -> tuple[list[tuple[Event, TaskConfig]], Counte
     for event in events:
         if event.task_type not in configs:
             logger.warning(
-                "event %s for user %s names unknown task type %r; skipped", event.event_id, event.user_id, event.task_type
+                "event %s for user %s names unknown task type %r; skipped",
+                event.event_id,
+                event.user_id,
+                event.task_type,
+                extra=event_log_fields(event),
             )
             counts[str(Outcome.UNKNOWN_TASK)] += 1
         elif event.user_id not in users:
-            logger.warning("event %s names unknown user %s; skipped", event.event_id, event.user_id)
+            fields = event_log_fields(event)
+            logger.warning("event %s names unknown user %s; skipped", event.event_id, event.user_id, extra=fields)
             counts[str(Outcome.UNKNOWN_USER)] += 1
         else:
             ready.append((event, configs[event.task_type]))
@@ -331,7 +408,15 @@ def _failure(event: Event, attempt: int) -> str:
     exc = sys.exc_info()[1]
     error = f"{type(exc).__name__}: {exc}"
     last = attempt == settings.JIFEN_MAX_ATTEMPTS  # one traceback per parked event is enough
-    logger.warning("event %s for user %s failed (attempt %d): %s", event.event_id, event.user_id, attempt, error, exc_info=last)
+    logger.warning(
+        "event %s for user %s failed (attempt %d): %s",
+        event.event_id,
+        event.user_id,
+        attempt,
+        error,
+        exc_info=last,
+        extra=event_log_fields(event),
+    )
     return error
 
 
@@ -423,26 +508,37 @@ def inbox_drain() -> Counter:
             # A backlog: wake one more drain, which does the same, so every worker process joins.
             inbox.wake()
             woke_another = True
-        later: list[dict] = []
-        try:
-            counts = events_process_batch(payloads=batch.payloads, put_back=later.extend)
-        except OperationalError:
-            raise  # the database is unwell: the batch stays claimed, and the sweep puts it back
-        except Exception as exc:
-            # A fault of the pipeline itself: left claimed, the batch would come back every sweep and
-            # fail again for ever. Each of its events is parked instead, visible and retriable.
-            logger.exception("inbox: a batch of %d events failed; parking them", len(batch.payloads))
-            error = f"batch failed: {type(exc).__name__}: {exc}"
-            for payload in batch.payloads:
-                event_park(payload=payload, error=error, attempts=1)
-            later, counts = [], Counter(parked=len(batch.payloads))
-        inbox.finish(batch, put_back=later)
-        if later:
-            logger.info("inbox: %d events of users busy in another batch put back for a later batch", len(later))
-        counts.pop("put_back", None)  # counted when a later batch processes them
-        totals += counts
+        with log_context(batch_id=batch.id):
+            totals += _batch_process(inbox, batch)
     inbox.wake()  # events are left: another drain task takes over, on any worker
     return totals
+
+
+def _batch_process(inbox: RedisInbox, batch: Batch) -> Counter:
+    """Process one claimed batch and drop it from the inbox (putting back what must wait); returns outcome counts."""
+    later: list[dict] = []
+    try:
+        counts = events_process_batch(payloads=batch.payloads, put_back=later.extend)
+    except OperationalError:
+        raise  # the database is unwell: the batch stays claimed, and the sweep puts it back
+    except Exception as exc:
+        # A fault of the pipeline itself: left claimed, the batch would come back every sweep and
+        # fail again for ever. Each of its events is parked instead, visible and retriable.
+        logger.exception("inbox: a batch of %d events failed; parking them", len(batch.payloads))
+        error = f"batch failed: {type(exc).__name__}: {exc}"
+        for payload in batch.payloads:
+            event_park(payload=payload, error=error, attempts=1)
+        later, counts = [], Counter(parked=len(batch.payloads))
+    inbox.finish(batch, put_back=later)
+    if later:
+        logger.info("inbox: %d events of users busy in another batch put back for a later batch", len(later))
+    logger.info(
+        "inbox: batch of %d events done: %s",
+        len(batch.payloads),
+        ", ".join(f"{outcome} {count}" for outcome, count in sorted(counts.items())),
+    )
+    counts.pop("put_back", None)  # counted when a later batch processes them
+    return counts
 
 
 def inbox_sweep() -> int:

@@ -1,14 +1,18 @@
 """`manage.py ingest_events FILE|-`: run JSON Lines events through the pipeline (SPEC §2)."""
 
+import logging
 import sys
 from collections import Counter
 
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.core.log_context import log_context
 from apps.tracking.events import EventError
 from apps.tracking.ingest import LineReader, Skipped
 from apps.tracking.routing import build_route_table
-from apps.tracking.services.pipeline import event_dispatch, event_process
+from apps.tracking.services.pipeline import event_dispatch, event_log_fields, event_process
+
+logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -26,7 +30,7 @@ class Command(BaseCommand):
             stream = getattr(sys.stdin, "buffer", sys.stdin) if file == "-" else open(file, "rb")  # noqa: SIM115
         except OSError as exc:
             raise CommandError(f"cannot read {file}: {exc.strerror}") from None
-        with stream:
+        with stream, log_context(source="ingest"):
             for number, raw in enumerate(stream, start=1):
                 try:
                     outcome = self._line(reader, raw, use_broker=use_broker)
@@ -63,6 +67,14 @@ class Command(BaseCommand):
         if isinstance(result, Skipped):
             return result
         if use_broker:
-            event_dispatch(event=result)
+            where = event_dispatch(event=result, source="ingest")
+            logger.info(
+                "event %s for user %s (%s) handed to the %s",
+                result.event_id,
+                result.user_id,
+                result.task_type,
+                where,
+                extra=event_log_fields(result),
+            )
             return "enqueued"
         return str(event_process(event=result))
