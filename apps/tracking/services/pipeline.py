@@ -15,6 +15,7 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from apps.core import metrics
 from apps.core.multirow import fetch, int_list, read_uuid, uuid_list
 from apps.ledger.models import Account
 from apps.ledger.services.entries import EntryMeta, accounts_ensure, accounts_lock
@@ -25,7 +26,7 @@ from apps.rules.services.scoring import ScoringItem, capped_rules_lock, completi
 from apps.tasks.models import TaskConfig, UserTaskRecord
 from apps.tasks.selectors import latest_reversals
 from apps.tasks.services import LiveChange, NewCompletion, completions_create, reversals_pair
-from apps.tracking.events import Event, EventError
+from apps.tracking.events import ACCEPTED_AT, Event, EventError
 from apps.tracking.handoff import HandoffUnavailable, handoff, uses_inbox, worker_inbox
 from apps.tracking.models import FailedEvent, Heartbeat, OutboxEvent
 from apps.tracking.services.parking import event_park, failed_event_sendable
@@ -42,14 +43,24 @@ class Outcome(StrEnum):
     UNKNOWN_USER = "unknown_user"
 
 
-def event_dispatch(*, event: Event) -> None:
-    """Hand the event to the workers; if the broker cannot take it, keep it in the outbox instead."""
+def event_dispatch(*, event: Event, source: str = metrics.SOURCE_MIDDLEWARE) -> None:
+    """Hand the event to the workers; if the broker cannot take it, keep it in the outbox instead.
+
+    `source` (the middleware, or ingest_events --async) is the label it is counted accepted under.
+    """
     payload = event.to_payload()
+    payload[ACCEPTED_AT] = time.time()  # wall clock: the worker that records it may be on another host
     try:
         handoff().send([payload])
     except HandoffUnavailable as exc:
         logger.warning("event %s for user %s kept in the outbox: %s", event.event_id, event.user_id, exc)
         OutboxEvent.objects.get_or_create(event_id=event.event_id, defaults={"payload": payload, "last_error": str(exc)[:2000]})
+    # Kept by the broker or the outbox by now (autocommit: the outbox row is committed). One
+    # pre-bound increment on the request path; the rarer ingest looks its label up.
+    if source == metrics.SOURCE_MIDDLEWARE:
+        metrics.ACCEPTED_FROM_MIDDLEWARE.inc()
+    else:
+        metrics.EVENTS_ACCEPTED.labels(source=source).inc()
 
 
 def outbox_flush(*, limit: int = OUTBOX_BATCH) -> int:
@@ -122,6 +133,28 @@ def _job_add(jobs: dict[tuple[int, int], Rescore], job: Rescore) -> None:
         jobs[key] = job
 
 
+def _count_on_commit(counts: Counter, accepted_at: list[float]) -> None:
+    """Count the batch's outcomes, and each recorded event's time from acceptance, once it commits.
+
+    Here rather than in the callers: every way an event is recorded (a batch, one event alone,
+    ingest_events) goes through `_apply` in its transaction, and a batch that rolls back (to be
+    tried event by event) counts nothing.
+    """
+    processed, duplicate = counts[str(Outcome.PROCESSED)], counts[str(Outcome.DUPLICATE)]
+
+    def count() -> None:
+        if processed:
+            metrics.EVENTS_PROCESSED.inc(processed)
+        if duplicate:
+            metrics.EVENTS_DUPLICATE.inc(duplicate)
+        committed = time.time()
+        for at in accepted_at:
+            # A clock behind the web's by a little makes a tiny negative: it is "at once".
+            metrics.EVENT_TO_LEDGER.observe(max(committed - at, 0.0))
+
+    metrics.after_commit(count)
+
+
 def _rules_touched(task_type: str, change: LiveChange) -> list[int]:
     """The rules to re-score when a completion of `task_type` changes live state: the active ones, and
     any other (retired since) that decided it."""
@@ -152,6 +185,7 @@ def _apply(events: list[tuple[Event, TaskConfig]], accounts: dict[int, Account],
         seen.add(event.event_id)
         fresh.append((event, config))
         counts[str(Outcome.PROCESSED)] += 1
+    _count_on_commit(counts, [event.accepted_at for event, _ in fresh if event.accepted_at is not None])
     if not fresh:
         return counts
     latest = latest_reversals(keys=[(e.user_id, c.task_type, e.business_id) for e, c in fresh if c.task_type in reversible])

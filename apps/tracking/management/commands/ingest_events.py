@@ -6,9 +6,8 @@ from collections import Counter
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.tracking.events import EventError
-from apps.tracking.ingest import LineReader, Skipped
+from apps.tracking.ingest import LineReader, Skipped, line_ingest
 from apps.tracking.routing import build_route_table
-from apps.tracking.services.pipeline import event_dispatch, event_process
 
 
 class Command(BaseCommand):
@@ -29,7 +28,7 @@ class Command(BaseCommand):
         with stream:
             for number, raw in enumerate(stream, start=1):
                 try:
-                    outcome = self._line(reader, raw, use_broker=use_broker)
+                    outcome = line_ingest(reader, raw, use_broker=use_broker)
                 except EventError as exc:
                     counts["bad"] += 1
                     self.stderr.write(f"line {number}: {exc}")
@@ -48,21 +47,3 @@ class Command(BaseCommand):
         if counts["bad"]:
             raise CommandError(f"{counts['bad']} bad line(s); {summary}")
         self.stdout.write(self.style.SUCCESS(summary))
-
-    @staticmethod
-    def _line(reader: LineReader, raw: bytes | str, *, use_broker: bool) -> Skipped | str | None:
-        """Read and process one line: its outcome, a Skipped, or None for a blank line; raises EventError."""
-        if isinstance(raw, bytes):
-            try:
-                raw = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise EventError(f"not UTF-8 (byte {exc.start})") from None
-        if not raw.strip():
-            return None
-        result = reader.read(raw)
-        if isinstance(result, Skipped):
-            return result
-        if use_broker:
-            event_dispatch(event=result)
-            return "enqueued"
-        return str(event_process(event=result))
