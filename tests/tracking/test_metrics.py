@@ -191,10 +191,9 @@ class TestProcessed:
 
     def test_nothing_counts_until_the_callers_transaction_commits(self, alice, post_rule, django_capture_on_commit_callbacks):
         processed = Reading("jifen_events_processed_total")
-        with committed(django_capture_on_commit_callbacks):
-            with pytest.raises(RuntimeError), transaction.atomic():
-                event_process(event=event(alice))
-                raise RuntimeError("the caller changed its mind")
+        with committed(django_capture_on_commit_callbacks), pytest.raises(RuntimeError), transaction.atomic():
+            event_process(event=event(alice))
+            raise RuntimeError("the caller changed its mind")
         assert processed.moved() == 0
 
 
