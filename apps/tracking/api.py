@@ -3,15 +3,19 @@
 import logging
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import orjson
 from django.conf import settings
+from django.db import DatabaseError
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from ninja import Router, Schema, Status
 from ninja.security import APIKeyHeader
 
+from apps.core import metrics
 from apps.core.log_context import log_context
 from apps.tasks.selectors import recorded_event_ids
 from apps.tracking.ingest import LineReader, read_batch
@@ -47,6 +51,20 @@ def _body_within_limit(request: HttpRequest) -> bytes:
     return body
 
 
+@contextmanager
+def _refusals_counted() -> Iterator[None]:
+    """Count a refused `POST /api/events` by its error code (per request: a refused body is often not read)."""
+    try:
+        yield
+    except Refused as refused:
+        metrics.EVENTS_REFUSED.labels(source=metrics.SOURCE_API, reason=refused.code).inc()
+        raise
+    except DatabaseError:
+        # Answered 503 (config/api_errors): neither the broker nor the database could keep them.
+        metrics.EVENTS_REFUSED.labels(source=metrics.SOURCE_API, reason="unavailable").inc()
+        raise
+
+
 class ServiceSignature(APIKeyHeader):
     """An HMAC-SHA256 signature of the request by a service key (see docs/api.md)."""
 
@@ -56,7 +74,18 @@ class ServiceSignature(APIKeyHeader):
         'X-Jifen-Signature = hex HMAC-SHA256(secret, timestamp + "\\n" + METHOD + "\\n" + path + "\\n" + body).'
     )
 
+    def __init__(self, *, counts_refused_events: bool = False) -> None:
+        # On `POST /api/events` a refused signature is a refused batch of events; the holds API's is not.
+        self.counts_refused_events = counts_refused_events
+        super().__init__()
+
     def authenticate(self, request: HttpRequest, key: str | None) -> SignedRequest:
+        if self.counts_refused_events:
+            with _refusals_counted():
+                return self._verified(request)
+        return self._verified(request)
+
+    def _verified(self, request: HttpRequest) -> SignedRequest:
         body = _body_within_limit(request)
         signed = signed_request_verify(
             headers=request.headers, method=request.method or "", path=request.path, body=body, now=time.time()
@@ -140,7 +169,7 @@ _BODY_SCHEMA = {
 
 @router.post(
     "",
-    auth=ServiceSignature(),
+    auth=ServiceSignature(counts_refused_events=True),
     response={202: AcceptedOut, frozenset({400, 401, 409, 411, 413, 415, 422, 503}): ErrorOut},
     summary="Report completed tasks (one event, or a batch)",
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _BODY_SCHEMA}}}},
@@ -153,6 +182,11 @@ def post_events(request: HttpRequest):
     task, is no completion: it is listed under `skipped`. Events already recorded are listed under
     `already_recorded` and not processed again (idempotent on event_id).
     """
+    with _refusals_counted():
+        return _events_post(request)
+
+
+def _events_post(request: HttpRequest) -> Status:
     signed: SignedRequest = request.auth
     if request.content_type != "application/json":
         raise Refused(415, "unsupported_media_type", _("Send the events as application/json."))

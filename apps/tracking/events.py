@@ -1,7 +1,8 @@
 """The event: one completed task, as it travels from the web process to a worker (SPEC §2)."""
 
+import math
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.utils.dateparse import parse_datetime
@@ -84,12 +85,16 @@ class Event:
     location: str = ""
     country: str = ""
     lang_type: str = ""
+    # When Jifen accepted the event (Unix seconds, stamped by the hand-off: `ACCEPTED_AT`), for
+    # jifen_event_to_ledger_seconds only. None for an event not handed off yet, or queued by a
+    # version before it. No part of the event's identity, so not compared.
+    accepted_at: float | None = field(default=None, compare=False)
 
     def to_payload(self) -> dict:
         """A JSON-ready dict, the form in which events are queued."""
         # Spelled out rather than dataclasses.asdict(), which deep-copies and costs ~10x more on
         # the request path.
-        return {
+        payload = {
             "event_id": str(self.event_id),
             "user_id": self.user_id,
             "task_type": self.task_type,
@@ -102,6 +107,9 @@ class Event:
             "country": self.country,
             "lang_type": self.lang_type,
         }
+        if self.accepted_at is not None:
+            payload[ACCEPTED_AT] = self.accepted_at
+        return payload
 
     @classmethod
     def from_payload(cls, payload: dict) -> "Event":
@@ -136,4 +144,27 @@ class Event:
         status = payload.get("status")
         if status is not None and (not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599):
             raise EventError("status: must be an HTTP status code")
-        return cls(event_id=event_id, user_id=user_id, occurred_at=occurred_at, status=status, **texts)
+        return cls(
+            event_id=event_id,
+            user_id=user_id,
+            occurred_at=occurred_at,
+            status=status,
+            accepted_at=accepted_at_read(payload.get(ACCEPTED_AT)),
+            **texts,
+        )
+
+
+# The payload's key for when Jifen accepted the event. Set by the hand-off (event_dispatch,
+# events_accept), never by a client: the API and ingest_events build their payloads field by field.
+ACCEPTED_AT = "accepted_at"
+
+
+def accepted_at_read(raw: object) -> float | None:
+    """The acceptance time a payload carries, or None when it has none that makes sense.
+
+    Never refuses the event: the time only feeds a histogram, and a payload from an older version
+    has none.
+    """
+    if isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw) and raw > 0:
+        return float(raw)
+    return None

@@ -1,6 +1,7 @@
 """Reading events from JSON Lines (`manage.py ingest_events`, SPEC §2) and from batches (`POST /api/events`)."""
 
 import json
+import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -11,10 +12,14 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from apps.core import metrics
 from apps.core.text import text_problem
 from apps.tasks.models import TaskConfig
 from apps.tracking.events import FIELD_MAX_LENGTHS, Event, EventError, text_check, time_parse
 from apps.tracking.routing import RouteTable
+from apps.tracking.services.pipeline import event_dispatch, event_log_fields, event_process
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -199,3 +204,59 @@ def read_batch(reader: LineReader, items: list, *, allowed_task_types: frozenset
         else:
             events.append(result)
     return BatchRead(events=events, skipped=skipped, errors=errors)
+
+
+# The fields a bad line's reason may name (`bad_<field>`): the event's own, so the label stays a short, fixed list.
+_REASON_FIELDS = frozenset({"event_id", "user", "occurred_at", "status", *FIELD_MAX_LENGTHS})
+
+
+def refusal_reason(exc: EventError) -> str:
+    """A bad line's reason as a metric label: `bad_<field>` for a field of the event, else `bad_line`."""
+    return f"bad_{exc.field}" if exc.field in _REASON_FIELDS else "bad_line"
+
+
+def line_ingest(reader: LineReader, raw: bytes | str, *, use_broker: bool) -> Skipped | str | None:
+    """Read one JSON line and process it (or, with `use_broker`, hand it to the workers).
+
+    Returns the pipeline's outcome ("enqueued" with the broker), a Skipped, or None for a blank
+    line; raises EventError for a bad line, and whatever the pipeline raises. Counts the line
+    accepted (it reached the pipeline) or refused (by reason) in jifen_events_*_total{source="ingest"}.
+    """
+    try:
+        event = _line_event(reader, raw)
+    except EventError as exc:
+        metrics.EVENTS_REFUSED.labels(source=metrics.SOURCE_INGEST, reason=refusal_reason(exc)).inc()
+        raise
+    if event is None or isinstance(event, Skipped):
+        return event
+    if use_broker:
+        where = event_dispatch(event=event, source=metrics.SOURCE_INGEST)  # counts it accepted
+        logger.info(
+            "event %s for user %s (%s) handed to the %s",
+            event.event_id,
+            event.user_id,
+            event.task_type,
+            where,
+            extra=event_log_fields(event, source=metrics.SOURCE_INGEST),
+        )
+        return "enqueued"
+    try:
+        outcome = event_process(event=event)
+    except Exception:
+        # Not recorded: refused as far as the file is concerned (the command names the line).
+        metrics.EVENTS_REFUSED.labels(source=metrics.SOURCE_INGEST, reason="not_processed").inc()
+        raise
+    # Processed at once, committed: accepted and handed on in one go.
+    metrics.EVENTS_ACCEPTED.labels(source=metrics.SOURCE_INGEST).inc()
+    return str(outcome)
+
+
+def _line_event(reader: LineReader, raw: bytes | str) -> Event | Skipped | None:
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise EventError(f"not UTF-8 (byte {exc.start})") from None
+    if not raw.strip():
+        return None
+    return reader.read(raw)

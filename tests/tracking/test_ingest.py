@@ -175,7 +175,7 @@ def test_a_line_that_fails_in_the_pipeline_is_reported_and_the_rest_goes_on(tmp_
             raise OverflowError("Python int too large to convert to SQLite INTEGER")
         return real(event=event)
 
-    monkeypatch.setattr("apps.tracking.management.commands.ingest_events.event_process", overflow_on_share)
+    monkeypatch.setattr("apps.tracking.ingest.event_process", overflow_on_share)
     path = tmp_path / "events.jsonl"
     path.write_text(line(1, task_type="share", business_id="7") + "\n" + line(2, task_type="sign-in") + "\n")
     err = io.StringIO()

@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from apps.core import metrics
 from apps.core.multirow import fetch
 from apps.ledger.models import Level, PointType
 from apps.notifications import events
@@ -99,6 +100,7 @@ def entries_announce(*, posted: Sequence[Posted], earned: Iterable[Earned] = (),
     if not wanted and not rising:
         return
     codes, levels = _types_and_levels()
+    _entries_count(wanted, codes)
     out: list[Announcement] = []
     grouped: dict[tuple[int, int, str], list[Posted]] = {}
     per_user = _per_user.get()
@@ -135,6 +137,45 @@ def entries_announce(*, posted: Sequence[Posted], earned: Iterable[Earned] = (),
             out.append(Announcement(event, user_id, f"notice:{first.key}", data, webhook=False))
     out.extend(_levels_reached(rising, codes, levels))
     announce(out, now=now)
+
+
+def _entries_count(posted: list[Posted], codes: dict[int, str]) -> None:
+    """Count awards, points awarded, reversed and expired by rule and point type code, once the entries commit.
+
+    Here because every award, reversal and expiry entry is announced here, in its posting's
+    transaction, with the type codes already read: no statement of its own.
+    """
+    awards: dict[tuple[str, str], list[int]] = {}
+    reversed_points: dict[tuple[str, str], int] = {}
+    expired: dict[str, int] = {}
+    for p in posted:
+        code = codes.get(p.point_type_id, "")
+        if p.kind == "award":
+            found = awards.setdefault((p.business_type, code), [0, 0])
+            found[0] += 1
+            found[1] += p.amount
+        elif p.kind == "reversal":
+            reversed_points[(p.business_type, code)] = reversed_points.get((p.business_type, code), 0) - p.amount
+        elif p.kind == "expiry":
+            expired[code] = expired.get(code, 0) - p.amount
+    if not (awards or reversed_points or expired):
+        return
+
+    def count() -> None:
+        for (rule, code), (entries, points) in awards.items():
+            metrics.AWARDS.labels(rule=rule, point_type=code).inc(entries)
+            # Awards are credits (a rule awards at least 1 point) and reversals and expiry debits; the
+            # guards only keep a counter from being asked to go down (prometheus_client raises then).
+            if points > 0:
+                metrics.POINTS_AWARDED.labels(rule=rule, point_type=code).inc(points)
+        for (rule, code), points in reversed_points.items():
+            if points > 0:
+                metrics.POINTS_REVERSED.labels(rule=rule, point_type=code).inc(points)
+        for code, points in expired.items():
+            if points > 0:
+                metrics.POINTS_EXPIRED.labels(point_type=code).inc(points)
+
+    metrics.after_commit(count)
 
 
 def _levels_reached(rising: list[Earned], codes: dict[int, str], levels: dict) -> list[Announcement]:

@@ -39,6 +39,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from apps.core import metrics
 from apps.core.clock import serial_stamp
 from apps.core.multirow import db_time, fetch, int_list
 from apps.ledger.models import Account, PointLot, PointType, ScoreRecord
@@ -262,6 +263,8 @@ def points_expire(*, at: datetime | None = None, chunk_size: int | None = None, 
                 _chunk_set_based(account_ids, at=at, now=timezone.now(), report=report)
             else:
                 _chunk_posted(account_ids, locked, at=at, report=report)
+    # A run that got this far (its points are counted by type as each chunk commits, in entries_announce).
+    metrics.after_commit(metrics.EXPIRY_RUNS.inc)
     if report.disagreeing:
         logger.error(
             "expiry: %d accounts have lots that disagree with their balance; left alone (run verify_ledger): %s",

@@ -35,6 +35,7 @@ from django.db import transaction
 from django.db.models import Min
 from django.utils import timezone
 
+from apps.core import metrics
 from apps.notifications.events import ENDPOINT_TEST
 from apps.notifications.models import SECRET_PREFIX, WebhookAttempt, WebhookDelivery, WebhookEndpoint, new_secret
 from apps.notifications.services.announce import message_id, subscriptions, webhook_body
@@ -288,6 +289,7 @@ def _record(results: Sequence[_Result], *, manual: bool) -> SendResult:
                 continue
             _move_on(delivery, r, first_at=first_at.get(delivery.pk, r.at), manual=manual, outcome=outcome)
         recovered = _endpoints_health(results)
+        _outcome_count(outcome)
     # Back after failing: what waits for it goes now, not at its backed-off time (a receiver down
     # for an hour has everything soon after it answers again). Outside the transaction above, which
     # holds delivery locks another sender may be waiting behind. A row another sender holds under
@@ -297,6 +299,12 @@ def _record(results: Sequence[_Result], *, manual: bool) -> SendResult:
         waiting = WebhookDelivery.objects.filter(endpoint_id=endpoint_id, status=_PENDING, next_attempt_at__gt=now)
         waiting.update(next_attempt_at=now)
     return outcome
+
+
+def _outcome_count(outcome: SendResult) -> None:
+    """Count the recorded attempts by outcome once their recording commits (one that rolls back is tried again)."""
+    counts = {"delivered": outcome.delivered, "retrying": outcome.retrying, "failed": outcome.failed}
+    metrics.after_commit(lambda: metrics.counts_add(metrics.WEBHOOK_DELIVERIES, counts, label="outcome"))
 
 
 def _move_on(delivery: WebhookDelivery, r: _Result, *, first_at: datetime, manual: bool, outcome: SendResult) -> None:

@@ -20,6 +20,8 @@ A service key sees only its own holds: another key's hold id is answered as unkn
 """
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -28,6 +30,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from apps.core import metrics
 from apps.core.clock import local_text
 from apps.core.points import POINTS_MAX
 from apps.ledger.models import PointType, ScoreRecord
@@ -54,6 +57,23 @@ class HoldAnswer:
     hold: Hold
     balance: int  # the user's balance of the hold's type right after the hold's last entry (its spend, or its refund)
     changed: bool  # False: the call was answered before (same key, or the hold already in that state); nothing posted
+
+
+@contextmanager
+def _refusals_counted() -> Iterator[None]:
+    """Count a place, capture or release call refused (HoldRefused): nothing changed, so at once."""
+    try:
+        yield
+    except HoldRefused:
+        metrics.HOLDS.labels(outcome="refused").inc()
+        raise
+
+
+def _counted(answer: HoldAnswer, outcome: str) -> HoldAnswer:
+    """Count the call's `outcome` once the caller's transaction commits, if it changed anything (a repeat does not)."""
+    if answer.changed:
+        metrics.after_commit(metrics.HOLDS.labels(outcome=outcome).inc)
+    return answer
 
 
 def _entry_key(service_key_id: int, client_key: str) -> str:
@@ -115,6 +135,13 @@ def hold_place(
     The same `client_key` from the same service key again answers the first hold (changed=False).
     `description` (the order's number, say) is shown to the user beside the entry.
     """
+    with _refusals_counted():
+        return _counted(_place(service_key, user, point_type, amount, client_key, expires_in_s, description), "placed")
+
+
+def _place(
+    service_key, user, point_type: PointType, amount: int, client_key: str, expires_in_s: int, description: str
+) -> HoldAnswer:
     _check_placement(point_type=point_type, amount=amount, client_key=client_key, expires_in_s=expires_in_s)
     with transaction.atomic():
         # The user's lock first: a repeat of this key for this user waits here, then finds the hold.
@@ -212,6 +239,11 @@ def hold_capture(*, service_key, hold_id: int) -> HoldAnswer:
     A captured hold answers as it is (changed=False). A released or expired hold, or one past its
     `expires_at` (beat will release it), is a conflict (409).
     """
+    with _refusals_counted():
+        return _counted(_capture(service_key, hold_id), "captured")
+
+
+def _capture(service_key, hold_id: int) -> HoldAnswer:
     with transaction.atomic():
         hold = _locked_hold(service_key=service_key, hold_id=hold_id)
         if hold.status == Hold.Status.CAPTURED:
@@ -237,6 +269,11 @@ def hold_release(*, service_key, hold_id: int) -> HoldAnswer:
 
     A released or expired hold answers as it is (changed=False); a captured one is a conflict (409).
     """
+    with _refusals_counted():
+        return _counted(_release_call(service_key, hold_id), "released")
+
+
+def _release_call(service_key, hold_id: int) -> HoldAnswer:
     with transaction.atomic():
         hold = _locked_hold(service_key=service_key, hold_id=hold_id)
         if hold.status in (Hold.Status.RELEASED, Hold.Status.EXPIRED):
@@ -267,6 +304,7 @@ def holds_release_expired(*, now: datetime | None = None) -> int:
                 hold = Hold.objects.select_for_update().get(pk=hold_id)
                 if hold.status == Hold.Status.HELD and hold.expires_at <= now:
                     _release(hold, status=Hold.Status.EXPIRED, now=timezone.now())
+                    metrics.after_commit(metrics.HOLDS.labels(outcome="expired").inc)
                     released += 1
         if len(due) < RELEASE_BATCH:
             return released

@@ -17,6 +17,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from apps.core import metrics
 from apps.core.clock import local_text
 from apps.core.text import text_problem
 from apps.ledger.models import Account, ScoreRecord
@@ -59,6 +60,17 @@ def redemption_create(*, user, item_code: str, client_key: str) -> Redeemed:
     returns the first redemption (created=False) and posts nothing, also when both arrive at once;
     the key used for another item is refused (key_reused).
     """
+    try:
+        redeemed = _create(user, item_code, client_key)
+    except RedemptionRefused as refused:
+        metrics.REDEMPTIONS.labels(outcome=f"refused_{refused.code}").inc()
+        raise
+    if redeemed.created:
+        metrics.after_commit(metrics.REDEMPTIONS.labels(outcome="redeemed").inc)
+    return redeemed
+
+
+def _create(user, item_code: str, client_key: str) -> Redeemed:
     key = _checked_key(client_key)
     item_code = str(item_code)
     # Read once, before the lock: which account to lock, and the checks. What an operator may
@@ -225,6 +237,7 @@ def redemption_fulfil(*, redemption: Redemption, actor) -> Redemption:
         locked._history_user, locked._change_reason = actor, "fulfilled"
         locked.save(update_fields=["status", "decided_by", "decided_at"])
         redemption_announce(redemption=locked)
+        metrics.after_commit(metrics.REDEMPTIONS.labels(outcome="fulfilled").inc)
     return locked
 
 
@@ -263,6 +276,7 @@ def redemption_cancel(*, redemption: Redemption, actor, note: str) -> Redemption
         locked._history_user, locked._change_reason = actor, "cancelled"
         locked.save(update_fields=["status", "refund_entry", "note", "decided_by", "decided_at"])
         redemption_announce(redemption=locked)
+        metrics.after_commit(metrics.REDEMPTIONS.labels(outcome="cancelled").inc)
     return locked
 
 

@@ -27,6 +27,7 @@ from enum import StrEnum
 from django.db.models import Max
 from django.utils import timezone
 
+from apps.core import metrics
 from apps.core.clock import local_date
 from apps.core.multirow import rows_insert, rows_update
 from apps.core.periods import period_bounds, site_timezone
@@ -146,6 +147,8 @@ def completions_rescore(*, account: Account, rule: ScoreRule, job: Rescore) -> R
         now=timezone.now(),
     )
     _decisions_write(rule, job, records, decisions, result)
+    # Once per user and rule re-scored, when it commits (a batch that rolls back re-scored nothing).
+    metrics.after_commit(metrics.EVENTS_RESCORED.labels(cause=str(job.cause)).inc)
     logger.info(
         "user %s rule %s re-scored from %s (%s of %s): %d completions, %d awards, %d reversals, %+d points",
         user_id,

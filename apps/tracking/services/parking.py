@@ -7,6 +7,7 @@ import uuid
 
 from django.db import OperationalError, transaction
 
+from apps.core import metrics
 from apps.tracking.models import FailedEvent
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ def event_park(*, payload: object, error: str, attempts: int) -> FailedEvent | N
         error = f"{error}\n(payload stored escaped; as received: {_repr_storable(payload)})"
     try:
         with transaction.atomic():
-            return _park_write(event_id, stored, error, attempts)
+            return _parked(_park_write(event_id, stored, error, attempts))
     except OperationalError:
         raise
     except Exception as exc:
@@ -57,12 +58,18 @@ def event_park(*, payload: object, error: str, attempts: int) -> FailedEvent | N
         error = f"{error}\n(payload could not be stored: {_text_storable(repr(exc))}; as received: {_repr_storable(payload)})"
     try:
         with transaction.atomic():
-            return _park_write(event_id, {_UNSTORABLE: True}, error, attempts)
+            return _parked(_park_write(event_id, {_UNSTORABLE: True}, error, attempts))
     except OperationalError:
         raise
     except Exception:
         logger.critical("event %s could not be parked at all: %s", event_id, error, exc_info=True)
         return None
+
+
+def _parked(row: FailedEvent) -> FailedEvent:
+    """Count the row parked once its transaction commits (a caller's that rolls back parked nothing)."""
+    metrics.after_commit(metrics.EVENTS_PARKED.inc)
+    return row
 
 
 def _park_write(event_id: uuid.UUID | None, payload: object, error: str, attempts: int) -> FailedEvent:

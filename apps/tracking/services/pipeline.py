@@ -15,6 +15,7 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from apps.core import metrics
 from apps.core.log_context import log_context, log_fields
 from apps.core.multirow import fetch, int_list, read_uuid, uuid_list
 from apps.ledger.models import Account
@@ -26,7 +27,7 @@ from apps.rules.services.scoring import ScoringItem, ScoringPlan, capped_rules_l
 from apps.tasks.models import TaskConfig, UserTaskRecord
 from apps.tasks.selectors import latest_reversals
 from apps.tasks.services import LiveChange, NewCompletion, completions_create, reversals_pair
-from apps.tracking.events import Event, EventError
+from apps.tracking.events import ACCEPTED_AT, Event, EventError
 from apps.tracking.handoff import HandoffUnavailable, handoff, uses_inbox, worker_inbox
 from apps.tracking.inbox import Batch, RedisInbox
 from apps.tracking.models import FailedEvent, Heartbeat, OutboxEvent
@@ -52,12 +53,14 @@ def event_log_fields(event: Event, *, source: str | None = None) -> dict:
     return fields
 
 
-def event_dispatch(*, event: Event, source: str = "middleware") -> str:
+def event_dispatch(*, event: Event, source: str = metrics.SOURCE_MIDDLEWARE) -> str:
     """Hand the event to the workers; if the broker cannot take it, keep it in the outbox instead.
 
-    Returns where it went, "broker" or "outbox"; `source` (middleware, ingest) names the caller in the log lines.
+    Returns where it went, "broker" or "outbox". `source` (the middleware, or ingest_events --async)
+    names the caller in the log lines and is the label it is counted accepted under.
     """
     payload = event.to_payload()
+    payload[ACCEPTED_AT] = time.time()  # wall clock: the worker that records it may be on another host
     try:
         handoff().send([payload])
     except HandoffUnavailable as exc:
@@ -69,7 +72,9 @@ def event_dispatch(*, event: Event, source: str = "middleware") -> str:
             extra=event_log_fields(event, source=source),
         )
         OutboxEvent.objects.get_or_create(event_id=event.event_id, defaults={"payload": payload, "last_error": str(exc)[:2000]})
+        _count_accepted(source)
         return "outbox"
+    _count_accepted(source)
     # At DEBUG: this is the request path, where a line written costs ~10 us, 4-6 % of what a tracked
     # request adds (P1, docs/production.md#logs); the worker's INFO line carries the event's id.
     if logger.isEnabledFor(logging.DEBUG):
@@ -81,6 +86,15 @@ def event_dispatch(*, event: Event, source: str = "middleware") -> str:
             extra=event_log_fields(event, source=source),
         )
     return "broker"
+
+
+def _count_accepted(source: str) -> None:
+    # Kept by the broker or the outbox by now (autocommit: the outbox row is committed). One
+    # pre-bound increment on the request path; the rarer ingest looks its label up.
+    if source == metrics.SOURCE_MIDDLEWARE:
+        metrics.ACCEPTED_FROM_MIDDLEWARE.inc()
+    else:
+        metrics.EVENTS_ACCEPTED.labels(source=source).inc()
 
 
 def outbox_flush(*, limit: int = OUTBOX_BATCH) -> int:
@@ -153,6 +167,28 @@ def _job_add(jobs: dict[tuple[int, int], Rescore], job: Rescore) -> None:
         jobs[key] = job
 
 
+def _count_on_commit(counts: Counter, accepted_at: list[float]) -> None:
+    """Count the batch's outcomes, and each recorded event's time from acceptance, once it commits.
+
+    Here rather than in the callers: every way an event is recorded (a batch, one event alone,
+    ingest_events) goes through `_apply` in its transaction, and a batch that rolls back (to be
+    tried event by event) counts nothing.
+    """
+    processed, duplicate = counts[str(Outcome.PROCESSED)], counts[str(Outcome.DUPLICATE)]
+
+    def count() -> None:
+        if processed:
+            metrics.EVENTS_PROCESSED.inc(processed)
+        if duplicate:
+            metrics.EVENTS_DUPLICATE.inc(duplicate)
+        committed = time.time()
+        for at in accepted_at:
+            # A clock behind the web's by a little makes a tiny negative: it is "at once".
+            metrics.EVENT_TO_LEDGER.observe(max(committed - at, 0.0))
+
+    metrics.after_commit(count)
+
+
 def _rules_touched(task_type: str, change: LiveChange) -> list[int]:
     """The rules to re-score when a completion of `task_type` changes live state: the active ones, and
     any other (retired since) that decided it."""
@@ -185,6 +221,7 @@ def _apply(events: list[tuple[Event, TaskConfig]], accounts: dict[int, Account],
         seen.add(event.event_id)
         fresh.append((event, config))
         counts[str(Outcome.PROCESSED)] += 1
+    _count_on_commit(counts, [event.accepted_at for event, _ in fresh if event.accepted_at is not None])
     if not fresh:
         _trail_on_commit(trail)
         return counts

@@ -2,12 +2,14 @@
 
 import logging
 import secrets
+import time
 from datetime import timedelta
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from apps.tracking.events import Event
+from apps.core import metrics
+from apps.tracking.events import ACCEPTED_AT, Event
 from apps.tracking.handoff import HandoffUnavailable, handoff
 from apps.tracking.models import OutboxEvent, SeenSignature, ServiceKey
 from apps.tracking.signing import SignedRequest
@@ -108,6 +110,9 @@ def events_accept(*, signed: SignedRequest, events: list[Event]) -> str:
     for event in events:  # an event_id seen before is skipped (SPEC §2): the first copy stands
         payloads.setdefault(event.event_id, event.to_payload())
     payloads = list(payloads.values())
+    accepted_at = time.time()
+    for payload in payloads:
+        payload[ACCEPTED_AT] = accepted_at
     with transaction.atomic():
         # Serialised with service_key_revoke on the key's row: a request is accepted wholly before
         # a revocation commits, or refused after it; none slips through in between.
@@ -120,6 +125,10 @@ def events_accept(*, signed: SignedRequest, events: list[Event]) -> str:
             raise SignatureReplayed from None
         if not payloads:
             return "none"
+        # Counted when the signature (and any outbox row) commits: a request that fails after
+        # the hand-off is answered 503 and sent again, and is counted then.
+        count = len(payloads)
+        metrics.after_commit(lambda: metrics.EVENTS_ACCEPTED.labels(source=metrics.SOURCE_API).inc(count))
         try:
             handoff().send(payloads)
         except HandoffUnavailable as exc:

@@ -1,6 +1,5 @@
 """`manage.py ingest_events FILE|-`: run JSON Lines events through the pipeline (SPEC §2)."""
 
-import logging
 import sys
 from collections import Counter
 
@@ -8,11 +7,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from apps.core.log_context import log_context
 from apps.tracking.events import EventError
-from apps.tracking.ingest import LineReader, Skipped
+from apps.tracking.ingest import LineReader, Skipped, line_ingest
 from apps.tracking.routing import build_route_table
-from apps.tracking.services.pipeline import event_dispatch, event_log_fields, event_process
-
-logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -33,7 +29,7 @@ class Command(BaseCommand):
         with stream, log_context(source="ingest"):
             for number, raw in enumerate(stream, start=1):
                 try:
-                    outcome = self._line(reader, raw, use_broker=use_broker)
+                    outcome = line_ingest(reader, raw, use_broker=use_broker)
                 except EventError as exc:
                     counts["bad"] += 1
                     self.stderr.write(f"line {number}: {exc}")
@@ -52,29 +48,3 @@ class Command(BaseCommand):
         if counts["bad"]:
             raise CommandError(f"{counts['bad']} bad line(s); {summary}")
         self.stdout.write(self.style.SUCCESS(summary))
-
-    @staticmethod
-    def _line(reader: LineReader, raw: bytes | str, *, use_broker: bool) -> Skipped | str | None:
-        """Read and process one line: its outcome, a Skipped, or None for a blank line; raises EventError."""
-        if isinstance(raw, bytes):
-            try:
-                raw = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise EventError(f"not UTF-8 (byte {exc.start})") from None
-        if not raw.strip():
-            return None
-        result = reader.read(raw)
-        if isinstance(result, Skipped):
-            return result
-        if use_broker:
-            where = event_dispatch(event=result, source="ingest")
-            logger.info(
-                "event %s for user %s (%s) handed to the %s",
-                result.event_id,
-                result.user_id,
-                result.task_type,
-                where,
-                extra=event_log_fields(result),
-            )
-            return "enqueued"
-        return str(event_process(event=result))
