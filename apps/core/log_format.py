@@ -7,7 +7,7 @@ traceback as text) when there is one. orjson writes it: non-ASCII text stays rea
 """
 
 import logging
-import time
+from datetime import UTC, datetime
 
 import orjson
 
@@ -17,7 +17,7 @@ from apps.core.log_context import FIELDS
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, object] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),

@@ -136,58 +136,52 @@ def hold_place(
     `description` (the order's number, say) is shown to the user beside the entry.
     """
     with _refusals_counted():
-        return _counted(_place(service_key, user, point_type, amount, client_key, expires_in_s, description), "placed")
-
-
-def _place(
-    service_key, user, point_type: PointType, amount: int, client_key: str, expires_in_s: int, description: str
-) -> HoldAnswer:
-    _check_placement(point_type=point_type, amount=amount, client_key=client_key, expires_in_s=expires_in_s)
-    with transaction.atomic():
-        # The user's lock first: a repeat of this key for this user waits here, then finds the hold.
-        account = account_lock(user_id=user.pk, point_type_id=point_type.pk)
-        existing = Hold.objects.filter(service_key=service_key, client_key=client_key).first()
-        if existing is not None:
-            return _same_request(existing, user_id=user.pk, point_type_id=point_type.pk, amount=amount)
-        now = timezone.now()
-        label = f"{service_key.name}: {description}" if description else service_key.name
-        try:
-            with transaction.atomic():
-                (entry,) = ledger_post_entries(
-                    account=account,
-                    entries=[
-                        EntrySpec(
-                            amount=-amount,
-                            kind=ScoreRecord.Kind.SPEND,
-                            idempotency_key=_entry_key(service_key.pk, client_key),
-                            business_type=label,
-                        )
-                    ],
-                )
-                hold = Hold.objects.create(
-                    service_key=service_key,
-                    user=user,
-                    point_type=point_type,
-                    amount=amount,
-                    client_key=client_key,
-                    expires_at=now + timedelta(seconds=expires_in_s),
-                    spend_entry=entry,
-                )
-                hold_announce(hold=hold)
-        except InsufficientBalanceError:
-            raise HoldRefused(
-                409,
-                "insufficient_points",
-                _("%(user)s has %(balance)s %(type)s points; %(amount)s cannot be held.")
-                % {"user": user.get_username(), "balance": account.balance, "type": point_type.code, "amount": amount},
-            ) from None
-        except IntegrityError:
-            # The same key sent at once for another user (whose lock we do not hold): the first stands.
+        _check_placement(point_type=point_type, amount=amount, client_key=client_key, expires_in_s=expires_in_s)
+        with transaction.atomic():
+            # The user's lock first: a repeat of this key for this user waits here, then finds the hold.
+            account = account_lock(user_id=user.pk, point_type_id=point_type.pk)
             existing = Hold.objects.filter(service_key=service_key, client_key=client_key).first()
-            if existing is None:
-                raise
-            return _same_request(existing, user_id=user.pk, point_type_id=point_type.pk, amount=amount)
-    return HoldAnswer(hold, entry.amount_after_trade, changed=True)
+            if existing is not None:
+                return _same_request(existing, user_id=user.pk, point_type_id=point_type.pk, amount=amount)
+            now = timezone.now()
+            label = f"{service_key.name}: {description}" if description else service_key.name
+            try:
+                with transaction.atomic():
+                    (entry,) = ledger_post_entries(
+                        account=account,
+                        entries=[
+                            EntrySpec(
+                                amount=-amount,
+                                kind=ScoreRecord.Kind.SPEND,
+                                idempotency_key=_entry_key(service_key.pk, client_key),
+                                business_type=label,
+                            )
+                        ],
+                    )
+                    hold = Hold.objects.create(
+                        service_key=service_key,
+                        user=user,
+                        point_type=point_type,
+                        amount=amount,
+                        client_key=client_key,
+                        expires_at=now + timedelta(seconds=expires_in_s),
+                        spend_entry=entry,
+                    )
+                    hold_announce(hold=hold)
+            except InsufficientBalanceError:
+                raise HoldRefused(
+                    409,
+                    "insufficient_points",
+                    _("%(user)s has %(balance)s %(type)s points; %(amount)s cannot be held.")
+                    % {"user": user.get_username(), "balance": account.balance, "type": point_type.code, "amount": amount},
+                ) from None
+            except IntegrityError:
+                # The same key sent at once for another user (whose lock we do not hold): the first stands.
+                existing = Hold.objects.filter(service_key=service_key, client_key=client_key).first()
+                if existing is None:
+                    raise
+                return _same_request(existing, user_id=user.pk, point_type_id=point_type.pk, amount=amount)
+        return _counted(HoldAnswer(hold, entry.amount_after_trade, changed=True), "placed")
 
 
 def _locked_hold(*, service_key, hold_id: int) -> Hold:
