@@ -54,10 +54,11 @@ def ctrl_c_in_a_terminal(argv: list[str], *, ready: tuple[bytes, ...], cwd: Path
     pid, fd = pty.fork()
     if pid == 0:  # pragma: no cover - the child
         os.chdir(cwd)
-        # As a developer types it, not as a sub-make of `make test` (which would say "make[1]: Leaving directory").
+        os.environ.update(env)
+        # As a developer types it, not as a sub-make of `make test` (which would say "make[1]: Leaving
+        # directory"). After the update: `env` is a copy of the test run's environment, make's variables included.
         for name in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES"):
             os.environ.pop(name, None)
-        os.environ.update(env)
         os.execvp(argv[0], argv)  # noqa: S606 - a fixed command of the test's
     output = bytearray()
     try:

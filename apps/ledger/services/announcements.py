@@ -93,8 +93,12 @@ def _types_and_levels() -> tuple[dict[int, str], dict[int, list[tuple[int, str, 
     return codes, levels
 
 
-def entries_announce(*, posted: Sequence[Posted], earned: Iterable[Earned] = (), now: datetime) -> None:
-    """Announce `posted` entries and the levels `earned` crossed upwards; in the caller's transaction."""
+def entries_announce(*, posted: Sequence[Posted], earned: Iterable[Earned] = (), now: datetime, notified: bool = False) -> None:
+    """Announce `posted` entries and the levels `earned` crossed upwards; in the caller's transaction.
+
+    `notified`: the caller wrote the users' notifications of entries told one by one (adjustments,
+    expiry) itself, as the expiry job's set-based statement does; webhooks and counts still happen here.
+    """
     wanted = [p for p in posted if p.kind in _ENTRY_EVENTS]
     rising = [e for e in earned if e.after > e.before]
     if not wanted and not rising:
@@ -118,7 +122,7 @@ def entries_announce(*, posted: Sequence[Posted], earned: Iterable[Earned] = (),
             grouped.setdefault((p.user_id, 0 if per_user else p.completion_id or 0, event), []).append(p)
         elif p.kind == "adjustment":
             data["reason"] = p.business_type
-        out.append(Announcement(event, p.user_id, p.key, data, notify=p.kind not in _PER_COMPLETION))
+        out.append(Announcement(event, p.user_id, p.key, data, notify=p.kind not in _PER_COMPLETION and not notified))
     for (user_id, completion_id, event), entries in grouped.items():
         first = entries[0]
         rules = list(dict.fromkeys(p.business_type for p in entries))
