@@ -32,7 +32,17 @@ class Notification(models.Model):
     (amounts, codes, ids): the text itself is rendered when shown, in the reader's language.
     """
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", verbose_name=_("user"))
+    # Written with every batch of awards and every expiry chunk: no database foreign key (a check
+    # and a KEY SHARE lock on the user's row per notification; the ORM still cascades a user's
+    # deletion) and no index of its own (`notification_user_recent` leads with the user).
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+        verbose_name=_("user"),
+    )
     kind = models.CharField(_("kind"), max_length=32, choices=list(EVENT_TYPES.items()))
     data = models.JSONField(_("data"), default=dict)
     # Set only for announcements that must happen once whatever runs them (an expiry notice):

@@ -209,3 +209,13 @@ def test_an_endpoint_saved_in_this_process_receives_the_very_next_event(alice, r
     hook.save()
     post(alice, at(4), "p3")
     assert WebhookDelivery.objects.filter(endpoint=hook).count() == 2
+
+
+def test_deleting_a_user_takes_their_notifications_without_a_database_foreign_key(alice):
+    from apps.notifications.services.announce import Announcement, announce
+
+    bob = UserFactory(username="bob")
+    with transaction.atomic():
+        announce([Announcement("level.reached", u.pk, f"level:{u.pk}", {"level": "Regular"}) for u in (alice, bob)])
+    alice.delete()  # the ORM cascades (the table has no foreign key to do it)
+    assert list(Notification.objects.values_list("user_id", flat=True)) == [bob.pk]
