@@ -542,7 +542,18 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_doubles_nothing(inbox, work
         return UserTaskRecord.all_objects.count() >= 40 and inbox.client.zcard(inbox.batches_key) > 0
 
     started = time.monotonic()
-    assert wait_until(mid_batch, timeout_s=PROCESS_TIMEOUT_S, interval_s=0.02), logs([first])
+    # Seen mid-batch, then frozen (parent and pool) and looked at again: between the look and the
+    # freeze the batch may have finished, and the next not been claimed yet. Then thaw and try again,
+    # so the kill always lands on a claimed batch, however long the worker spends between batches.
+    for _attempt in range(20):
+        assert wait_until(mid_batch, timeout_s=PROCESS_TIMEOUT_S, interval_s=0.02), logs([first])
+        frozen = [first.process.pid, *child_pids(first.process.pid)]
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        if inbox.client.zcard(inbox.batches_key) > 0 and UserTaskRecord.all_objects.count() < 200:
+            break
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
     pool = kill_worker(first)
     done, claimed = UserTaskRecord.all_objects.count(), inbox.client.zcard(inbox.batches_key)
     left_claimed = sum(inbox.client.llen(key) for key in inbox.client.zrange(inbox.batches_key, 0, -1))
