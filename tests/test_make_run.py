@@ -49,6 +49,12 @@ def runner_env(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "JIFEN_METRICS_DIR": str(tmp_path / "metrics")}
 
 
+def run_procfile(procfile: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    """`python -m config.procfile <procfile>` to its end, its output captured."""
+    command = [sys.executable, "-m", "config.procfile", str(procfile)]
+    return subprocess.run(command, cwd=ROOT, env=runner_env(tmp_path), capture_output=True, text=True, timeout=60)
+
+
 def ctrl_c_in_a_terminal(argv: list[str], *, ready: tuple[bytes, ...], cwd: Path, env: dict[str, str]) -> tuple[str, int]:
     """Run argv on a pseudo-terminal, press Ctrl-C once each of `ready` shows; return what followed and the exit code."""
     pid, fd = pty.fork()
@@ -90,14 +96,7 @@ def test_ctrl_c_under_make_stops_every_process_with_one_line_and_success(tmp_pat
 def test_a_process_that_dies_stops_the_others_and_fails(tmp_path):
     procfile = tmp_path / "Procfile"
     procfile.write_text(PROCFILE.splitlines()[0] + f'\nbroken: {sys.executable} -c "import sys; sys.exit(3)"\n')
-    result = subprocess.run(
-        [sys.executable, "-m", "config.procfile", str(procfile)],
-        cwd=ROOT,
-        env=runner_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_procfile(procfile, tmp_path)
     assert result.returncode == 1
     assert "broken exited with code 3; stopped the others." in result.stdout
 
@@ -130,14 +129,7 @@ def test_the_runner_empties_the_metrics_directory_before_starting_the_processes(
     procfile = tmp_path / "Procfile"
     listing = f"import os; print(sorted(os.listdir({str(metrics)!r})), flush=True)"
     procfile.write_text(f'lister: {sys.executable} -c "{listing}"\n')
-    result = subprocess.run(
-        [sys.executable, "-m", "config.procfile", str(procfile)],
-        cwd=ROOT,
-        env=runner_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_procfile(procfile, tmp_path)
     assert "['notes.txt']" in result.stdout, result.stdout + result.stderr
 
 
